@@ -1,0 +1,8 @@
+//! The storage engine: typed IDs, OTLP splitting, the WAL format, and the per-core shards that
+//! own WAL files and live traces.
+
+pub mod ids;
+pub mod otlp;
+pub mod wal;
+
+pub use ids::{SpanId, Tenant, TraceId};

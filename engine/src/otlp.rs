@@ -1,0 +1,1 @@
+//! OTLP trace splitting (sans-IO).

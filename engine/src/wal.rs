@@ -1,0 +1,1 @@
+//! WAL record and segment format (sans-IO).
