@@ -234,7 +234,9 @@ mod tests {
     #[test]
     fn rejects_with_tempos_texts() {
         assert_eq!(
-            TraceId::parse_hex("not-a-trace-id").unwrap_err().to_string(),
+            TraceId::parse_hex("not-a-trace-id")
+                .unwrap_err()
+                .to_string(),
             "trace IDs can only contain hex characters: invalid character 'n' at position 1"
         );
         assert_eq!(

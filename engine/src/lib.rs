@@ -3,6 +3,8 @@
 
 pub mod ids;
 pub mod otlp;
+pub mod shard;
 pub mod wal;
 
 pub use ids::{SpanId, Tenant, TraceId};
+pub use shard::{shard_for, AppendOutcome, Engine, EngineConfig, FsyncPolicy, ShardMetrics, ShardTask};

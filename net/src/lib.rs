@@ -1,1 +1,11 @@
-pub fn placeholder() {}
+//! The network edge: HTTP/1.1, gRPC over our HTTP/2 (`allegro-h2`), the Tempo query API and
+//! the wire protobufs. Only this crate knows HTTP and gRPC.
+
+pub mod api;
+pub mod grpc;
+pub mod http1;
+pub mod limits;
+pub mod metrics;
+pub mod otlp_json;
+pub mod server;
+pub mod tempopb;

@@ -1,1 +1,277 @@
-fn main() {}
+//! `allegro`: a drop-in replacement for the Grafana Tempo binary.
+//!
+//! `allegro -config.file=tempo.yaml` reads the user's Tempo config, replays the WAL, then
+//! serves OTLP gRPC and the Tempo query API until SIGTERM/SIGINT.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use allegro_config::{Backend, Config, Endpoint, Loaded, WalFsync};
+use allegro_engine::{Engine, EngineConfig, FsyncPolicy};
+use allegro_net::limits::RateLimiters;
+use allegro_net::metrics::NetMetrics;
+use allegro_net::server::{self, Settings, Shared, ThreadListeners};
+
+fn main() -> ExitCode {
+    let cli = match allegro_config::parse_args(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("{err}");
+            eprintln!("{}", allegro_config::usage());
+            return ExitCode::from(2);
+        }
+    };
+    if cli.help {
+        println!("{}", allegro_config::usage());
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!(
+            "allegro, version {} (Tempo 2.7.2 compatible; HTTP/2, gRPC and the WAL in Rust)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let loaded = match &cli.config_file {
+        Some(path) => allegro_config::load_file(path, cli.config_expand_env),
+        None => {
+            log::info!(
+                "no -config.file given: using the embedded default config (data under ./data/)"
+            );
+            Ok(Loaded {
+                config: Config::embedded_default(),
+                warnings: Vec::new(),
+            })
+        }
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("error loading config: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &loaded.warnings {
+        log::warn!("{warning}");
+    }
+    match run(loaded.config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+}
+
+fn resolve(endpoint: &Endpoint, what: &str) -> Result<SocketAddr, String> {
+    let host = if endpoint.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        endpoint.host.as_str()
+    };
+    (host, endpoint.port)
+        .to_socket_addrs()
+        .map_err(|err| format!("{what}: cannot resolve {host}:{}: {err}", endpoint.port))?
+        .next()
+        .ok_or_else(|| format!("{what}: {host}:{} resolves to no address", endpoint.port))
+}
+
+fn run(config: Config) -> Result<(), String> {
+    if config.storage.backend != Backend::Local {
+        return Err(format!(
+            "storage.trace.backend: {} is not supported by Allegro yet; use \"local\"",
+            config.storage.backend.as_str()
+        ));
+    }
+    let shards = config.allegro.shards;
+    let uring = monoio::utils::detect_uring();
+    if !uring {
+        log::warn!("io_uring is not available here: falling back to monoio's epoll driver");
+    }
+    let engine_config = EngineConfig {
+        wal_dir: config.storage.wal_path.clone(),
+        shards,
+        fsync: match config.allegro.wal_fsync {
+            WalFsync::Always => FsyncPolicy::Always,
+            WalFsync::Interval => FsyncPolicy::Interval,
+            WalFsync::Never => FsyncPolicy::Never,
+        },
+        fsync_interval: config.allegro.wal_fsync_interval,
+        wal_segment_bytes_max: config.allegro.wal_segment_bytes_max,
+        trace_idle_period: config.ingester.trace_idle_period,
+        trace_bytes_max: config.overrides.max_bytes_per_trace,
+        live_traces_per_tenant_max: (config.overrides.max_traces_per_user as usize)
+            .div_ceil(shards)
+            .max(1),
+        live_bytes_max: config.allegro.live_traces_bytes_max,
+    };
+    std::fs::create_dir_all(&engine_config.wal_dir).map_err(|err| {
+        format!(
+            "storage.trace.wal.path: cannot create {}: {err}",
+            engine_config.wal_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(&config.storage.local_path).map_err(|err| {
+        format!(
+            "storage.trace.local.path: cannot create {}: {err}",
+            config.storage.local_path.display()
+        )
+    })?;
+
+    let http_addr = resolve(&config.server.http_endpoint(), "server.http_listen_port")?;
+    let grpc_addr = match &config.distributor.otlp_grpc_endpoint {
+        Some(endpoint) => Some(resolve(
+            endpoint,
+            "distributor.receivers.otlp.protocols.grpc.endpoint",
+        )?),
+        None => None,
+    };
+    let http_listeners = server::bind_reuseport(http_addr, shards)
+        .map_err(|err| format!("cannot listen on {http_addr} (server.http_listen_port): {err}"))?;
+    let grpc_listeners = match grpc_addr {
+        Some(addr) => Some(server::bind_reuseport(addr, shards).map_err(|err| {
+            format!("cannot listen on {addr} (distributor.receivers.otlp.protocols.grpc.endpoint): {err}")
+        })?),
+        None => None,
+    };
+    let http_bound = http_listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let grpc_bound = match &grpc_listeners {
+        Some(l) => Some(l[0].local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let listener_fds: Vec<i32> = {
+        use std::os::fd::AsRawFd;
+        http_listeners
+            .iter()
+            .chain(grpc_listeners.iter().flatten())
+            .map(|l| l.as_raw_fd())
+            .collect()
+    };
+
+    let (engine, tasks) = Engine::new(&engine_config);
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        settings: Settings {
+            multitenancy: config.multitenancy_enabled,
+            stream_over_http: config.stream_over_http_enabled,
+            grpc_message_bytes_max: usize::try_from(config.allegro.grpc_max_recv_msg_bytes)
+                .unwrap_or(usize::MAX),
+            rate_limit_bytes: config.overrides.ingestion_rate_limit_bytes,
+            burst_bytes: config.overrides.ingestion_burst_size_bytes,
+            shutdown_timeout: config.allegro.shutdown_timeout,
+            http1: allegro_net::http1::Limits::default(),
+        },
+        shutting_down: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        limiter: RateLimiters::new(
+            config.overrides.ingestion_rate_limit_bytes,
+            config.overrides.ingestion_burst_size_bytes,
+        ),
+        metrics: NetMetrics::default(),
+        started: Instant::now(),
+        uring,
+    });
+
+    // Signals are taken by `sigwait` on this thread only: block them before any thread
+    // starts so that every thread inherits the mask.
+    let signals = block_termination_signals();
+
+    let mut grpc_listeners = grpc_listeners.map(|l| l.into_iter());
+    let mut threads = Vec::with_capacity(shards);
+    for (task, http) in tasks.into_iter().zip(http_listeners) {
+        let id = task.id();
+        let listeners = ThreadListeners {
+            grpc: grpc_listeners.as_mut().and_then(Iterator::next),
+            http,
+        };
+        let shared = shared.clone();
+        let pin = shards <= available_cores();
+        let thread = std::thread::Builder::new()
+            .name(format!("allegro-shard-{id}"))
+            .spawn(move || server::run_thread(id, task, shared, listeners, pin))
+            .map_err(|err| format!("cannot start shard thread {id}: {err}"))?;
+        threads.push(thread);
+    }
+    match grpc_bound {
+        Some(grpc) => log::info!(
+            "allegro {} listening otlp_grpc={grpc} http={http_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
+            env!("CARGO_PKG_VERSION"),
+            engine_config.wal_dir.display(),
+            engine_config.fsync
+        ),
+        None => log::info!(
+            "allegro {} listening otlp_grpc=off http={http_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
+            env!("CARGO_PKG_VERSION"),
+            engine_config.wal_dir.display(),
+            engine_config.fsync
+        ),
+    }
+
+    let signal = wait_for_signal(&signals);
+    log::info!("received {signal}: shutting down");
+    shared.shutting_down.store(true, Ordering::Release);
+    for fd in listener_fds {
+        // SAFETY: the fds belong to listeners that live until the process exits; shutting
+        // them down wakes the accept loops and refuses new connections.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+    let deadline = Instant::now() + shared.settings.shutdown_timeout;
+    while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = shared.in_flight.load(Ordering::Acquire);
+    if left > 0 {
+        log::warn!("{left} requests still in flight after the shutdown timeout");
+    }
+    // Give the writers a moment to put the last answers on the wire.
+    std::thread::sleep(Duration::from_millis(50));
+    engine.shutdown_blocking();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-mask calls on a zeroed sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
+    loop {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: `set` is a valid, initialised signal set blocked on this thread.
+        let rc = unsafe { libc::sigwait(set, &mut signal) };
+        if rc == 0 {
+            return match signal {
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGINT => "SIGINT",
+                _ => "a signal",
+            };
+        }
+    }
+}

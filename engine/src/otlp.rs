@@ -1,1 +1,0 @@
-//! OTLP trace splitting (sans-IO).

@@ -1,0 +1,250 @@
+//! The OTLP messages below a span (and the resource and scope), as data: which field number
+//! holds which kind of value. One generic walker checks a message against its schema: wire
+//! types of known fields, UTF-8 of strings, nesting depth. Field numbers and types are those
+//! of opentelemetry-proto v1.x (`common.proto`, `resource.proto`, `trace.proto`) as compiled
+//! into the `opentelemetry-proto` 0.33 crate; unknown fields are skipped by wire type.
+//!
+//! Architecture Invariant: a message that passes `check_message` is accepted by prost's
+//! decoder for the same type: every rule prost enforces is checked here (wire types of known
+//! fields, UTF-8, varint and tag validity, groups), and the depth limit is lower than prost's.
+
+use super::wire::{Field, Scanner, WireType};
+use super::{OtlpError, OtlpErrorKind, PathSegment, NESTING_DEPTH_MAX};
+
+pub struct Schema {
+    pub fields: &'static [FieldSpec],
+}
+
+/// Field counters are kept in a fixed array: no schema has more fields than this.
+const SCHEMA_FIELDS_MAX: usize = 16;
+
+pub struct FieldSpec {
+    pub number: u32,
+    pub name: &'static str,
+    pub kind: Kind,
+    pub repeated: bool,
+}
+
+pub enum Kind {
+    /// Length-delimited, valid UTF-8.
+    String,
+    Bytes,
+    /// Any varint-encoded scalar: uint32, int32, int64, bool, enum.
+    Varint,
+    Fixed64,
+    Fixed32,
+    Message(&'static Schema),
+}
+
+const fn one(number: u32, name: &'static str, kind: Kind) -> FieldSpec {
+    FieldSpec {
+        number,
+        name,
+        kind,
+        repeated: false,
+    }
+}
+
+const fn many(number: u32, name: &'static str, kind: Kind) -> FieldSpec {
+    FieldSpec {
+        number,
+        name,
+        kind,
+        repeated: true,
+    }
+}
+
+pub static ANY_VALUE: Schema = Schema {
+    fields: &[
+        one(1, "string_value", Kind::String),
+        one(2, "bool_value", Kind::Varint),
+        one(3, "int_value", Kind::Varint),
+        one(4, "double_value", Kind::Fixed64),
+        one(5, "array_value", Kind::Message(&ARRAY_VALUE)),
+        one(6, "kvlist_value", Kind::Message(&KEY_VALUE_LIST)),
+        one(7, "bytes_value", Kind::Bytes),
+        one(8, "string_value_strindex", Kind::Varint),
+    ],
+};
+
+pub static ARRAY_VALUE: Schema = Schema {
+    fields: &[many(1, "values", Kind::Message(&ANY_VALUE))],
+};
+
+pub static KEY_VALUE_LIST: Schema = Schema {
+    fields: &[many(1, "values", Kind::Message(&KEY_VALUE))],
+};
+
+pub static KEY_VALUE: Schema = Schema {
+    fields: &[
+        one(1, "key", Kind::String),
+        one(2, "value", Kind::Message(&ANY_VALUE)),
+        one(3, "key_strindex", Kind::Varint),
+    ],
+};
+
+pub static RESOURCE: Schema = Schema {
+    fields: &[
+        many(1, "attributes", Kind::Message(&KEY_VALUE)),
+        one(2, "dropped_attributes_count", Kind::Varint),
+        many(3, "entity_refs", Kind::Message(&ENTITY_REF)),
+    ],
+};
+
+pub static ENTITY_REF: Schema = Schema {
+    fields: &[
+        one(1, "schema_url", Kind::String),
+        one(2, "type", Kind::String),
+        many(3, "id_keys", Kind::String),
+        many(4, "description_keys", Kind::String),
+    ],
+};
+
+pub static SCOPE: Schema = Schema {
+    fields: &[
+        one(1, "name", Kind::String),
+        one(2, "version", Kind::String),
+        many(3, "attributes", Kind::Message(&KEY_VALUE)),
+        one(4, "dropped_attributes_count", Kind::Varint),
+    ],
+};
+
+/// `Span`. Fields 1, 2, 7 and 8 are read by the splitter itself; they are listed for
+/// completeness.
+pub static SPAN: Schema = Schema {
+    fields: &[
+        one(1, "trace_id", Kind::Bytes),
+        one(2, "span_id", Kind::Bytes),
+        one(3, "trace_state", Kind::String),
+        one(4, "parent_span_id", Kind::Bytes),
+        one(5, "name", Kind::String),
+        one(6, "kind", Kind::Varint),
+        one(7, "start_time_unix_nano", Kind::Fixed64),
+        one(8, "end_time_unix_nano", Kind::Fixed64),
+        many(9, "attributes", Kind::Message(&KEY_VALUE)),
+        one(10, "dropped_attributes_count", Kind::Varint),
+        many(11, "events", Kind::Message(&EVENT)),
+        one(12, "dropped_events_count", Kind::Varint),
+        many(13, "links", Kind::Message(&LINK)),
+        one(14, "dropped_links_count", Kind::Varint),
+        one(15, "status", Kind::Message(&STATUS)),
+        one(16, "flags", Kind::Fixed32),
+    ],
+};
+
+pub static EVENT: Schema = Schema {
+    fields: &[
+        one(1, "time_unix_nano", Kind::Fixed64),
+        one(2, "name", Kind::String),
+        many(3, "attributes", Kind::Message(&KEY_VALUE)),
+        one(4, "dropped_attributes_count", Kind::Varint),
+    ],
+};
+
+pub static LINK: Schema = Schema {
+    fields: &[
+        one(1, "trace_id", Kind::Bytes),
+        one(2, "span_id", Kind::Bytes),
+        one(3, "trace_state", Kind::String),
+        many(4, "attributes", Kind::Message(&KEY_VALUE)),
+        one(5, "dropped_attributes_count", Kind::Varint),
+        one(6, "flags", Kind::Fixed32),
+    ],
+};
+
+pub static STATUS: Schema = Schema {
+    fields: &[
+        one(2, "message", Kind::String),
+        one(3, "code", Kind::Varint),
+    ],
+};
+
+const _: () = assert!(SPAN.fields.len() <= SCHEMA_FIELDS_MAX);
+
+/// How many times each field of a schema has been seen so far in one message, to name the
+/// element of a repeated field in an error path.
+pub struct Occurrences([u32; SCHEMA_FIELDS_MAX]);
+
+impl Occurrences {
+    pub fn new() -> Occurrences {
+        Occurrences([0; SCHEMA_FIELDS_MAX])
+    }
+}
+
+/// Checks message `bytes` (at absolute offset `origin`, nested `depth` levels deep) against
+/// `schema`.
+pub fn check_message(
+    schema: &Schema,
+    bytes: &[u8],
+    origin: usize,
+    depth: u32,
+) -> Result<(), OtlpError> {
+    let mut seen = Occurrences::new();
+    let mut scanner = Scanner::new(bytes, origin);
+    while let Some(field) = scanner.next_field(depth)? {
+        check_field(schema, &field, &mut seen, depth)?;
+    }
+    Ok(())
+}
+
+/// Checks one field of a message at `depth` against `schema`; unknown fields pass (the
+/// scanner has already checked their wire structure).
+pub fn check_field(
+    schema: &Schema,
+    field: &Field<'_>,
+    seen: &mut Occurrences,
+    depth: u32,
+) -> Result<(), OtlpError> {
+    let Some((index, spec)) = schema
+        .fields
+        .iter()
+        .enumerate()
+        .find(|(_, spec)| spec.number == field.number)
+    else {
+        return Ok(());
+    };
+    let segment = if spec.repeated {
+        let occurrence = match seen.0.get_mut(index) {
+            Some(count) => {
+                let occurrence = *count;
+                *count = occurrence.saturating_add(1);
+                occurrence
+            }
+            None => 0,
+        };
+        PathSegment::Element(spec.name, occurrence)
+    } else {
+        PathSegment::Field(spec.name)
+    };
+    check_value(spec, field, depth).map_err(|error| error.within(segment))
+}
+
+fn check_value(spec: &FieldSpec, field: &Field<'_>, depth: u32) -> Result<(), OtlpError> {
+    match spec.kind {
+        Kind::String => {
+            let (bytes, at) = field.bytes()?;
+            check_utf8(bytes, at)
+        }
+        Kind::Bytes => field.bytes().map(drop),
+        Kind::Varint => field.expect(WireType::Varint),
+        Kind::Fixed64 => field.expect(WireType::Fixed64),
+        Kind::Fixed32 => field.expect(WireType::Fixed32),
+        Kind::Message(schema) => {
+            let (bytes, at) = field.bytes()?;
+            if depth + 1 > NESTING_DEPTH_MAX {
+                return Err(OtlpError::new(OtlpErrorKind::TooDeep { at: field.at }));
+            }
+            check_message(schema, bytes, at, depth + 1)
+        }
+    }
+}
+
+/// `bytes` (at absolute offset `at`) must be UTF-8, as prost requires of `string` fields.
+pub fn check_utf8(bytes: &[u8], at: usize) -> Result<(), OtlpError> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(OtlpError::new(OtlpErrorKind::InvalidUtf8 {
+            at: at + error.valid_up_to(),
+        })),
+    }
+}

@@ -1,0 +1,1143 @@
+//! The per-core shards: each owns its WAL segment files and the index of its traces, and is
+//! reached only through a bounded channel.
+//!
+//! **Architecture Invariant:** a shard's state (`ShardState`) lives in one monoio thread and
+//! is never shared; other threads talk to it with [`Msg`]s over a bounded `flume` channel (a
+//! full channel is backpressure for the sender). Routing is the pure [`shard_for`].
+//!
+//! **Architecture Invariant:** an append is answered only after its records are written to
+//! the WAL segment (and fsynced under [`FsyncPolicy::Always`]) *and* the trace index is
+//! updated, so a read that follows the answer finds the spans (read-your-writes).
+//!
+//! Group commit: the shard loop takes every message already queued (up to
+//! [`GROUP_COMMIT_MESSAGES_MAX`]), writes all their records with one write per tenant segment
+//! and one fsync, then answers all of them.
+//!
+//! On-disk layout: `<wal.path>/<tenant>/shard-<k>-of-<n>/<sequence>.wal` (three-digit `k` and
+//! `n`, twenty-digit sequence). A shard never appends to a segment it did not create in this
+//! run: at startup it replays, then opens a fresh segment.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::ids::{Tenant, TraceId};
+use crate::otlp::{self, TraceBatch};
+use crate::wal;
+
+/// How many queued messages one group commit takes at most.
+pub const GROUP_COMMIT_MESSAGES_MAX: usize = 256;
+/// Capacity of each shard's inbound channel.
+pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
+/// How often a shard looks for idle traces (and fsyncs under [`FsyncPolicy::Interval`] when
+/// that interval is longer).
+const TICK: Duration = Duration::from_millis(100);
+
+/// The shard that owns a trace. Pure, so every thread agrees without talking.
+pub fn shard_for(trace_id: &TraceId, shards: usize) -> usize {
+    assert!(shards > 0, "at least one shard");
+    let hash = xxhash_rust::xxh3::xxh3_64(trace_id.as_bytes());
+    // The remainder is below `shards`, which is a usize.
+    (hash % shards as u64) as usize
+}
+
+/// When an acknowledged write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fdatasync before every acknowledgement (group commit amortises it).
+    Always,
+    /// Acknowledge after the write; fdatasync every `fsync_interval`.
+    Interval,
+    /// Leave it to the kernel.
+    Never,
+}
+
+/// Settings of the engine, derived from the Tempo config by the caller.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub wal_dir: PathBuf,
+    pub shards: usize,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub wal_segment_bytes_max: u64,
+    /// A trace with no new spans for this long leaves the live (in-memory) set; it stays
+    /// readable from the WAL.
+    pub trace_idle_period: Duration,
+    /// `overrides.defaults.global.max_bytes_per_trace`; 0 = unlimited.
+    pub trace_bytes_max: u64,
+    /// Live traces per tenant per shard before the least recently written leave memory.
+    pub live_traces_per_tenant_max: usize,
+    /// Bytes of live trace data per shard before the least recently written leave memory.
+    pub live_bytes_max: u64,
+}
+
+/// Counters of one shard, written only by that shard and read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    pub spans_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub spans_refused: AtomicU64,
+    pub bytes_refused: AtomicU64,
+    pub wal_records: AtomicU64,
+    pub wal_appends: AtomicU64,
+    pub wal_bytes: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub wal_segments: AtomicU64,
+    pub live_traces: AtomicU64,
+    pub live_bytes: AtomicU64,
+    pub traces_indexed: AtomicU64,
+    pub replayed_records: AtomicU64,
+    pub replay_torn_tails: AtomicU64,
+    pub replay_corrupt_segments: AtomicU64,
+    pub read_errors: AtomicU64,
+}
+
+/// What an append came to. Spans are either accepted (durable per the fsync policy) or
+/// refused with a reason; an IO failure fails the whole append.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted_spans: u64,
+    pub rejected_spans: u64,
+    /// Why spans were refused (the first reason), worded like Tempo's.
+    pub rejected_message: Option<String>,
+    /// Set when a shard could not write: nothing in this append may be acknowledged.
+    pub failure: Option<String>,
+}
+
+impl AppendOutcome {
+    fn merge(&mut self, other: AppendOutcome) {
+        self.accepted_spans += other.accepted_spans;
+        self.rejected_spans += other.rejected_spans;
+        if self.rejected_message.is_none() {
+            self.rejected_message = other.rejected_message;
+        }
+        if self.failure.is_none() {
+            self.failure = other.failure;
+        }
+    }
+}
+
+/// Messages to a shard.
+pub enum Msg {
+    Append {
+        tenant: Tenant,
+        batches: Vec<TraceBatch>,
+        reply: flume::Sender<AppendOutcome>,
+    },
+    GetTrace {
+        tenant: Tenant,
+        trace_id: TraceId,
+        reply: flume::Sender<Result<Vec<Vec<u8>>, String>>,
+    },
+    /// Sync everything and stop.
+    Shutdown { reply: flume::Sender<()> },
+}
+
+/// The handle every thread holds: senders to all shards. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    senders: Vec<flume::Sender<Msg>>,
+    metrics: Vec<Arc<ShardMetrics>>,
+    shards_ready: Arc<AtomicUsize>,
+}
+
+/// A shard waiting to be run on its own thread's monoio runtime.
+pub struct ShardTask {
+    id: usize,
+    config: EngineConfig,
+    receiver: flume::Receiver<Msg>,
+    metrics: Arc<ShardMetrics>,
+    shards_ready: Arc<AtomicUsize>,
+}
+
+impl Engine {
+    /// Builds the channels. Run each returned task on its own core.
+    pub fn new(config: &EngineConfig) -> (Engine, Vec<ShardTask>) {
+        assert!(config.shards > 0 && config.shards <= 1024);
+        let shards_ready = Arc::new(AtomicUsize::new(0));
+        let mut senders = Vec::with_capacity(config.shards);
+        let mut metrics = Vec::with_capacity(config.shards);
+        let mut tasks = Vec::with_capacity(config.shards);
+        for id in 0..config.shards {
+            let (sender, receiver) = flume::bounded(SHARD_CHANNEL_CAPACITY);
+            let shard_metrics = Arc::new(ShardMetrics::default());
+            senders.push(sender);
+            metrics.push(shard_metrics.clone());
+            tasks.push(ShardTask {
+                id,
+                config: config.clone(),
+                receiver,
+                metrics: shard_metrics,
+                shards_ready: shards_ready.clone(),
+            });
+        }
+        let engine = Engine {
+            inner: Arc::new(EngineInner {
+                senders,
+                metrics,
+                shards_ready,
+            }),
+        };
+        (engine, tasks)
+    }
+
+    pub fn shards(&self) -> usize {
+        self.inner.senders.len()
+    }
+
+    /// True once every shard has replayed its WAL.
+    pub fn is_ready(&self) -> bool {
+        self.inner.shards_ready.load(Ordering::Acquire) == self.inner.senders.len()
+    }
+
+    pub fn metrics(&self) -> &[Arc<ShardMetrics>] {
+        &self.inner.metrics
+    }
+
+    /// Routes each trace batch to its shard and waits until every shard has answered.
+    pub async fn append(&self, tenant: &Tenant, batches: Vec<TraceBatch>) -> AppendOutcome {
+        let shards = self.shards();
+        let mut per_shard: Vec<Vec<TraceBatch>> = (0..shards).map(|_| Vec::new()).collect();
+        for batch in batches {
+            let shard = shard_for(&batch.trace_id, shards);
+            per_shard[shard].push(batch);
+        }
+        let mut replies = Vec::new();
+        for (shard, batches) in per_shard.into_iter().enumerate() {
+            if batches.is_empty() {
+                continue;
+            }
+            let (reply, receiver) = flume::bounded(1);
+            let msg = Msg::Append {
+                tenant: tenant.clone(),
+                batches,
+                reply,
+            };
+            if self.inner.senders[shard].send_async(msg).await.is_err() {
+                return AppendOutcome {
+                    failure: Some(format!("shard {shard} is stopped")),
+                    ..AppendOutcome::default()
+                };
+            }
+            replies.push((shard, receiver));
+        }
+        let mut outcome = AppendOutcome::default();
+        for (shard, receiver) in replies {
+            match receiver.recv_async().await {
+                Ok(part) => outcome.merge(part),
+                Err(_) => {
+                    outcome.failure = Some(format!("shard {shard} stopped before answering"));
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The trace as an encoded `tempopb.Trace`, or `None` when no span of it is stored.
+    pub async fn get_trace(
+        &self,
+        tenant: &Tenant,
+        trace_id: TraceId,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let shard = shard_for(&trace_id, self.shards());
+        let (reply, receiver) = flume::bounded(1);
+        let msg = Msg::GetTrace {
+            tenant: tenant.clone(),
+            trace_id,
+            reply,
+        };
+        self.inner.senders[shard]
+            .send_async(msg)
+            .await
+            .map_err(|_| format!("shard {shard} is stopped"))?;
+        let payloads = receiver
+            .recv_async()
+            .await
+            .map_err(|_| format!("shard {shard} stopped before answering"))??;
+        if payloads.is_empty() {
+            return Ok(None);
+        }
+        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        Ok(Some(otlp::assemble_trace(&slices)))
+    }
+
+    /// [`Engine::shutdown`] from a thread outside the runtimes (the main thread).
+    pub fn shutdown_blocking(&self) {
+        let mut replies = Vec::new();
+        for sender in &self.inner.senders {
+            let (reply, receiver) = flume::bounded(1);
+            if sender.send(Msg::Shutdown { reply }).is_ok() {
+                replies.push(receiver);
+            }
+        }
+        for receiver in replies {
+            let _ = receiver.recv();
+        }
+    }
+
+    /// Asks every shard to sync and stop, and waits for them.
+    pub async fn shutdown(&self) {
+        let mut replies = Vec::new();
+        for sender in &self.inner.senders {
+            let (reply, receiver) = flume::bounded(1);
+            if sender.send_async(Msg::Shutdown { reply }).await.is_ok() {
+                replies.push(receiver);
+            }
+        }
+        for receiver in replies {
+            let _ = receiver.recv_async().await;
+        }
+    }
+}
+
+/// Where one WAL record sits.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    file: u32,
+    offset: u64,
+    length: u32,
+}
+
+/// What a shard knows of one trace.
+struct TraceEntry {
+    /// Every WAL record of the trace, oldest first.
+    locations: Vec<Location>,
+    /// Payloads of `locations[memory_from..]`, kept in memory while the trace is live.
+    memory: Vec<Vec<u8>>,
+    memory_from: usize,
+    memory_bytes: u64,
+    /// All payload bytes ever appended (for `max_bytes_per_trace`).
+    total_bytes: u64,
+    last_append: Instant,
+}
+
+impl TraceEntry {
+    fn is_live(&self) -> bool {
+        !self.memory.is_empty()
+    }
+}
+
+/// One segment file this shard writes to.
+struct OpenSegment {
+    file_index: u32,
+    length: u64,
+    dirty: bool,
+}
+
+struct TenantState {
+    dir: PathBuf,
+    segment: Option<OpenSegment>,
+    traces: HashMap<TraceId, TraceEntry>,
+    live_traces: usize,
+    next_sequence: u64,
+}
+
+struct ShardState {
+    id: usize,
+    config: EngineConfig,
+    metrics: Arc<ShardMetrics>,
+    files: Vec<Rc<monoio::fs::File>>,
+    file_paths: Vec<PathBuf>,
+    tenants: HashMap<Tenant, TenantState>,
+    live_bytes: u64,
+}
+
+impl ShardTask {
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Replays the WAL, then serves messages until shutdown. Runs inside a monoio runtime
+    /// with the timer enabled.
+    pub async fn run(self) {
+        let state = Rc::new(RefCell::new(ShardState {
+            id: self.id,
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            files: Vec::new(),
+            file_paths: Vec::new(),
+            tenants: HashMap::new(),
+            live_bytes: 0,
+        }));
+        replay(&state).await;
+        self.shards_ready.fetch_add(1, Ordering::AcqRel);
+        log::debug!("shard {}: ready", self.id);
+
+        let mut last_sync = Instant::now();
+        loop {
+            let first = monoio::select! {
+                msg = self.receiver.recv_async() => match msg {
+                    Ok(msg) => Some(msg),
+                    Err(_) => break,
+                },
+                _ = monoio::time::sleep(TICK) => None,
+            };
+            let mut appends = Vec::new();
+            let mut others = Vec::new();
+            if let Some(msg) = first {
+                sort_msg(msg, &mut appends, &mut others);
+                while appends.len() + others.len() < GROUP_COMMIT_MESSAGES_MAX {
+                    match self.receiver.try_recv() {
+                        Ok(msg) => sort_msg(msg, &mut appends, &mut others),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if !appends.is_empty() {
+                group_commit(&state, appends).await;
+            }
+            let mut stop = None;
+            for msg in others {
+                match msg {
+                    Msg::GetTrace {
+                        tenant,
+                        trace_id,
+                        reply,
+                    } => {
+                        let result = read_trace(&state, &tenant, trace_id).await;
+                        let _ = reply.send(result);
+                    }
+                    Msg::Shutdown { reply } => stop = Some(reply),
+                    Msg::Append { .. } => unreachable!("sorted into appends"),
+                }
+            }
+            let now = Instant::now();
+            let policy = self.config.fsync;
+            if policy == FsyncPolicy::Interval
+                && now.duration_since(last_sync) >= self.config.fsync_interval
+            {
+                sync_dirty(&state).await;
+                last_sync = now;
+            }
+            evict_idle(&state, now);
+            if let Some(reply) = stop {
+                sync_dirty_all(&state).await;
+                log::debug!("shard {}: stopped", self.id);
+                let _ = reply.send(());
+                return;
+            }
+        }
+        sync_dirty_all(&state).await;
+    }
+}
+
+fn sort_msg(
+    msg: Msg,
+    appends: &mut Vec<(Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>)>,
+    others: &mut Vec<Msg>,
+) {
+    match msg {
+        Msg::Append {
+            tenant,
+            batches,
+            reply,
+        } => appends.push((tenant, batches, reply)),
+        other => others.push(other),
+    }
+}
+
+fn shard_dir_name(shard: usize, shards: usize) -> String {
+    format!("shard-{shard:03}-of-{shards:03}")
+}
+
+fn segment_file_name(sequence: u64) -> String {
+    format!("{sequence:020}.wal")
+}
+
+/// Reads every segment this shard is responsible for and indexes the records it owns.
+async fn replay(state: &Rc<RefCell<ShardState>>) {
+    let (wal_dir, id, shards) = {
+        let s = state.borrow();
+        (s.config.wal_dir.clone(), s.id, s.config.shards)
+    };
+    let tenants = match std::fs::read_dir(&wal_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+        Err(err) => {
+            log::error!(
+                "shard {id}: cannot list WAL directory {}: {err}",
+                wal_dir.display()
+            );
+            return;
+        }
+    };
+    for tenant_entry in tenants.flatten() {
+        let Some(tenant_name) = tenant_entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Ok(tenant) = Tenant::parse(&tenant_name) else {
+            log::warn!(
+                "WAL: skipping {}: not a tenant directory",
+                tenant_entry.path().display()
+            );
+            continue;
+        };
+        let Ok(shard_dirs) = std::fs::read_dir(tenant_entry.path()) else {
+            continue;
+        };
+        for shard_entry in shard_dirs.flatten() {
+            let name = shard_entry.file_name().to_string_lossy().to_string();
+            let Some((writer, writer_shards)) = parse_shard_dir(&name) else {
+                continue;
+            };
+            let same_layout = writer_shards == shards;
+            if same_layout && writer != id {
+                continue;
+            }
+            // The shard that truncates torn tails of a directory: its writer, or under a
+            // changed shard count, one chosen by position.
+            let responsible = writer % shards == id;
+            let mut segments: Vec<(u64, PathBuf)> = match std::fs::read_dir(shard_entry.path()) {
+                Ok(files) => files
+                    .flatten()
+                    .filter_map(|f| {
+                        let name = f.file_name().to_string_lossy().to_string();
+                        let sequence = name.strip_suffix(".wal")?.parse::<u64>().ok()?;
+                        Some((sequence, f.path()))
+                    })
+                    .collect(),
+                Err(_) => continue,
+            };
+            segments.sort();
+            if same_layout {
+                let next = segments.last().map_or(0, |(seq, _)| seq + 1);
+                let mut s = state.borrow_mut();
+                let tenant_state = tenant_state(&mut s, &tenant);
+                tenant_state.next_sequence = tenant_state.next_sequence.max(next);
+            }
+            for (_, path) in segments {
+                replay_segment(state, &tenant, &path, !same_layout, responsible).await;
+            }
+        }
+    }
+    let s = state.borrow();
+    let traces: usize = s.tenants.values().map(|t| t.traces.len()).sum();
+    s.metrics
+        .traces_indexed
+        .store(traces as u64, Ordering::Relaxed);
+    if traces > 0 {
+        log::info!(
+            "shard {id}: replayed {} WAL records of {traces} traces",
+            s.metrics.replayed_records.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn parse_shard_dir(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("shard-")?;
+    let (writer, shards) = rest.split_once("-of-")?;
+    let writer: usize = writer.parse().ok()?;
+    let shards: usize = shards.parse().ok()?;
+    (shards > 0 && writer < shards).then_some((writer, shards))
+}
+
+async fn replay_segment(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    path: &Path,
+    filter_by_hash: bool,
+    responsible: bool,
+) {
+    let (id, shards) = {
+        let s = state.borrow();
+        (s.id, s.config.shards)
+    };
+    let bytes = match read_whole_file(path).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            log::error!("WAL: cannot read {}: {err}", path.display());
+            state
+                .borrow()
+                .metrics
+                .replay_corrupt_segments
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let replayed = wal::replay_segment(&bytes);
+    match &replayed.end {
+        wal::ReplayEnd::Clean => {}
+        wal::ReplayEnd::TornTail {
+            valid_bytes,
+            reason,
+        } => {
+            if responsible {
+                log::warn!(
+                    "WAL: {}: torn tail after {valid_bytes} of {} bytes ({reason}); truncating",
+                    path.display(),
+                    bytes.len()
+                );
+                state
+                    .borrow()
+                    .metrics
+                    .replay_torn_tails
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Err(err) = truncate_file(path, *valid_bytes) {
+                    log::error!("WAL: cannot truncate {}: {err}", path.display());
+                }
+            }
+        }
+        wal::ReplayEnd::Corrupt { offset, reason } => {
+            if responsible {
+                log::error!(
+                    "WAL: {}: corrupt record at byte {offset} ({reason}); the records after it in this segment are not replayed",
+                    path.display()
+                );
+                state
+                    .borrow()
+                    .metrics
+                    .replay_corrupt_segments
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    if replayed.records.is_empty() {
+        return;
+    }
+    let file = match monoio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(err) => {
+            log::error!("WAL: cannot open {}: {err}", path.display());
+            return;
+        }
+    };
+    let mut s = state.borrow_mut();
+    let file_index = s.files.len() as u32;
+    s.files.push(Rc::new(file));
+    s.file_paths.push(path.to_path_buf());
+    let mut count = 0u64;
+    let now = Instant::now();
+    let tenant_state = tenant_state(&mut s, tenant);
+    for record in &replayed.records {
+        if &record.tenant != tenant {
+            log::warn!(
+                "WAL: {}: record at {} names tenant {} in the directory of {}; indexed under its own tenant is not supported, skipped",
+                path.display(),
+                record.offset,
+                record.tenant,
+                tenant
+            );
+            continue;
+        }
+        if filter_by_hash && shard_for(&record.trace_id, shards) != id {
+            continue;
+        }
+        let payload_len = record.payload.len() as u64;
+        let entry = tenant_state
+            .traces
+            .entry(record.trace_id)
+            .or_insert_with(|| TraceEntry {
+                locations: Vec::new(),
+                memory: Vec::new(),
+                memory_from: 0,
+                memory_bytes: 0,
+                total_bytes: 0,
+                last_append: now,
+            });
+        entry.locations.push(Location {
+            file: file_index,
+            offset: record.offset,
+            length: record.length,
+        });
+        entry.memory_from = entry.locations.len();
+        entry.total_bytes += payload_len;
+        count += 1;
+    }
+    s.metrics
+        .replayed_records
+        .fetch_add(count, Ordering::Relaxed);
+}
+
+async fn read_whole_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let length = std::fs::metadata(path)?.len();
+    let length = usize::try_from(length)
+        .map_err(|_| std::io::Error::other("segment larger than the address space"))?;
+    let file = monoio::fs::File::open(path).await?;
+    let buffer = vec![0u8; length];
+    let (result, buffer) = file.read_exact_at(buffer, 0).await;
+    result?;
+    Ok(buffer)
+}
+
+fn truncate_file(path: &Path, length: u64) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(length)?;
+    file.sync_all()
+}
+
+fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantState {
+    let dir = s
+        .config
+        .wal_dir
+        .join(tenant.as_str())
+        .join(shard_dir_name(s.id, s.config.shards));
+    s.tenants
+        .entry(tenant.clone())
+        .or_insert_with(|| TenantState {
+            dir,
+            segment: None,
+            traces: HashMap::new(),
+            live_traces: 0,
+            next_sequence: 0,
+        })
+}
+
+type PendingAppend = (Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>);
+
+/// One record waiting for its write.
+struct Staged {
+    message: usize,
+    trace_id: TraceId,
+    offset_in_buffer: usize,
+    length: usize,
+    span_count: u32,
+    payload: Vec<u8>,
+}
+
+/// Writes every queued append with one write and one fsync per tenant, updates the index,
+/// then answers.
+async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<PendingAppend>) {
+    let mut outcomes: Vec<AppendOutcome> = vec![AppendOutcome::default(); appends.len()];
+    let mut replies = Vec::with_capacity(appends.len());
+    // Per tenant: the records' bytes, the staged records, and bytes staged per trace in this
+    // group (so that `max_bytes_per_trace` sees them too).
+    let mut per_tenant: Vec<(Tenant, Vec<u8>, Vec<Staged>, HashMap<TraceId, u64>)> = Vec::new();
+    {
+        let mut s = state.borrow_mut();
+        let trace_bytes_max = s.config.trace_bytes_max;
+        let metrics = s.metrics.clone();
+        for (message, (tenant, batches, reply)) in appends.into_iter().enumerate() {
+            replies.push(reply);
+            let slot = match per_tenant.iter().position(|(t, _, _, _)| *t == tenant) {
+                Some(slot) => slot,
+                None => {
+                    per_tenant.push((tenant.clone(), Vec::new(), Vec::new(), HashMap::new()));
+                    per_tenant.len() - 1
+                }
+            };
+            let tenant_state = tenant_state(&mut s, &tenant);
+            let (_, buffer, staged, staged_bytes) = &mut per_tenant[slot];
+            for batch in batches {
+                let already = tenant_state
+                    .traces
+                    .get(&batch.trace_id)
+                    .map_or(0, |e| e.total_bytes);
+                let staged_for_trace = staged_bytes.entry(batch.trace_id).or_insert(0);
+                let size = batch.payload.len() as u64;
+                if trace_bytes_max > 0 && already + *staged_for_trace + size > trace_bytes_max {
+                    let outcome = &mut outcomes[message];
+                    outcome.rejected_spans += u64::from(batch.span_count);
+                    if outcome.rejected_message.is_none() {
+                        outcome.rejected_message = Some(format!(
+                            "TRACE_TOO_LARGE: max size of trace ({trace_bytes_max}) exceeded while adding {size} bytes to trace {} for tenant {tenant}",
+                            batch.trace_id
+                        ));
+                    }
+                    metrics
+                        .spans_refused
+                        .fetch_add(u64::from(batch.span_count), Ordering::Relaxed);
+                    metrics.bytes_refused.fetch_add(size, Ordering::Relaxed);
+                    continue;
+                }
+                *staged_for_trace += size;
+                let offset_in_buffer = buffer.len();
+                wal::encode_record(
+                    &wal::RecordRef {
+                        tenant: &tenant,
+                        trace_id: batch.trace_id,
+                        span_count: batch.span_count,
+                        start_unix_nanos_min: batch.start_unix_nanos_min,
+                        end_unix_nanos_max: batch.end_unix_nanos_max,
+                        payload: &batch.payload,
+                    },
+                    buffer,
+                );
+                staged.push(Staged {
+                    message,
+                    trace_id: batch.trace_id,
+                    offset_in_buffer,
+                    length: buffer.len() - offset_in_buffer,
+                    span_count: batch.span_count,
+                    payload: batch.payload,
+                });
+            }
+        }
+    }
+
+    for (tenant, buffer, staged, _) in per_tenant {
+        if staged.is_empty() {
+            continue;
+        }
+        match write_tenant(state, &tenant, buffer).await {
+            Ok((file_index, base_offset)) => {
+                let mut s = state.borrow_mut();
+                let metrics = s.metrics.clone();
+                let now = Instant::now();
+                let mut new_live_bytes = 0u64;
+                let mut new_live_traces = 0usize;
+                let tenant_state = tenant_state(&mut s, &tenant);
+                for record in staged {
+                    let payload_len = record.payload.len() as u64;
+                    let entry = tenant_state
+                        .traces
+                        .entry(record.trace_id)
+                        .or_insert_with(|| TraceEntry {
+                            locations: Vec::new(),
+                            memory: Vec::new(),
+                            memory_from: 0,
+                            memory_bytes: 0,
+                            total_bytes: 0,
+                            last_append: now,
+                        });
+                    if !entry.is_live() {
+                        new_live_traces += 1;
+                        entry.memory_from = entry.locations.len();
+                    }
+                    entry.locations.push(Location {
+                        file: file_index,
+                        offset: base_offset + record.offset_in_buffer as u64,
+                        length: record.length as u32,
+                    });
+                    entry.memory.push(record.payload);
+                    entry.memory_bytes += payload_len;
+                    entry.total_bytes += payload_len;
+                    entry.last_append = now;
+                    new_live_bytes += payload_len;
+                    let outcome = &mut outcomes[record.message];
+                    outcome.accepted_spans += u64::from(record.span_count);
+                    metrics
+                        .spans_received
+                        .fetch_add(u64::from(record.span_count), Ordering::Relaxed);
+                    metrics
+                        .bytes_received
+                        .fetch_add(payload_len, Ordering::Relaxed);
+                    metrics.wal_records.fetch_add(1, Ordering::Relaxed);
+                }
+                tenant_state.live_traces += new_live_traces;
+                let traces = tenant_state.traces.len();
+                let live_over = tenant_state.live_traces > s.config.live_traces_per_tenant_max;
+                s.live_bytes += new_live_bytes;
+                metrics
+                    .traces_indexed
+                    .store(traces as u64, Ordering::Relaxed);
+                if live_over || s.live_bytes > s.config.live_bytes_max {
+                    evict_oldest(&mut s);
+                }
+                publish_live_gauges(&s);
+            }
+            Err(err) => {
+                log::error!(
+                    "shard {}: WAL write for tenant {tenant} failed: {err}",
+                    state.borrow().id
+                );
+                for record in staged {
+                    let outcome = &mut outcomes[record.message];
+                    if outcome.failure.is_none() {
+                        outcome.failure = Some(format!("WAL write failed: {err}"));
+                    }
+                }
+            }
+        }
+    }
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Appends `buffer` to the tenant's open segment (rolling it over when full) and syncs per
+/// policy. Returns the segment's file index and the offset the buffer starts at.
+async fn write_tenant(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    buffer: Vec<u8>,
+) -> std::io::Result<(u32, u64)> {
+    let (needs_new, segment_max) = {
+        let mut s = state.borrow_mut();
+        let max = s.config.wal_segment_bytes_max;
+        let t = tenant_state(&mut s, tenant);
+        let needs_new = match &t.segment {
+            None => true,
+            Some(seg) => seg.length > 0 && seg.length + buffer.len() as u64 > max,
+        };
+        (needs_new, max)
+    };
+    let _ = segment_max;
+    if needs_new {
+        open_segment(state, tenant).await?;
+    }
+    let (file, file_index, offset) = {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, tenant);
+        let seg = t.segment.as_ref().expect("opened above");
+        let (index, offset) = (seg.file_index, seg.length);
+        (s.files[index as usize].clone(), index, offset)
+    };
+    let length = buffer.len() as u64;
+    let (result, _) = file.write_all_at(buffer, offset).await;
+    result?;
+    let policy = state.borrow().config.fsync;
+    let metrics = state.borrow().metrics.clone();
+    if policy == FsyncPolicy::Always {
+        file.sync_data().await?;
+        metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics.wal_appends.fetch_add(1, Ordering::Relaxed);
+    metrics.wal_bytes.fetch_add(length, Ordering::Relaxed);
+    let mut s = state.borrow_mut();
+    let t = tenant_state(&mut s, tenant);
+    let seg = t.segment.as_mut().expect("opened above");
+    seg.length += length;
+    seg.dirty = policy != FsyncPolicy::Always;
+    Ok((file_index, offset))
+}
+
+/// Creates the next segment file with its header, fsyncs it and its directory.
+async fn open_segment(state: &Rc<RefCell<ShardState>>, tenant: &Tenant) -> std::io::Result<()> {
+    let (dir, sequence, shard, old) = {
+        let mut s = state.borrow_mut();
+        let shard = s.id as u16;
+        let t = tenant_state(&mut s, tenant);
+        let sequence = t.next_sequence;
+        t.next_sequence += 1;
+        (t.dir.clone(), sequence, shard, t.segment.take())
+    };
+    if let Some(old) = old {
+        if old.dirty {
+            let file = state.borrow().files[old.file_index as usize].clone();
+            file.sync_data().await?;
+            state
+                .borrow()
+                .metrics
+                .fsyncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(segment_file_name(sequence));
+    let file = monoio::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .open(&path)
+        .await?;
+    let mut header = Vec::new();
+    wal::encode_segment_header(shard, sequence, &mut header);
+    let header_len = header.len() as u64;
+    let (result, _) = file.write_all_at(header, 0).await;
+    result?;
+    file.sync_all().await?;
+    // The new directory entry must be durable before any record in it is acknowledged.
+    std::fs::File::open(&dir)?.sync_all()?;
+    let mut s = state.borrow_mut();
+    let file_index = s.files.len() as u32;
+    s.files.push(Rc::new(file));
+    s.file_paths.push(path);
+    s.metrics.wal_segments.fetch_add(1, Ordering::Relaxed);
+    s.metrics.fsyncs.fetch_add(2, Ordering::Relaxed);
+    let t = tenant_state(&mut s, tenant);
+    t.segment = Some(OpenSegment {
+        file_index,
+        length: header_len,
+        dirty: false,
+    });
+    Ok(())
+}
+
+async fn sync_dirty(state: &Rc<RefCell<ShardState>>) {
+    let files: Vec<Rc<monoio::fs::File>> = {
+        let mut s = state.borrow_mut();
+        let mut indexes = Vec::new();
+        for t in s.tenants.values_mut() {
+            if let Some(seg) = t.segment.as_mut() {
+                if seg.dirty {
+                    seg.dirty = false;
+                    indexes.push(seg.file_index);
+                }
+            }
+        }
+        indexes
+            .iter()
+            .map(|&i| s.files[i as usize].clone())
+            .collect()
+    };
+    for file in files {
+        if let Err(err) = file.sync_data().await {
+            log::error!("WAL fsync failed: {err}");
+        } else {
+            state
+                .borrow()
+                .metrics
+                .fsyncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn sync_dirty_all(state: &Rc<RefCell<ShardState>>) {
+    sync_dirty(state).await;
+}
+
+/// Gathers every payload of a trace: from the WAL files for records no longer in memory,
+/// from memory for the rest.
+async fn read_trace(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    trace_id: TraceId,
+) -> Result<Vec<Vec<u8>>, String> {
+    let (on_disk, mut in_memory) = {
+        let s = state.borrow();
+        let Some(entry) = s.tenants.get(tenant).and_then(|t| t.traces.get(&trace_id)) else {
+            return Ok(Vec::new());
+        };
+        let on_disk: Vec<(Rc<monoio::fs::File>, Location, PathBuf)> = entry.locations
+            [..entry.memory_from]
+            .iter()
+            .map(|loc| {
+                (
+                    s.files[loc.file as usize].clone(),
+                    *loc,
+                    s.file_paths[loc.file as usize].clone(),
+                )
+            })
+            .collect();
+        (on_disk, entry.memory.clone())
+    };
+    let mut payloads = Vec::with_capacity(on_disk.len() + in_memory.len());
+    for (file, location, path) in on_disk {
+        let buffer = vec![0u8; location.length as usize];
+        let (result, buffer) = file.read_exact_at(buffer, location.offset).await;
+        if let Err(err) = result {
+            state
+                .borrow()
+                .metrics
+                .read_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(format!(
+                "reading WAL record at {} of {}: {err}",
+                location.offset,
+                path.display()
+            ));
+        }
+        match wal::decode_record_at(&buffer) {
+            Ok(view) => payloads.push(view.payload.to_vec()),
+            Err(err) => {
+                state
+                    .borrow()
+                    .metrics
+                    .read_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "WAL record at {} of {} is damaged: {err}",
+                    location.offset,
+                    path.display()
+                ));
+            }
+        }
+    }
+    payloads.append(&mut in_memory);
+    Ok(payloads)
+}
+
+/// Traces idle for `trace_idle_period` leave memory (they stay readable from the WAL).
+fn evict_idle(state: &Rc<RefCell<ShardState>>, now: Instant) {
+    let mut s = state.borrow_mut();
+    let idle = s.config.trace_idle_period;
+    let mut freed = 0u64;
+    for t in s.tenants.values_mut() {
+        if t.live_traces == 0 {
+            continue;
+        }
+        for entry in t.traces.values_mut() {
+            if entry.is_live() && now.duration_since(entry.last_append) >= idle {
+                freed += evict_entry(entry);
+                t.live_traces -= 1;
+            }
+        }
+    }
+    if freed > 0 {
+        s.live_bytes -= freed;
+        publish_live_gauges(&s);
+    }
+}
+
+fn evict_entry(entry: &mut TraceEntry) -> u64 {
+    let freed = entry.memory_bytes;
+    entry.memory.clear();
+    entry.memory.shrink_to_fit();
+    entry.memory_bytes = 0;
+    entry.memory_from = entry.locations.len();
+    freed
+}
+
+/// Over a live bound: the least recently written quarter of live traces leave memory.
+fn evict_oldest(s: &mut ShardState) {
+    let per_tenant_max = s.config.live_traces_per_tenant_max;
+    let bytes_over = s.live_bytes > s.config.live_bytes_max;
+    let mut freed = 0u64;
+    for t in s.tenants.values_mut() {
+        if !(bytes_over || t.live_traces > per_tenant_max) || t.live_traces == 0 {
+            continue;
+        }
+        let mut live: Vec<(Instant, TraceId)> = t
+            .traces
+            .iter()
+            .filter(|(_, e)| e.is_live())
+            .map(|(id, e)| (e.last_append, *id))
+            .collect();
+        live.sort_unstable();
+        let target = (per_tenant_max.min(t.live_traces) * 3 / 4).max(1);
+        let evict = t
+            .live_traces
+            .saturating_sub(target)
+            .max(live.len() / 4)
+            .max(1);
+        for (_, id) in live.into_iter().take(evict) {
+            if let Some(entry) = t.traces.get_mut(&id) {
+                freed += evict_entry(entry);
+                t.live_traces -= 1;
+            }
+        }
+    }
+    s.live_bytes -= freed;
+}
+
+fn publish_live_gauges(s: &ShardState) {
+    let live: usize = s.tenants.values().map(|t| t.live_traces).sum();
+    s.metrics.live_traces.store(live as u64, Ordering::Relaxed);
+    s.metrics.live_bytes.store(s.live_bytes, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_is_stable_and_spreads() {
+        let mut counts = [0usize; 4];
+        for i in 0u32..4000 {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            let shard = shard_for(&TraceId(id), 4);
+            assert_eq!(shard, shard_for(&TraceId(id), 4));
+            counts[shard] += 1;
+        }
+        for count in counts {
+            assert!(count > 800, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn shard_dir_names_round_trip() {
+        assert_eq!(parse_shard_dir(&shard_dir_name(3, 16)), Some((3, 16)));
+        assert_eq!(parse_shard_dir("shard-016-of-016"), None);
+        assert_eq!(parse_shard_dir("other"), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4): the engine's
+//! per-shard counters and the network edge's own.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::grpc::Code;
+use crate::server::Shared;
+
+/// Counters of the network edge. Relaxed atomics: they are statistics, not synchronisation.
+#[derive(Debug, Default)]
+pub struct NetMetrics {
+    pub connections_accepted: AtomicU64,
+    pub export_requests: AtomicU64,
+    pub export_bytes: AtomicU64,
+    pub spans_refused_rate_limited: AtomicU64,
+    pub http_requests: AtomicU64,
+    /// gRPC error answers by status code (index = code).
+    pub grpc_errors: [AtomicU64; 17],
+}
+
+impl NetMetrics {
+    pub fn count_grpc_error(&self, code: Code) {
+        if let Some(counter) = self.grpc_errors.get(code as usize) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+const CODES: [Code; 17] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders every metric.
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::with_capacity(8 << 10);
+    let shards = shared.engine.metrics();
+    type Getter = fn(&allegro_engine::ShardMetrics) -> &AtomicU64;
+    let per_shard: [(&str, &str, &str, Getter); 16] = [
+        ("allegro_spans_received_total", "counter", "Spans accepted into the WAL.", |m| &m.spans_received),
+        ("allegro_bytes_received_total", "counter", "Span payload bytes accepted into the WAL.", |m| &m.bytes_received),
+        ("allegro_spans_refused_total", "counter", "Spans refused by a shard (trace over max_bytes_per_trace), reported in partial_success.", |m| &m.spans_refused),
+        ("allegro_bytes_refused_total", "counter", "Span payload bytes refused by a shard.", |m| &m.bytes_refused),
+        ("allegro_wal_records_total", "counter", "WAL records written (one per trace per export).", |m| &m.wal_records),
+        ("allegro_wal_appends_total", "counter", "WAL writes (group commits).", |m| &m.wal_appends),
+        ("allegro_wal_bytes_total", "counter", "Bytes written to WAL segments.", |m| &m.wal_bytes),
+        ("allegro_wal_fsyncs_total", "counter", "fsync/fdatasync calls on WAL files and directories.", |m| &m.fsyncs),
+        ("allegro_wal_segments_created_total", "counter", "WAL segment files created.", |m| &m.wal_segments),
+        ("allegro_live_traces", "gauge", "Traces held in memory.", |m| &m.live_traces),
+        ("allegro_live_bytes", "gauge", "Bytes of trace data held in memory.", |m| &m.live_bytes),
+        ("allegro_traces_indexed", "gauge", "Traces the shard can find (memory and WAL).", |m| &m.traces_indexed),
+        ("allegro_wal_replayed_records_total", "counter", "WAL records replayed at startup.", |m| &m.replayed_records),
+        ("allegro_wal_replay_torn_tails_total", "counter", "WAL segments whose torn tail was truncated at startup.", |m| &m.replay_torn_tails),
+        ("allegro_wal_replay_corrupt_segments_total", "counter", "WAL segments with a corrupt record (replay stopped there).", |m| &m.replay_corrupt_segments),
+        ("allegro_wal_read_errors_total", "counter", "Failed reads of WAL records for queries.", |m| &m.read_errors),
+    ];
+    for (name, kind, help, get) in per_shard {
+        header(&mut out, name, kind, help);
+        for (shard, metrics) in shards.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{shard}\"}} {}",
+                get(metrics).load(Ordering::Relaxed)
+            );
+        }
+    }
+    let net = &shared.metrics;
+    let singles: [(&str, &str, &str, &AtomicU64); 5] = [
+        (
+            "allegro_connections_accepted_total",
+            "counter",
+            "TCP connections accepted.",
+            &net.connections_accepted,
+        ),
+        (
+            "allegro_export_requests_total",
+            "counter",
+            "OTLP Export requests decoded.",
+            &net.export_requests,
+        ),
+        (
+            "allegro_export_bytes_total",
+            "counter",
+            "Uncompressed OTLP Export bytes decoded.",
+            &net.export_bytes,
+        ),
+        (
+            "allegro_spans_refused_rate_limited_total",
+            "counter",
+            "Spans refused with RESOURCE_EXHAUSTED (RATE_LIMITED).",
+            &net.spans_refused_rate_limited,
+        ),
+        (
+            "allegro_http_requests_total",
+            "counter",
+            "Query API requests served.",
+            &net.http_requests,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    }
+    header(
+        &mut out,
+        "allegro_grpc_errors_total",
+        "counter",
+        "gRPC error answers by status code.",
+    );
+    for code in CODES {
+        let value = net.grpc_errors[code as usize].load(Ordering::Relaxed);
+        if value > 0 {
+            let _ = writeln!(
+                out,
+                "allegro_grpc_errors_total{{code=\"{}\"}} {value}",
+                code.name()
+            );
+        }
+    }
+    header(
+        &mut out,
+        "allegro_ready",
+        "gauge",
+        "1 once every shard has replayed its WAL.",
+    );
+    let _ = writeln!(out, "allegro_ready {}", u8::from(shared.engine.is_ready()));
+    header(
+        &mut out,
+        "allegro_io_uring",
+        "gauge",
+        "1 when the io_uring driver is in use, 0 on the epoll fallback.",
+    );
+    let _ = writeln!(out, "allegro_io_uring {}", u8::from(shared.uring));
+    header(
+        &mut out,
+        "allegro_uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+    );
+    let _ = writeln!(
+        out,
+        "allegro_uptime_seconds {:.3}",
+        shared.started.elapsed().as_secs_f64()
+    );
+    out
+}

@@ -1,0 +1,218 @@
+//! Interop with the OpenTelemetry Python SDK (opentelemetry-sdk and
+//! opentelemetry-exporter-otlp-proto-grpc 1.45.2, which use grpcio): traces it exports over
+//! OTLP gRPC come back through the Tempo query API.
+//!
+//! The interpreter is `$ALLEGRO_TEST_PYTHON`; without it the test runs
+//! `scripts/python-env.sh` (a venv in `target/pyenv`) and uses that.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const TRACES: usize = 4;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("ALLEGRO_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let root = repo_root();
+    let output = Command::new(root.join("scripts/python-env.sh"))
+        .current_dir(&root)
+        .output()
+        .expect("run scripts/python-env.sh");
+    assert!(
+        output.status.success(),
+        "scripts/python-env.sh failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    root.join("target/pyenv/bin/python")
+}
+
+/// Runs the export script against `grpc` and returns the trace ids it printed.
+fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/export_traces.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg(grpc.to_string())
+        .arg(TRACES.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("export_traces.py did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap().unwrap_or_default();
+    let stderr = err.join().unwrap().unwrap_or_default();
+    assert!(
+        status.success(),
+        "export_traces.py failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let ids: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(ids.len(), TRACES, "trace ids on stdout:\n{stdout}\nstderr:\n{stderr}");
+    for id in &ids {
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a trace id: {id:?}"
+        );
+    }
+    ids
+}
+
+/// The value of attribute `key` in an OTLP JSON attribute list.
+fn attr(holder: &Value, key: &str) -> Value {
+    holder["attributes"]
+        .as_array()
+        .and_then(|list| list.iter().find(|kv| kv["key"] == key))
+        .map(|kv| kv["value"].clone())
+        .unwrap_or_else(|| panic!("no attribute {key} in {holder}"))
+}
+
+/// (service.name, span) of every span in JSON batches.
+fn spans_with_service(batches: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for batch in batches.as_array().expect("batches") {
+        let service = attr(&batch["resource"], "service.name")["stringValue"]
+            .as_str()
+            .expect("service.name is a string")
+            .to_string();
+        for ss in batch["scopeSpans"].as_array().expect("scopeSpans") {
+            for span in ss["spans"].as_array().expect("spans") {
+                out.push((service.clone(), span.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn check_trace(order: usize, trace_id: &str, batches: &Value, api: &str) {
+    let spans = spans_with_service(batches);
+    assert_eq!(spans.len(), 3, "{api} {trace_id}: spans {batches}");
+    let find = |name: &str| -> (String, Value) {
+        spans
+            .iter()
+            .find(|(_, span)| span["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{api} {trace_id}: no span {name:?} in {batches}"))
+    };
+    let id_b64 = b64(&(0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<u8>>());
+    for (_, span) in &spans {
+        assert_eq!(span["traceId"], Value::String(id_b64.clone()), "{api}: {span}");
+    }
+
+    let (service, root) = find("GET /api/orders/{id}");
+    assert_eq!(service, "py-frontend");
+    assert_eq!(root["kind"], "SPAN_KIND_SERVER");
+    assert!(root.get("parentSpanId").map_or(true, |p| p == ""), "root has no parent: {root}");
+    assert_eq!(attr(&root, "http.method"), serde_json::json!({"stringValue": "GET"}));
+    assert_eq!(attr(&root, "http.status_code"), serde_json::json!({"intValue": "200"}));
+    assert_eq!(
+        attr(&root, "order.id"),
+        serde_json::json!({"intValue": order.to_string()})
+    );
+    assert_eq!(attr(&root, "sample.ratio")["doubleValue"].as_f64(), Some(0.25));
+    assert_eq!(
+        attr(&root, "cache.hit")["boolValue"].as_bool().unwrap_or(false),
+        order % 2 == 0,
+        "{root}"
+    );
+    assert_eq!(
+        attr(&root, "tags"),
+        serde_json::json!({"arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}})
+    );
+    assert_eq!(
+        attr(&root, "sizes"),
+        serde_json::json!({"arrayValue": {"values": [{"intValue": "1"}, {"intValue": "2"}, {"intValue": "3"}]}})
+    );
+
+    let (service, db) = find("SELECT orders");
+    assert_eq!(service, "py-frontend");
+    assert_eq!(db["kind"], "SPAN_KIND_CLIENT");
+    assert_eq!(db["parentSpanId"], root["spanId"]);
+    assert_eq!(attr(&db, "db.system"), serde_json::json!({"stringValue": "postgresql"}));
+    let events = db["events"].as_array().expect("events of the db span");
+    assert_eq!(events.len(), 1, "{db}");
+    assert_eq!(events[0]["name"], "rows");
+    assert_eq!(attr(&events[0], "db.rows"), serde_json::json!({"intValue": "1"}));
+
+    let (service, charge) = find("payment.charge");
+    assert_eq!(service, "py-payments");
+    assert_eq!(charge["parentSpanId"], root["spanId"]);
+    assert_eq!(attr(&charge, "payment.provider"), serde_json::json!({"stringValue": "acme"}));
+    if order % 2 == 1 {
+        assert_eq!(attr(&charge, "http.status_code"), serde_json::json!({"intValue": "500"}));
+        assert_eq!(
+            charge["status"],
+            serde_json::json!({"code": "STATUS_CODE_ERROR", "message": "card declined"}),
+            "{charge}"
+        );
+        let exception = charge["events"]
+            .as_array()
+            .and_then(|events| events.iter().find(|e| e["name"] == "exception"))
+            .unwrap_or_else(|| panic!("no exception event: {charge}"));
+        assert_eq!(attr(exception, "exception.type"), serde_json::json!({"stringValue": "ValueError"}));
+        assert_eq!(
+            attr(exception, "exception.message"),
+            serde_json::json!({"stringValue": format!("card declined for order {order}")})
+        );
+    } else {
+        assert_eq!(attr(&charge, "http.status_code"), serde_json::json!({"intValue": "200"}));
+        let code = charge["status"].get("code").cloned().unwrap_or(Value::Null);
+        assert!(code.is_null() || code == "STATUS_CODE_UNSET", "{charge}");
+    }
+}
+
+#[test]
+fn python_sdk_exports_come_back_through_the_query_api() {
+    let server = Server::start("");
+    let ids = run_script(server.grpc_addr());
+    let http = server.http_addr();
+    for (order, id) in ids.iter().enumerate() {
+        let v1 = get_v1_json(http, id, None).unwrap_or_else(|| panic!("trace {id}: 404"));
+        check_trace(order, id, &v1, "v1");
+        let v2 = get_v2_json(http, id, None);
+        check_trace(order, id, &v2, "v2");
+        assert_eq!(flatten_json(&v1), flatten_json(&v2), "{id}: v1 and v2 differ");
+
+        let proto = get_v1_proto(http, id, None).expect("v1 protobuf");
+        let spans = flatten(&proto);
+        assert_eq!(spans.len(), 3);
+        for flat in &spans {
+            assert_eq!(hex(&flat.span.trace_id), *id);
+        }
+    }
+}

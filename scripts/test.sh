@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lints, every unit and integration
+# test against the real binary. Installs what the tests need (a Python venv with the
+# OpenTelemetry SDK from PyPI) on its own. Needs only the Rust toolchain and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python: OpenTelemetry SDK for the interop test"
+scripts/python-env.sh
+export ALLEGRO_TEST_PYTHON="$PWD/target/pyenv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace
