@@ -23,9 +23,9 @@ pub enum ConfigError {
         /// File name or other label of the text.
         source_name: String,
         /// 1-based line of the `$`.
-        line: usize,
+        line: u32,
         /// 1-based column (in characters) of the `$`.
-        column: usize,
+        column: u32,
         /// What was wrong.
         message: String,
     },
@@ -34,9 +34,9 @@ pub enum ConfigError {
         /// File name or other label of the text.
         source_name: String,
         /// 1-based line, when the parser reported one.
-        line: Option<usize>,
+        line: Option<u32>,
         /// 1-based column, when the parser reported one.
-        column: Option<usize>,
+        column: Option<u32>,
         /// What was wrong.
         message: String,
     },
@@ -47,9 +47,9 @@ pub enum ConfigError {
         /// Dotted key path, e.g. `ingester.trace_idle_period`; empty for the top level.
         key: String,
         /// 1-based line of the value.
-        line: Option<usize>,
+        line: Option<u32>,
         /// 1-based column of the value.
-        column: Option<usize>,
+        column: Option<u32>,
         /// What was found, e.g. `invalid duration "10 seconds"`.
         problem: String,
         /// The expected form, e.g. `Go duration syntax like 10s, 30m, 336h`.
@@ -62,7 +62,7 @@ pub enum ConfigError {
         /// Dotted key path of the offending setting.
         key: String,
         /// 1-based line of the key, when it is written in the file.
-        line: Option<usize>,
+        line: Option<u32>,
         /// What is wrong and what would be right.
         message: String,
     },
@@ -80,7 +80,7 @@ impl ConfigError {
     }
 
     /// The 1-based line the error is about, if known.
-    pub fn line(&self) -> Option<usize> {
+    pub fn line(&self) -> Option<u32> {
         match self {
             ConfigError::Io { .. } => None,
             ConfigError::EnvSubst { line, .. } => Some(*line),
@@ -88,6 +88,11 @@ impl ConfigError {
             | ConfigError::Value { line, .. }
             | ConfigError::Invalid { line, .. } => *line,
         }
+    }
+
+    /// A line or column number as stored here; config files do not reach 4 billion lines.
+    pub(crate) fn position(n: usize) -> u32 {
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// An [`ConfigError::Invalid`] without source or line; [`crate::load_str`] fills them in.
@@ -111,8 +116,8 @@ fn write_source(f: &mut fmt::Formatter<'_>, source_name: &str) -> fmt::Result {
 
 fn write_position(
     f: &mut fmt::Formatter<'_>,
-    line: Option<usize>,
-    column: Option<usize>,
+    line: Option<u32>,
+    column: Option<u32>,
 ) -> fmt::Result {
     match (line, column) {
         (Some(line), Some(column)) => write!(f, " at line {line} column {column}"),

@@ -4,7 +4,8 @@
 //! Every ignored key becomes one warning; none is fatal. A Tempo setting that Allegro does not
 //! implement is named as such (`configuration key "memberlist.join_members" (line 30) is not used
 //! by Allegro; ignored`) so that a user moving from Tempo knows what has no effect. Anything else
-//! is unknown (`unknown configuration key "ingestor" (line 12) ignored`), usually a typo.
+//! is unknown (`unknown configuration key "ingestor.trace_idle_period" (line 12) ignored`),
+//! usually a typo.
 
 use std::collections::HashMap;
 
@@ -266,19 +267,10 @@ pub(crate) fn is_tempo_key_not_used(path: &str) -> bool {
         .any(|pattern| pattern_matches(pattern, path))
 }
 
-/// True if some listed Tempo setting lies below `path`.
-fn has_tempo_keys_below(path: &str) -> bool {
-    TEMPO_KEYS_NOT_USED.iter().any(|pattern| {
-        pattern
-            .strip_prefix(path)
-            .is_some_and(|rest| rest.starts_with('.'))
-    })
-}
-
 /// The warnings for the keys `serde_ignored` reported, in document order.
 ///
-/// A Tempo section is reported leaf by leaf (`ingester.lifecycler.ring.replication_factor`), so
-/// each setting without effect is named; an unknown key is reported once, where it starts.
+/// An ignored section is reported leaf by leaf (`ingester.lifecycler.ring.replication_factor`,
+/// `foo.bar`), so that every setting without effect is named by its full path.
 pub(crate) fn warnings(
     ignored: &[Vec<Segment>],
     document: &Value,
@@ -286,11 +278,6 @@ pub(crate) fn warnings(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for root in ignored {
-        let root_text = render(root);
-        if !is_tempo_key_not_used(&root_text) && !has_tempo_keys_below(&root_text) {
-            out.push(unknown_key(&root_text, lines.line(&root_text)));
-            continue;
-        }
         let mut leaves = Vec::new();
         match lookup(document, root) {
             Some(value) => collect_leaves(value, &mut root.clone(), &mut leaves),
@@ -403,6 +390,7 @@ impl KeyLines {
         let mut next_index: HashMap<String, usize> = HashMap::new();
         let mut block_scalar_indent: Option<usize> = None;
 
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, line) in text.lines().enumerate() {
             let line_number = index + 1;
             let content = line.trim_start_matches(' ');
@@ -547,10 +535,6 @@ mod tests {
         assert!(!is_tempo_key_not_used("memberlistx"));
         assert!(!is_tempo_key_not_used("server.http_listen_prot"));
         assert!(!is_tempo_key_not_used("ingester.trace_idle_period"));
-        assert!(has_tempo_keys_below(
-            "distributor.receivers.otlp.protocols.grpc"
-        ));
-        assert!(!has_tempo_keys_below("ingestor"));
     }
 
     #[test]

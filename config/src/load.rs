@@ -17,7 +17,7 @@ pub struct Loaded {
     /// The configuration, validated.
     pub config: Config,
     /// One message per key that has no effect, in file order, e.g.
-    /// `unknown configuration key "ingestor" (line 12) ignored`. Log them; none is fatal.
+    /// `unknown configuration key "foo.bar" (line 12) ignored`. Log them; none is fatal.
     pub warnings: Vec<String>,
 }
 
@@ -46,8 +46,8 @@ pub fn load_str(
 ) -> Result<Loaded, ConfigError> {
     let expanded = expand_env(text, env).map_err(|error| ConfigError::EnvSubst {
         source_name: source_name.to_owned(),
-        line: error.line,
-        column: error.column,
+        line: ConfigError::position(error.line),
+        column: ConfigError::position(error.column),
         message: error.message,
     })?;
     parse_str(&expanded, source_name)
@@ -87,7 +87,7 @@ pub fn parse_str(text: &str, source_name: &str) -> Result<Loaded, ConfigError> {
     let place = |error: ConfigError| match error {
         ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
             source_name: source_name.to_owned(),
-            line: lines.line(&key),
+            line: lines.line(&key).map(ConfigError::position),
             key,
             message,
         },
@@ -112,14 +112,17 @@ fn kind(value: &Value) -> &'static str {
 
 /// serde_yaml appends ` at line L column C` to its messages; the position is reported
 /// separately, so it is cut out of the text. `None` when the message has no position.
-fn split_position(error: &serde_yaml::Error) -> (String, Option<(usize, usize)>) {
+fn split_position(error: &serde_yaml::Error) -> (String, Option<(u32, u32)>) {
     let message = error.to_string();
     if let Some(location) = error.location() {
         let position = format!(" at line {} column {}", location.line(), location.column());
         if message.contains(&position) {
             return (
                 message.replacen(&position, "", 1),
-                Some((location.line(), location.column())),
+                Some((
+                    ConfigError::position(location.line()),
+                    ConfigError::position(location.column()),
+                )),
             );
         }
     }
@@ -133,7 +136,7 @@ fn syntax_error(error: &serde_yaml::Error, source_name: &str, lines: &KeyLines) 
         if let Some(duplicate) = lines.duplicate() {
             return ConfigError::Syntax {
                 source_name: source_name.to_owned(),
-                line: Some(duplicate.line),
+                line: Some(ConfigError::position(duplicate.line)),
                 column: None,
                 message: format!(
                     "duplicate key {:?} (first set at line {})",

@@ -400,7 +400,8 @@ foo:
     let expected = [
         r#"unknown configuration key "server.http_listen_prot" (line 3) ignored"#,
         r#"configuration key "server.log_format" (line 4) is not used by Allegro; ignored"#,
-        r#"unknown configuration key "ingestor" (line 5) ignored"#,
+        r#"unknown configuration key "ingestor.trace_idle_period" (line 6) ignored"#,
+        r#"unknown configuration key "ingestor.max_block_bytes" (line 7) ignored"#,
         r#"configuration key "ingester.lifecycler.ring.replication_factor" (line 11) is not used by Allegro; ignored"#,
         r#"configuration key "memberlist.join_members" (line 14) is not used by Allegro; ignored"#,
         r#"configuration key "distributor.receivers.otlp.protocols.grpc.max_recv_msg_size_mib" (line 22) is not used by Allegro; ignored"#,
@@ -408,7 +409,7 @@ foo:
         r#"configuration key "storage.trace.block.version" (line 30) is not used by Allegro; ignored"#,
         r#"unknown configuration key "storage.trace.wal.verison" (line 33) ignored"#,
         r#"unknown configuration key "allegro.shardz" (line 35) ignored"#,
-        r#"unknown configuration key "foo" (line 36) ignored"#,
+        r#"unknown configuration key "foo.bar" (line 37) ignored"#,
     ];
     assert_eq!(loaded.warnings, expected);
     // What was understood still counts.
@@ -425,6 +426,16 @@ fn flow_style_keys_warn_without_a_line() {
     assert_eq!(
         loaded.warnings,
         [r#"unknown configuration key "server.nope" ignored"#]
+    );
+}
+
+#[test]
+fn byte_order_mark_and_crlf() {
+    let loaded = load("\u{feff}server:\r\n  http_listen_port: 3300\r\n  nope: 1\r\n");
+    assert_eq!(loaded.config.server.http_listen_port, 3300);
+    assert_eq!(
+        loaded.warnings,
+        [r#"unknown configuration key "server.nope" (line 3) ignored"#]
     );
 }
 

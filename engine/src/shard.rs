@@ -429,11 +429,7 @@ impl ShardTask {
     }
 }
 
-fn sort_msg(
-    msg: Msg,
-    appends: &mut Vec<(Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>)>,
-    others: &mut Vec<Msg>,
-) {
+fn sort_msg(msg: Msg, appends: &mut Vec<PendingAppend>, others: &mut Vec<Msg>) {
     match msg {
         Msg::Append {
             tenant,
@@ -692,6 +688,10 @@ fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantSta
 
 type PendingAppend = (Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>);
 
+/// A tenant's part of one group commit: the records' bytes, the staged records, and the
+/// bytes staged per trace in this group.
+type TenantGroup = (Tenant, Vec<u8>, Vec<Staged>, HashMap<TraceId, u64>);
+
 /// One record waiting for its write.
 struct Staged {
     message: usize,
@@ -709,7 +709,7 @@ async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<PendingAppen
     let mut replies = Vec::with_capacity(appends.len());
     // Per tenant: the records' bytes, the staged records, and bytes staged per trace in this
     // group (so that `max_bytes_per_trace` sees them too).
-    let mut per_tenant: Vec<(Tenant, Vec<u8>, Vec<Staged>, HashMap<TraceId, u64>)> = Vec::new();
+    let mut per_tenant: Vec<TenantGroup> = Vec::new();
     {
         let mut s = state.borrow_mut();
         let trace_bytes_max = s.config.trace_bytes_max;
@@ -732,6 +732,19 @@ async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<PendingAppen
                     .map_or(0, |e| e.total_bytes);
                 let staged_for_trace = staged_bytes.entry(batch.trace_id).or_insert(0);
                 let size = batch.payload.len() as u64;
+                if size > wal::RECORD_PAYLOAD_BYTES_MAX as u64 {
+                    // The network edge bounds requests below this; a bug if it happens.
+                    let outcome = &mut outcomes[message];
+                    outcome.rejected_spans += u64::from(batch.span_count);
+                    outcome.rejected_message.get_or_insert_with(|| {
+                        format!(
+                            "trace {} has {size} bytes in one request, over the WAL record limit of {} bytes",
+                            batch.trace_id,
+                            wal::RECORD_PAYLOAD_BYTES_MAX
+                        )
+                    });
+                    continue;
+                }
                 if trace_bytes_max > 0 && already + *staged_for_trace + size > trace_bytes_max {
                     let outcome = &mut outcomes[message];
                     outcome.rejected_spans += u64::from(batch.span_count);

@@ -370,7 +370,8 @@ mod tests {
     #[test]
     fn malformed_answers() {
         let ok_body = body(&ExportTraceServiceResponse::default());
-        let cases: Vec<(u16, HeaderMap, Option<HeaderMap>, Vec<u8>, ErrorKind)> = vec![
+        type Case = (u16, HeaderMap, Option<HeaderMap>, Vec<u8>, ErrorKind);
+        let cases: Vec<Case> = vec![
             (503, HeaderMap::new(), None, vec![], ErrorKind::Http),
             (200, grpc_headers(), None, ok_body.clone(), ErrorKind::BadResponse),
             (200, grpc_headers(), Some(headers(&[("grpc-status", "x")])), vec![], ErrorKind::UnknownStatus),

@@ -144,6 +144,8 @@ enum Protocol {
 struct Instance {
     id: String,
     host: String,
+    container_id: String,
+    pid: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -238,6 +240,8 @@ impl Topology {
                     .map(|_| Instance {
                         id: uuid(rng),
                         host: format!("{name}-{}-{}", hex_string(rng, 10), hex_string(rng, 5)),
+                        container_id: hex_string(rng, 64),
+                        pid: rng.range(1, 60) as i64,
                     })
                     .collect();
                 Service {
@@ -560,7 +564,7 @@ fn plan_trace(shape: &Shape, topology: &Topology, rng: &mut Rng) -> Vec<Planned>
                     match topology.services[target].protocol {
                         Protocol::Grpc => Call::RpcClient {
                             target,
-                            method: *rng.pick(&RPC_METHODS),
+                            method: RPC_METHODS[rng.index(RPC_METHODS.len())],
                         },
                         Protocol::Http => Call::HttpClient {
                             target,
@@ -577,7 +581,7 @@ fn plan_trace(shape: &Shape, topology: &Topology, rng: &mut Rng) -> Vec<Planned>
                     }
                 } else {
                     Call::Producer {
-                        topic: *rng.pick(&TOPICS),
+                        topic: TOPICS[rng.index(TOPICS.len())],
                     }
                 }
             }
@@ -836,7 +840,8 @@ fn event(span: &Planned, rng: &mut Rng) -> Event {
 fn exception_event(span: &Planned, rng: &mut Rng) -> (Event, String) {
     let (kind, message) = *rng.pick(&EXCEPTIONS);
     let stack = format!(
-        "{kind}: {message}\n  at handle (src/server/handler.rs:{})\n  at call (src/client/pool.rs:{})\n  at main (src/main.rs:42)",
+        "{kind}: {message}\n  at handle (src/server/handler.rs:{})\n  at call (src/client/pool.rs:{})\n  at serve (src/server/mod.rs:{})\n  at main (src/main.rs:42)",
+        rng.range(10, 400),
         rng.range(10, 400),
         rng.range(10, 400)
     );
@@ -889,6 +894,10 @@ fn resource(service: &Service, instance: &Instance) -> Resource {
             s("service.version", service.version.clone()),
             s("service.instance.id", instance.id.clone()),
             s("host.name", instance.host.clone()),
+            s("k8s.pod.name", instance.host.clone()),
+            s("k8s.namespace.name", "shop"),
+            s("container.id", instance.container_id.clone()),
+            i("process.pid", instance.pid),
             s("deployment.environment.name", "production"),
             s("telemetry.sdk.name", "opentelemetry"),
             s("telemetry.sdk.language", service.language),

@@ -164,8 +164,7 @@ fn run(config: Config) -> Result<(), String> {
         settings: Settings {
             multitenancy: config.multitenancy_enabled,
             stream_over_http: config.stream_over_http_enabled,
-            grpc_message_bytes_max: usize::try_from(config.allegro.grpc_max_recv_msg_bytes)
-                .unwrap_or(usize::MAX),
+            grpc_message_bytes_max: grpc_message_bytes_max(config.allegro.grpc_max_recv_msg_bytes),
             rate_limit_bytes: config.overrides.ingestion_rate_limit_bytes,
             burst_bytes: config.overrides.ingestion_burst_size_bytes,
             shutdown_timeout: config.allegro.shutdown_timeout,
@@ -243,6 +242,19 @@ fn run(config: Config) -> Result<(), String> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// `allegro.grpc_max_recv_msg_bytes`, capped so that one request always fits a WAL record.
+fn grpc_message_bytes_max(configured: u64) -> usize {
+    let cap = allegro_engine::wal::RECORD_PAYLOAD_BYTES_MAX;
+    let configured = usize::try_from(configured).unwrap_or(usize::MAX);
+    if configured > cap {
+        log::warn!(
+            "allegro.grpc_max_recv_msg_bytes: {configured} is over the WAL record limit; using {cap}"
+        );
+        return cap;
+    }
+    configured
 }
 
 fn available_cores() -> usize {

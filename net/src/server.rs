@@ -753,7 +753,7 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
         api::Route::Flush => {
             // Blocks (the next issue) are not cut yet: everything acknowledged is already in
             // the WAL, which is what a flush guarantees here.
-            api::text_response(204, "")
+            api::flush_response()
         }
         api::Route::Shutdown => {
             SHUTDOWN_REQUESTED.store(true, Ordering::Release);
@@ -761,7 +761,7 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGTERM);
             }
-            api::text_response(204, "")
+            api::shutdown_response()
         }
         api::Route::TraceById(query) => {
             let tenant = match http_tenant(&request, shared) {

@@ -132,6 +132,8 @@ fn check_trace(order: usize, trace_id: &str, batches: &Value, api: &str) {
         .collect::<Vec<u8>>());
     for (_, span) in &spans {
         assert_eq!(span["traceId"], Value::String(id_b64.clone()), "{api}: {span}");
+        // The SDK always sends a status message; Tempo shows it, `{}` when unset.
+        assert!(span["status"].is_object(), "{api}: `status` missing: {span}");
     }
 
     let (service, root) = find("GET /api/orders/{id}");

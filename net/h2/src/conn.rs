@@ -246,7 +246,9 @@ pub struct Connection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Matching the client preface; `matched` octets so far.
-    Preface { matched: usize },
+    Preface {
+        matched: usize,
+    },
     /// The preface matched; the next frame must be SETTINGS.
     FirstSettings,
     Open,
@@ -358,7 +360,10 @@ impl Connection {
             &[
                 (settings::HEADER_TABLE_SIZE, config.header_table_size),
                 (settings::ENABLE_PUSH, 0),
-                (settings::MAX_CONCURRENT_STREAMS, config.max_concurrent_streams),
+                (
+                    settings::MAX_CONCURRENT_STREAMS,
+                    config.max_concurrent_streams,
+                ),
                 (settings::INITIAL_WINDOW_SIZE, config.initial_window_size),
                 (settings::MAX_FRAME_SIZE, config.max_frame_size),
                 (settings::MAX_HEADER_LIST_SIZE, config.max_header_list_bytes),
@@ -635,7 +640,9 @@ impl Connection {
             }
             bytes = rest;
             if matched + n < PREFACE.len() {
-                self.phase = Phase::Preface { matched: matched + n };
+                self.phase = Phase::Preface {
+                    matched: matched + n,
+                };
                 return Ok(());
             }
             self.phase = Phase::FirstSettings;
@@ -764,7 +771,8 @@ impl Connection {
             // unsupported types."
             Frame::Unknown { payload, .. } => {
                 if payload.is_empty() {
-                    self.count_empty("empty frame of unknown type").map_err(H2Error::from)
+                    self.count_empty("empty frame of unknown type")
+                        .map_err(H2Error::from)
                 } else {
                     Ok(())
                 }
@@ -834,10 +842,9 @@ impl Connection {
         // in this state MUST be treated as a connection error (Section 5.4.1) of type
         // PROTOCOL_ERROR."
         if self.is_idle_stream(stream_id) {
-            return Err(ConnectionError::protocol(format!(
-                "DATA on idle stream {stream_id}"
-            ))
-            .into());
+            return Err(
+                ConnectionError::protocol(format!("DATA on idle stream {stream_id}")).into(),
+            );
         }
         // RFC 9113 6.9: "A receiver that receives a flow-controlled frame MUST always account
         // for its contribution against the connection flow-control window".
@@ -1377,8 +1384,8 @@ impl Connection {
     /// Our SETTINGS now apply. Until then the client may have used the default stream
     /// window (RFC 9113 6.9.2), so a configured window below it only bites from here on.
     fn on_settings_acked(&mut self) {
-        let shrink = i64::from(INITIAL_WINDOW_SIZE_DEFAULT)
-            - i64::from(self.config.initial_window_size);
+        let shrink =
+            i64::from(INITIAL_WINDOW_SIZE_DEFAULT) - i64::from(self.config.initial_window_size);
         if shrink > 0 {
             for stream in self.streams.values_mut() {
                 stream.recv_window -= shrink;
@@ -1587,9 +1594,7 @@ impl Connection {
         if self.conn_recv_unacked >= (self.config.connection_window_size / 2).max(1) {
             let increment = std::mem::take(&mut self.conn_recv_unacked);
             self.conn_recv_window += i64::from(increment);
-            debug_assert!(
-                self.conn_recv_window <= i64::from(self.config.connection_window_size)
-            );
+            debug_assert!(self.conn_recv_window <= i64::from(self.config.connection_window_size));
             window_update(&mut self.out, 0, increment);
         }
     }
@@ -1637,7 +1642,13 @@ impl Connection {
         let mut debug: Vec<u8> = error
             .reason
             .bytes()
-            .map(|b| if b.is_ascii_graphic() || b == b' ' { b } else { b'?' })
+            .map(|b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b
+                } else {
+                    b'?'
+                }
+            })
             .collect();
         debug.truncate(GOAWAY_DEBUG_BYTES_MAX);
         Frame::GoAway {
@@ -1715,7 +1726,9 @@ impl Connection {
             // RFC 9113 6.9.1: "The sender MUST NOT send a flow-controlled frame with a length
             // that exceeds the space available in either of the flow-control windows".
             let window = stream.send_window.min(self.conn_send_window);
-            let n = unsent.min(max_frame).min(usize::try_from(window).unwrap_or(max_frame));
+            let n = unsent
+                .min(max_frame)
+                .min(usize::try_from(window).unwrap_or(max_frame));
             debug_assert!(n > 0);
             let last = n == unsent && stream.response_ended && stream.trailers.is_none();
             let from = stream.send_pos;

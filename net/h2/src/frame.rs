@@ -103,7 +103,11 @@ impl FrameHeader {
     /// Appends the header. The reserved bit is sent unset.
     pub fn encode(&self, dst: &mut Vec<u8>) {
         debug_assert!(self.length <= FRAME_SIZE_MAX, "length {}", self.length);
-        debug_assert!(self.stream_id <= STREAM_ID_MASK, "stream {}", self.stream_id);
+        debug_assert!(
+            self.stream_id <= STREAM_ID_MASK,
+            "stream {}",
+            self.stream_id
+        );
         let [_, l0, l1, l2] = self.length.to_be_bytes();
         dst.extend_from_slice(&[l0, l1, l2, self.kind, self.flags]);
         dst.extend_from_slice(&(self.stream_id & STREAM_ID_MASK).to_be_bytes());
@@ -160,7 +164,10 @@ impl<'a> SettingsParams<'a> {
             .chunks_exact(6)
             .filter_map(|chunk| chunk.first_chunk::<6>())
             .map(|&[i0, i1, v0, v1, v2, v3]| {
-                (u16::from_be_bytes([i0, i1]), u32::from_be_bytes([v0, v1, v2, v3]))
+                (
+                    u16::from_be_bytes([i0, i1]),
+                    u32::from_be_bytes([v0, v1, v2, v3]),
+                )
             })
     }
 
@@ -370,13 +377,16 @@ fn parse_payload(header: FrameHeader, payload: &[u8]) -> Result<Frame<'_>, Paylo
             on_stream(true)?;
             // RFC 9113 6.3: "A PRIORITY frame with a length other than 5 octets MUST be
             // treated as a stream error (Section 5.4.2) of type FRAME_SIZE_ERROR."
-            let fields = payload.first_chunk::<5>().filter(|_| length == 5).ok_or_else(|| {
-                PayloadError::Stream(StreamError::new(
-                    stream_id,
-                    ErrorCode::FrameSizeError,
-                    format!("PRIORITY frame of {length} bytes; it must be 5"),
-                ))
-            })?;
+            let fields = payload
+                .first_chunk::<5>()
+                .filter(|_| length == 5)
+                .ok_or_else(|| {
+                    PayloadError::Stream(StreamError::new(
+                        stream_id,
+                        ErrorCode::FrameSizeError,
+                        format!("PRIORITY frame of {length} bytes; it must be 5"),
+                    ))
+                })?;
             Frame::Priority {
                 stream_id,
                 priority: Priority::parse(fields),
@@ -566,7 +576,10 @@ impl Frame<'_> {
         let stream_id = self.stream_id();
         let kind = self.kind();
         let header = |length: usize, frame_flags: u8, dst: &mut Vec<u8>| {
-            debug_assert!(length <= FRAME_SIZE_MAX as usize, "payload of {length} bytes");
+            debug_assert!(
+                length <= FRAME_SIZE_MAX as usize,
+                "payload of {length} bytes"
+            );
             FrameHeader {
                 length: length as u32,
                 kind,
@@ -634,7 +647,11 @@ impl Frame<'_> {
             } => {
                 let frame_flags =
                     flag(end_headers, flags::END_HEADERS) | flag(pad_len.is_some(), flags::PADDED);
-                header(4 + fragment.len() + padding_bytes(pad_len), frame_flags, dst);
+                header(
+                    4 + fragment.len() + padding_bytes(pad_len),
+                    frame_flags,
+                    dst,
+                );
                 encode_padded(dst, pad_len, |dst| {
                     dst.extend_from_slice(&(promised_stream_id & STREAM_ID_MASK).to_be_bytes());
                     dst.extend_from_slice(fragment);
@@ -877,9 +894,8 @@ mod tests {
         ));
         assert_eq!(error.code, ErrorCode::FrameSizeError);
         // Exactly all padding is fine: empty data.
-        let (frame, _) = parse(&raw(kind::DATA, flags::PADDED, 1, &[2, 0, 0]), 16_384)
-            .unwrap()
-            .unwrap();
+        let bytes = raw(kind::DATA, flags::PADDED, 1, &[2, 0, 0]);
+        let (frame, _) = parse(&bytes, 16_384).unwrap().unwrap();
         assert_eq!(
             frame,
             Frame::Data {
@@ -901,13 +917,25 @@ mod tests {
             (kind::RST_STREAM, 0, 1, &[0; 3], ErrorCode::FrameSizeError),
             (kind::SETTINGS, 0, 1, &[], ErrorCode::ProtocolError),
             (kind::SETTINGS, 0, 0, &[0; 5], ErrorCode::FrameSizeError),
-            (kind::SETTINGS, flags::ACK, 0, &[0; 6], ErrorCode::FrameSizeError),
+            (
+                kind::SETTINGS,
+                flags::ACK,
+                0,
+                &[0; 6],
+                ErrorCode::FrameSizeError,
+            ),
             (kind::PUSH_PROMISE, 0, 0, &[0; 4], ErrorCode::ProtocolError),
             (kind::PING, 0, 1, &[0; 8], ErrorCode::ProtocolError),
             (kind::PING, 0, 0, &[0; 7], ErrorCode::FrameSizeError),
             (kind::GOAWAY, 0, 1, &[0; 8], ErrorCode::ProtocolError),
             (kind::GOAWAY, 0, 0, &[0; 7], ErrorCode::FrameSizeError),
-            (kind::WINDOW_UPDATE, 0, 0, &[0; 5], ErrorCode::FrameSizeError),
+            (
+                kind::WINDOW_UPDATE,
+                0,
+                0,
+                &[0; 5],
+                ErrorCode::FrameSizeError,
+            ),
             (kind::CONTINUATION, 0, 0, b"", ErrorCode::ProtocolError),
         ];
         for &(frame_kind, frame_flags, stream, payload, code) in cases {
@@ -937,7 +965,10 @@ mod tests {
         let Frame::Settings { ack: false, params } = frame else {
             panic!("{frame:?}")
         };
-        assert_eq!(params.iter().collect::<Vec<_>>(), [(1, 10), (4, 20), (1, 30)]);
+        assert_eq!(
+            params.iter().collect::<Vec<_>>(),
+            [(1, 10), (4, 20), (1, 30)]
+        );
         assert_eq!(params.len(), 3);
     }
 }

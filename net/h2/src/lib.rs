@@ -56,7 +56,12 @@ pub fn fuzz_frames(data: &[u8]) {
 fn fuzz_drive(conn: &mut Connection, out: &mut Vec<u8>) {
     while let Some(event) = conn.poll_event() {
         if let Event::Headers { stream_id, .. } = event {
-            conn.send_headers(stream_id, 200, &[("content-type", b"application/grpc")], false);
+            conn.send_headers(
+                stream_id,
+                200,
+                &[("content-type", b"application/grpc")],
+                false,
+            );
             conn.send_data(stream_id, b"\0\0\0\0\x02hi", false);
             conn.send_trailers(stream_id, &[("grpc-status", b"0")]);
         }

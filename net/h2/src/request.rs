@@ -180,10 +180,7 @@ fn check_name(name: &[u8]) -> Result<(), String> {
     if name.iter().any(u8::is_ascii_uppercase) {
         return Err(format!("uppercase header field name {}", printable(name)));
     }
-    if name
-        .iter()
-        .any(|&b| b <= 0x20 || b >= 0x7f || b == b':')
-    {
+    if name.iter().any(|&b| b <= 0x20 || b >= 0x7f || b == b':') {
         return Err(format!("invalid header field name {}", printable(name)));
     }
     Ok(())

@@ -114,7 +114,9 @@ mod tests {
             Err(ErrorCode::ProtocolError)
         );
         assert_eq!(
-            settings.apply(INITIAL_WINDOW_SIZE, 1 << 31).map_err(|e| e.code),
+            settings
+                .apply(INITIAL_WINDOW_SIZE, 1 << 31)
+                .map_err(|e| e.code),
             Err(ErrorCode::FlowControlError)
         );
         assert!(settings.apply(INITIAL_WINDOW_SIZE, WINDOW_SIZE_MAX).is_ok());
@@ -127,7 +129,10 @@ mod tests {
             Err(ErrorCode::ProtocolError)
         );
         assert!(settings.apply(MAX_FRAME_SIZE, FRAME_SIZE_MAX).is_ok());
-        assert!(settings.apply(0xff, 12345).is_ok(), "unknown ids are ignored");
+        assert!(
+            settings.apply(0xff, 12345).is_ok(),
+            "unknown ids are ignored"
+        );
         assert_eq!(settings.max_frame_size, FRAME_SIZE_MAX);
         assert_eq!(settings.initial_window_size, WINDOW_SIZE_MAX);
     }
