@@ -209,7 +209,7 @@ pub struct OverridesConfig {
     /// live traces per tenant. 0 disables the limit, as in Tempo. Default 10000.
     pub max_traces_per_user: u64,
     /// `overrides.defaults.global.max_bytes_per_trace` (legacy: `overrides.max_bytes_per_trace`):
-    /// largest trace, bytes. Default 5000000.
+    /// largest trace, bytes. 0 disables the limit, as in Tempo. Default 5000000.
     pub max_bytes_per_trace: u64,
 }
 
@@ -504,12 +504,6 @@ impl Config {
                 "must be greater than 0".to_owned(),
             ));
         }
-        if self.overrides.max_bytes_per_trace == 0 {
-            return Err(ConfigError::invalid(
-                "overrides.defaults.global.max_bytes_per_trace",
-                "must be greater than 0; Allegro needs a bound on the size of a trace".to_owned(),
-            ));
-        }
         if allegro.live_traces_bytes_max < self.overrides.max_bytes_per_trace {
             return Err(ConfigError::invalid(
                 "allegro.live_traces_bytes_max",
@@ -762,10 +756,6 @@ mod tests {
                 c.allegro.wal_fsync_interval = Duration::ZERO;
             },
             "allegro.wal_fsync_interval: must be greater than 0s when allegro.wal_fsync is interval",
-        );
-        check(
-            &|c| c.overrides.max_bytes_per_trace = 0,
-            "overrides.defaults.global.max_bytes_per_trace: must be greater than 0; Allegro needs a bound on the size of a trace",
         );
         check(
             &|c| c.allegro.live_traces_bytes_max = 1000,

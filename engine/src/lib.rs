@@ -1,6 +1,7 @@
 //! The storage engine: typed IDs, OTLP splitting, the WAL format, and the per-core shards that
 //! own WAL files and live traces.
 
+pub mod block;
 pub mod ids;
 pub mod otlp;
 pub mod shard;

@@ -110,9 +110,11 @@ fn run(config: Config) -> Result<(), String> {
         wal_segment_bytes_max: config.allegro.wal_segment_bytes_max,
         trace_idle_period: config.ingester.trace_idle_period,
         trace_bytes_max: config.overrides.max_bytes_per_trace,
-        live_traces_per_tenant_max: (config.overrides.max_traces_per_user as usize)
-            .div_ceil(shards)
-            .max(1),
+        // Tempo's limit is per tenant; each shard holds its share. 0 = no limit, as in Tempo.
+        live_traces_per_tenant_max: match config.overrides.max_traces_per_user {
+            0 => usize::MAX,
+            max => usize::try_from(max).unwrap_or(usize::MAX).div_ceil(shards).max(1),
+        },
         live_bytes_max: config.allegro.live_traces_bytes_max,
     };
     std::fs::create_dir_all(&engine_config.wal_dir).map_err(|err| {

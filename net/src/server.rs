@@ -431,7 +431,7 @@ fn process_events(
                             }
                             conn.codec
                                 .borrow_mut()
-                                .reset_stream(stream_id, ErrorCode::Cancel);
+                                .reset_stream(stream_id, ErrorCode::NoError);
                         } else {
                             pending.body.extend_from_slice(&data);
                         }

@@ -60,8 +60,17 @@ fn unknown_keys_warn_once_each_and_the_server_starts() {
     let lines = server.stderr_lines();
     for key in ["foo.bar", "server.bogus_key"] {
         let mentions: Vec<&String> = lines.iter().filter(|line| line.contains(key)).collect();
-        assert_eq!(mentions.len(), 1, "one warning line naming {key}:\n{}", lines.join("\n"));
-        assert!(mentions[0].contains("WARN"), "{key}: not a warning: {}", mentions[0]);
+        assert_eq!(
+            mentions.len(),
+            1,
+            "one warning line naming {key}:\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            mentions[0].contains("WARN"),
+            "{key}: not a warning: {}",
+            mentions[0]
+        );
     }
     export_and_read_back(&server, 41);
 }
@@ -78,10 +87,19 @@ fn assert_refused(config: &str, key: &str, line: usize) {
         &[],
         Duration::from_secs(30),
     );
-    assert!(!exited.status.success(), "{key}: started on a bad value\n{}", exited.stderr);
-    assert!(exited.stderr.contains(key), "{key}: not named in stderr:\n{}", exited.stderr);
     assert!(
-        exited.stderr.contains(&format!("line {line}")) || exited.stderr.contains(&format!(":{line}:")),
+        !exited.status.success(),
+        "{key}: started on a bad value\n{}",
+        exited.stderr
+    );
+    assert!(
+        exited.stderr.contains(key),
+        "{key}: not named in stderr:\n{}",
+        exited.stderr
+    );
+    assert!(
+        exited.stderr.contains(&format!("line {line}"))
+            || exited.stderr.contains(&format!(":{line}:")),
         "{key}: line {line} not named in stderr:\n{}",
         exited.stderr
     );
@@ -89,8 +107,16 @@ fn assert_refused(config: &str, key: &str, line: usize) {
 
 #[test]
 fn bad_values_stop_the_server_naming_key_and_line() {
-    let config = replace(&default_config(""), "http_listen_port: 0", "http_listen_port: abc");
-    assert_refused(&config, "server.http_listen_port", line_of(&config, "http_listen_port: abc"));
+    let config = replace(
+        &default_config(""),
+        "http_listen_port: 0",
+        "http_listen_port: abc",
+    );
+    assert_refused(
+        &config,
+        "server.http_listen_port",
+        line_of(&config, "http_listen_port: abc"),
+    );
 
     let config = default_config("ingester:\n  trace_idle_period: 10 seconds\n");
     assert_refused(
@@ -139,7 +165,9 @@ fn version_help_and_unknown_flags() {
     let exited = run_binary(&["-nope"], dir.path(), &[], Duration::from_secs(30));
     assert_eq!(exited.status.code(), Some(2), "-nope: {exited:?}");
     assert!(
-        exited.stderr.contains("flag provided but not defined: -nope"),
+        exited
+            .stderr
+            .contains("flag provided but not defined: -nope"),
         "-nope: {exited:?}"
     );
 }
@@ -181,14 +209,23 @@ fn expand_env_substitutes_variables_and_defaults() {
     let mut options = ServerOptions::new(ENV_CONFIG.to_string());
     options.args.push("-config.expand-env=true".to_string());
     options.env = vec![
-        ("ALLEGRO_IT_WAL".to_string(), wal_path.to_str().unwrap().to_string()),
+        (
+            "ALLEGRO_IT_WAL".to_string(),
+            wal_path.to_str().unwrap().to_string(),
+        ),
         ("ALLEGRO_IT_GRPC".to_string(), "127.0.0.1:0".to_string()),
     ];
     let server = Server::start_with(options);
     export_and_read_back(&server, 43);
     let segments = wal_segments(&wal_path);
-    assert!(!segments.is_empty(), "no WAL at the path from the environment");
-    assert!(segments.iter().all(|s| s.shards == 3), "shards from the default: {segments:?}");
+    assert!(
+        !segments.is_empty(),
+        "no WAL at the path from the environment"
+    );
+    assert!(
+        segments.iter().all(|s| s.shards == 3),
+        "shards from the default: {segments:?}"
+    );
     drop(server);
 
     // Without the flag, `${...}` is text: `allegro.shards` is not a number.
@@ -201,7 +238,10 @@ fn expand_env_substitutes_variables_and_defaults() {
         &[],
         Duration::from_secs(30),
     );
-    assert!(!exited.status.success(), "started without expanding ${{...}}: {exited:?}");
+    assert!(
+        !exited.status.success(),
+        "started without expanding ${{...}}: {exited:?}"
+    );
 }
 
 #[test]
@@ -227,12 +267,18 @@ fn without_config_file_the_embedded_default_starts() {
                         break response;
                     }
                 }
-                assert!(Instant::now() < deadline, "/ready on {http}:\n{}", child.stderr_text());
+                assert!(
+                    Instant::now() < deadline,
+                    "/ready on {http}:\n{}",
+                    child.stderr_text()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             };
             assert_eq!(ready.text(), "ready\n");
             child.signal(libc::SIGTERM);
-            let status = child.wait_timeout(EXIT_TIMEOUT).expect("exit after SIGTERM");
+            let status = child
+                .wait_timeout(EXIT_TIMEOUT)
+                .expect("exit after SIGTERM");
             assert_eq!(status.code(), Some(0), "{}", child.stderr_text());
             return;
         }
@@ -255,4 +301,65 @@ fn without_config_file_the_embedded_default_starts() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A port that was free a moment ago (for the one test that must know its ports up front).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn rust_log_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let config = default_config("foo:\n  bar: 1\n")
+        .replace(
+            "http_listen_port: 0",
+            &format!("http_listen_port: {http_port}"),
+        )
+        .replace(
+            "endpoint: 127.0.0.1:0",
+            &format!("endpoint: 127.0.0.1:{grpc_port}"),
+        )
+        .replace(DIR, dir.path().to_str().unwrap());
+    let path = dir.path().join("tempo.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Spawned::start(
+        &[&format!("-config.file={}", path.display())],
+        dir.path(),
+        &[("RUST_LOG", "warn")],
+    );
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http_port));
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(response) = try_http_get(http, "/ready", &[]) {
+            if response.status == 200 {
+                break;
+            }
+        }
+        if let Some(status) = child.wait_timeout(Duration::ZERO) {
+            panic!("exited ({status}):\n{}", child.stderr_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready on {http}:\n{}",
+            child.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.signal(libc::SIGTERM);
+    let status = child
+        .wait_timeout(EXIT_TIMEOUT)
+        .expect("exit after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", child.stderr_text());
+    let stderr = child.stderr_text();
+    assert!(stderr.contains("foo.bar"), "the warning is kept:\n{stderr}");
+    assert!(
+        !stderr.lines().any(|line| line.contains("INFO")),
+        "RUST_LOG=warn, yet info lines:\n{stderr}"
+    );
 }

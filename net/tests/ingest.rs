@@ -29,7 +29,11 @@ fn export_identity_and_gzip_then_read_back_through_v1_and_v2() {
     };
     export(server.grpc_addr(), &single, &timed).assert_ok();
 
-    for trace in plain_traces.iter().chain(&zipped_traces).chain(&single_traces) {
+    for trace in plain_traces
+        .iter()
+        .chain(&zipped_traces)
+        .chain(&single_traces)
+    {
         assert_trace_everywhere(server.http_addr(), trace, None);
     }
 }
@@ -51,7 +55,10 @@ fn ok_answer_is_one_message_with_grpc_status_0_in_trailers() {
         content_type.is_some_and(|ct| ct.starts_with("application/grpc")),
         "content-type: {raw:?}"
     );
-    let trailers = raw.trailers.as_ref().expect("an OK answer ends with trailers");
+    let trailers = raw
+        .trailers
+        .as_ref()
+        .expect("an OK answer ends with trailers");
     assert_eq!(trailers.get("grpc-status").unwrap(), "0", "{raw:?}");
     assert!(!raw.headers.contains_key("grpc-status"), "{raw:?}");
     let messages = raw.messages().expect("gRPC framing of the answer");
@@ -185,7 +192,10 @@ fn trace_split_across_requests_comes_back_whole_and_a_repeated_span_once() {
 fn assert_grpc_error(raw: &RawResponse, status: u32, context: &str) {
     assert_eq!(raw.http_status, 200, "{context}: {raw:?}");
     assert_eq!(raw.grpc_status(), Some(status), "{context}: {raw:?}");
-    assert!(!raw.grpc_message().is_empty(), "{context}: no grpc-message: {raw:?}");
+    assert!(
+        !raw.grpc_message().is_empty(),
+        "{context}: no grpc-message: {raw:?}"
+    );
     assert!(
         raw.is_trailers_only(),
         "{context}: an error is a trailers-only answer: {raw:?}"
@@ -210,7 +220,11 @@ fn bad_requests_get_invalid_argument_or_unimplemented() {
             .unwrap();
         assert_grpc_error(&raw, 3, "garbage protobuf");
         let raw = client
-            .grpc_raw(EXPORT_PATH, GRPC_HEADERS, grpc_frame(&[0x0f, 0x01, 0x02], false))
+            .grpc_raw(
+                EXPORT_PATH,
+                GRPC_HEADERS,
+                grpc_frame(&[0x0f, 0x01, 0x02], false),
+            )
             .await
             .unwrap();
         assert_grpc_error(&raw, 3, "wire type 7");
@@ -243,19 +257,30 @@ fn bad_requests_get_invalid_argument_or_unimplemented() {
             .grpc_raw(EXPORT_PATH, GRPC_HEADERS, Bytes::from(short))
             .await
             .unwrap();
-        assert_ne!(raw.grpc_status(), Some(0), "frame shorter than its prefix: {raw:?}");
+        assert_ne!(
+            raw.grpc_status(),
+            Some(0),
+            "frame shorter than its prefix: {raw:?}"
+        );
         assert!(raw.grpc_status().is_some(), "{raw:?}");
 
         // A trace id of 5 bytes.
         let mut bad = gen.trace(2);
         bad.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3, 4, 5];
         let raw = client
-            .grpc_raw(EXPORT_PATH, GRPC_HEADERS, grpc_frame(&bad.request().encode_to_vec(), false))
+            .grpc_raw(
+                EXPORT_PATH,
+                GRPC_HEADERS,
+                grpc_frame(&bad.request().encode_to_vec(), false),
+            )
             .await
             .unwrap();
         assert_grpc_error(&raw, 3, "5-byte trace id");
         let message = raw.grpc_message().to_lowercase();
-        assert!(message.contains("trace"), "message says what was wrong: {message:?}");
+        assert!(
+            message.contains("trace"),
+            "message says what was wrong: {message:?}"
+        );
         // Nothing of that request was stored.
         let ok_span_trace = hex(&bad.trace_id);
         assert!(
@@ -295,7 +320,30 @@ fn bad_requests_get_invalid_argument_or_unimplemented() {
             .unwrap();
         assert_grpc_error(&raw, 12, "grpc-encoding br");
 
-        // The connection still works, and the grpc-message is percent-decoded text.
+        // grpc-message is percent-encoded: whatever the server says about a non-ASCII
+        // encoding name, the header itself is printable ASCII.
+        let headers: [(&str, &[u8]); 3] = [
+            ("content-type", b"application/grpc"),
+            ("te", b"trailers"),
+            ("grpc-encoding", "br-\u{fc}\u{2713}".as_bytes()),
+        ];
+        let raw = client
+            .grpc_raw(EXPORT_PATH, &headers, body.clone())
+            .await
+            .unwrap();
+        assert_grpc_error(&raw, 12, "non-ASCII grpc-encoding");
+        let header = raw
+            .headers
+            .get("grpc-message")
+            .expect("grpc-message")
+            .as_bytes();
+        assert!(
+            header.iter().all(|&b| (0x20..0x7f).contains(&b)),
+            "grpc-message is not percent-encoded: {:?}",
+            String::from_utf8_lossy(header)
+        );
+
+        // The connection still works.
         let good = gen.trace(3);
         client
             .export(&good.request(), &ExportOpts::default())
@@ -308,7 +356,11 @@ fn bad_requests_get_invalid_argument_or_unimplemented() {
 }
 
 /// A trace of one span carrying `padding` bytes of attribute.
-fn big_span_request(gen: &mut TraceGen, trace_id: [u8; 16], padding: usize) -> (ExportTraceServiceRequest, GenTrace) {
+fn big_span_request(
+    gen: &mut TraceGen,
+    trace_id: [u8; 16],
+    padding: usize,
+) -> (ExportTraceServiceRequest, GenTrace) {
     let mut trace = gen.trace_with_id(trace_id, 1);
     let filler = "x".repeat(padding);
     trace.resource_spans[0].scope_spans[0].spans[0]
@@ -334,23 +386,41 @@ fn trace_past_max_bytes_per_trace_is_refused_with_partial_success() {
     for i in 0..12 {
         let (request, trace) = big_span_request(&mut gen, trace_id, 1000);
         let result = export(server.grpc_addr(), &request, &ExportOpts::default());
-        assert_eq!(result.status, 0, "request {i}: over the trace limit is not an error: {result:?}");
+        assert_eq!(
+            result.status, 0,
+            "request {i}: over the trace limit is not an error: {result:?}"
+        );
         let rejected = result.rejected_spans();
         if i == 0 {
-            assert_eq!(rejected, 0, "the first 1 KB of a 5 KB trace is fine: {result:?}");
+            assert_eq!(
+                rejected, 0,
+                "the first 1 KB of a 5 KB trace is fine: {result:?}"
+            );
         }
         if rejected > 0 {
             assert_eq!(rejected, 1, "{result:?}");
-            let partial = result.response.as_ref().unwrap().partial_success.as_ref().unwrap();
+            let partial = result
+                .response
+                .as_ref()
+                .unwrap()
+                .partial_success
+                .as_ref()
+                .unwrap();
             messages.push(partial.error_message.clone());
             rejected_total += rejected;
         } else {
             accepted.extend(trace.resource_spans);
         }
     }
-    assert!(rejected_total > 0, "12 KB into a 5000-byte trace and nothing was refused");
+    assert!(
+        rejected_total > 0,
+        "12 KB into a 5000-byte trace and nothing was refused"
+    );
     for message in &messages {
-        assert!(message.starts_with("TRACE_TOO_LARGE:"), "error_message: {message:?}");
+        assert!(
+            message.starts_with("TRACE_TOO_LARGE:"),
+            "error_message: {message:?}"
+        );
     }
     // What was accepted is there, and only that.
     let got = get_v1_proto(server.http_addr(), &hex(&trace_id), None).expect("the trace");
@@ -387,7 +457,9 @@ fn past_the_ingestion_rate_limit_is_resource_exhausted() {
                 }
                 8 => {
                     assert!(
-                        result.message.starts_with("RATE_LIMITED: ingestion rate limit ("),
+                        result
+                            .message
+                            .starts_with("RATE_LIMITED: ingestion rate limit ("),
                         "grpc-message: {:?}",
                         result.message
                     );
@@ -398,7 +470,10 @@ fn past_the_ingestion_rate_limit_is_resource_exhausted() {
         }
     });
     assert!(!accepted.is_empty(), "the burst lets the first request in");
-    assert!(!limited.is_empty(), "30 KB against a 6 KB burst and 2 KB/s: nothing was limited");
+    assert!(
+        !limited.is_empty(),
+        "30 KB against a 6 KB burst and 2 KB/s: nothing was limited"
+    );
     for trace in &accepted {
         assert_trace(server.http_addr(), trace, None);
     }
@@ -425,19 +500,44 @@ fn multitenancy_needs_an_org_id_and_isolates_tenants() {
     let trace = gen.trace(4);
 
     let result = export(server.grpc_addr(), &trace.request(), &ExportOpts::default());
-    assert_eq!(result.status, 16, "export without x-scope-orgid: {result:?}");
+    assert_eq!(
+        result.status, 16,
+        "export without x-scope-orgid: {result:?}"
+    );
     assert!(result.message.contains("no org id"), "{result:?}");
 
-    export(server.grpc_addr(), &trace.request(), &ExportOpts::tenant("tenant-a")).assert_ok();
+    export(
+        server.grpc_addr(),
+        &trace.request(),
+        &ExportOpts::tenant("tenant-a"),
+    )
+    .assert_ok();
     let other = gen.trace(2);
-    export(server.grpc_addr(), &other.request(), &ExportOpts::tenant("tenant-b")).assert_ok();
+    export(
+        server.grpc_addr(),
+        &other.request(),
+        &ExportOpts::tenant("tenant-b"),
+    )
+    .assert_ok();
 
     let http = server.http_addr();
     assert_trace_everywhere(http, &trace, Some("tenant-a"));
     assert_trace_everywhere(http, &other, Some("tenant-b"));
-    assert_eq!(get_v1_proto(http, &trace.hex_id(), Some("tenant-b")), None, "a's trace seen by b");
-    assert_eq!(get_v1_json(http, &trace.hex_id(), Some("tenant-b")), None, "a's trace seen by b");
-    assert_eq!(get_v1_proto(http, &other.hex_id(), Some("tenant-a")), None, "b's trace seen by a");
+    assert_eq!(
+        get_v1_proto(http, &trace.hex_id(), Some("tenant-b")),
+        None,
+        "a's trace seen by b"
+    );
+    assert_eq!(
+        get_v1_json(http, &trace.hex_id(), Some("tenant-b")),
+        None,
+        "a's trace seen by b"
+    );
+    assert_eq!(
+        get_v1_proto(http, &other.hex_id(), Some("tenant-a")),
+        None,
+        "b's trace seen by a"
+    );
     assert_eq!(
         get_v2_json(http, &trace.hex_id(), Some("tenant-b")),
         serde_json::json!([]),
@@ -445,14 +545,20 @@ fn multitenancy_needs_an_org_id_and_isolates_tenants() {
     );
     // Without an org id a query is refused, whatever the status.
     let anonymous = http_get(http, &format!("/api/traces/{}", trace.hex_id()), &[]);
-    assert_ne!(anonymous.status, 200, "query without X-Scope-OrgID: {anonymous:?}");
+    assert_ne!(
+        anonymous.status, 200,
+        "query without X-Scope-OrgID: {anonymous:?}"
+    );
 
     // Each tenant has its own WAL directory.
     let tenants: HashSet<String> = wal_segments(&server.wal_dir())
         .into_iter()
         .map(|segment| segment.tenant)
         .collect();
-    assert!(tenants.contains("tenant-a") && tenants.contains("tenant-b"), "{tenants:?}");
+    assert!(
+        tenants.contains("tenant-a") && tenants.contains("tenant-b"),
+        "{tenants:?}"
+    );
 }
 
 #[test]
@@ -462,12 +568,18 @@ fn wal_layout_is_tenant_shard_and_sequence() {
     let (request, _) = gen.request(20, 2);
     export(server.grpc_addr(), &request, &ExportOpts::default()).assert_ok();
     let segments = wal_segments(&server.wal_dir());
-    assert!(!segments.is_empty(), "no WAL segment after an acknowledged export");
+    assert!(
+        !segments.is_empty(),
+        "no WAL segment after an acknowledged export"
+    );
     for segment in &segments {
         assert_eq!(segment.tenant, "single-tenant", "{segment:?}");
         assert_eq!(segment.shards, 2, "{segment:?}");
     }
     let metrics = http_get(server.http_addr(), "/metrics", &[]).text();
     let fsyncs = metric_sum(&metrics, "allegro_wal_fsyncs_total").expect("fsync metric");
-    assert!(fsyncs >= 1.0, "wal_fsync: always, yet allegro_wal_fsyncs_total = {fsyncs}");
+    assert!(
+        fsyncs >= 1.0,
+        "wal_fsync: always, yet allegro_wal_fsyncs_total = {fsyncs}"
+    );
 }

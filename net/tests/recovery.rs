@@ -42,7 +42,7 @@ fn under_load(
             while !done.load(Ordering::Relaxed) {
                 let (request, traces) = gen.request(2, 3);
                 let opts = ExportOpts {
-                    gzip: i % 3 == 0,
+                    gzip: i.is_multiple_of(3),
                     ..ExportOpts::default()
                 };
                 i += 1;
@@ -103,7 +103,12 @@ fn kill9_under_concurrent_load_keeps_every_acknowledged_trace() {
 fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_trace() {
     let mut server = Server::start("");
     let (acked, status) = under_load(&mut server, 4, 100, Server::sigterm);
-    assert_eq!(status.code(), Some(0), "SIGTERM: {status}\n{}", server.stderr_dump());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM: {status}\n{}",
+        server.stderr_dump()
+    );
 
     server.restart();
     for trace in &acked {
@@ -118,7 +123,12 @@ fn sigterm_and_sigint_exit_0_and_data_survives() {
     let (request, first) = gen.request(10, 3);
     export(server.grpc_addr(), &request, &ExportOpts::default()).assert_ok();
     let status = server.sigterm();
-    assert_eq!(status.code(), Some(0), "SIGTERM: {status}\n{}", server.stderr_dump());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM: {status}\n{}",
+        server.stderr_dump()
+    );
 
     server.restart();
     for trace in &first {
@@ -127,7 +137,12 @@ fn sigterm_and_sigint_exit_0_and_data_survives() {
     let (request, second) = gen.request(5, 2);
     export(server.grpc_addr(), &request, &ExportOpts::gzip()).assert_ok();
     let status = server.signal(libc::SIGINT);
-    assert_eq!(status.code(), Some(0), "SIGINT: {status}\n{}", server.stderr_dump());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGINT: {status}\n{}",
+        server.stderr_dump()
+    );
 
     server.restart();
     for trace in first.iter().chain(&second) {
@@ -181,7 +196,10 @@ fn torn_tail_truncated_is_cut_with_a_warning_and_the_rest_served() {
     let segment = newest_segment(&server);
     let len = std::fs::metadata(&segment.path).unwrap().len();
     assert!(len > 3, "{segment:?} is {len} bytes");
-    let file = std::fs::OpenOptions::new().write(true).open(&segment.path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment.path)
+        .unwrap();
     file.set_len(len - 3).unwrap();
     drop(file);
 
@@ -279,7 +297,10 @@ fn bit_flip_in_the_middle_of_a_segment_is_reported_and_the_records_before_served
 
     server.restart();
     assert!(
-        server.stderr_lines().iter().any(|line| line.contains("ERROR")),
+        server
+            .stderr_lines()
+            .iter()
+            .any(|line| line.contains("ERROR")),
         "no error logged for the flipped byte at {middle} of {}\n{}",
         segment.path.display(),
         server.stderr_dump()
@@ -303,7 +324,9 @@ fn restart_with_another_shard_count_keeps_everything() {
     export(server.grpc_addr(), &request, &ExportOpts::default()).assert_ok();
     server.kill9();
 
-    server.set_config(default_config("allegro:\n  shards: 3\n  wal_fsync: always\n"));
+    server.set_config(default_config(
+        "allegro:\n  shards: 3\n  wal_fsync: always\n",
+    ));
     server.restart();
     for trace in &all {
         assert_trace(server.http_addr(), trace, None);
@@ -312,7 +335,9 @@ fn restart_with_another_shard_count_keeps_everything() {
     export(server.grpc_addr(), &request, &ExportOpts::gzip()).assert_ok();
     all.extend(more);
     assert!(
-        wal_segments(&server.wal_dir()).iter().any(|s| s.shards == 3),
+        wal_segments(&server.wal_dir())
+            .iter()
+            .any(|s| s.shards == 3),
         "no shard-<k>-of-3 segment after writing with 3 shards"
     );
     server.kill9();

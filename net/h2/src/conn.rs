@@ -543,7 +543,8 @@ impl Connection {
     }
 
     /// Graceful shutdown: queues GOAWAY(NO_ERROR) with the highest processed stream id.
-    /// Streams opened after it are ignored; open ones finish. `wants_close` turns true once
+    /// Streams opened after it are refused with RST_STREAM(REFUSED_STREAM); open ones
+    /// finish. `wants_close` turns true once
     /// none is left.
     pub fn shutdown(&mut self) {
         if self.goaway_sent {
@@ -604,11 +605,11 @@ impl Connection {
             || (self.failed.is_none()
                 && self.send_queue.iter().any(|id| {
                     self.streams.get(id).is_some_and(|s| {
-                        s.trailers.is_some()
-                            || (s.unsent_bytes() == 0 && s.response_ended && !s.local_closed)
-                            || (s.unsent_bytes() > 0
-                                && s.send_window > 0
-                                && self.conn_send_window > 0)
+                        if s.unsent_bytes() > 0 {
+                            s.send_window > 0 && self.conn_send_window > 0
+                        } else {
+                            s.trailers.is_some() || (s.response_ended && !s.local_closed)
+                        }
                     })
                 }))
     }
@@ -634,7 +635,7 @@ impl Connection {
             let (head, rest) = bytes.split_at(n);
             if expected.get(..n) != Some(head) {
                 return Err(ConnectionError::protocol(format!(
-                    "invalid connection preface: got {:?}",
+                    "invalid connection preface: got \"{}\"",
                     printable(head)
                 )));
             }
@@ -985,7 +986,8 @@ impl Connection {
         // CONTINUATION frame without the END_HEADERS flag set. A recipient that observes
         // violation of this rule MUST respond with a connection error (Section 5.4.1) of
         // type PROTOCOL_ERROR."
-        let Some(block) = self.header_block.as_mut() else {
+        // Every error below ends the connection, so the block need not be put back on them.
+        let Some(mut block) = self.header_block.take() else {
             return Err(ConnectionError::protocol(format!(
                 "CONTINUATION on stream {stream_id} without a preceding HEADERS"
             ))
@@ -998,34 +1000,26 @@ impl Connection {
             ))
             .into());
         }
+        // CVE-2024-27316: bound the frames and the octets of one header block.
         block.continuations += 1;
-        let continuations = block.continuations;
-        let size = block.fragments.len() + fragment.len();
-        if continuations > self.config.max_continuation_frames {
+        if block.continuations > self.config.max_continuation_frames {
             return Err(ConnectionError::calm(format!(
                 "header block on stream {stream_id} spans more than {} CONTINUATION frames",
                 self.config.max_continuation_frames
             ))
             .into());
         }
-        self.check_block_size(stream_id, size)?;
+        self.check_block_size(stream_id, block.fragments.len() + fragment.len())?;
         if fragment.is_empty() && !end_headers {
             self.count_empty("CONTINUATION frame with an empty fragment and no END_HEADERS")?;
         }
-        let Some(block) = self.header_block.as_mut() else {
-            return Ok(());
-        };
         block.fragments.extend_from_slice(fragment);
-        if !end_headers {
-            return Ok(());
+        if end_headers {
+            self.on_header_block(block.meta, &block.fragments)
+        } else {
+            self.header_block = Some(block);
+            Ok(())
         }
-        let Some(HeaderBlock {
-            meta, fragments, ..
-        }) = self.header_block.take()
-        else {
-            return Ok(());
-        };
-        self.on_header_block(meta, &fragments)
     }
 
     /// A header block may be twice `max_header_list_bytes` encoded (and no less than a
@@ -1099,24 +1093,28 @@ impl Connection {
         too_large: bool,
     ) -> Result<(), H2Error> {
         let id = meta.stream_id;
-        // RFC 9113 6.8: after GOAWAY "the sender will ignore frames sent on streams initiated
-        // by the receiver if the stream has an identifier higher than the included last
-        // stream identifier".
-        if self.goaway_sent {
-            self.remember_closed(id, Closed::ResetByUs);
-            return Ok(());
+        // RFC 9113 6.8: after our GOAWAY "the sender will ignore frames sent on streams
+        // initiated by the receiver if the stream has an identifier higher than the included
+        // last stream identifier", and "Receivers of a GOAWAY frame MUST NOT open additional
+        // streams". We refuse such streams explicitly: REFUSED_STREAM tells the client the
+        // request was not processed and can be retried (RFC 9113 8.7).
+        if self.goaway_sent || self.goaway_received {
+            return Err(StreamError::new(
+                id,
+                ErrorCode::RefusedStream,
+                format!("stream {id} refused: the connection is going away"),
+            )
+            .into());
         }
         // RFC 7540 5.3.1 (kept by h2spec): "A stream cannot depend on itself. An endpoint
         // MUST treat this as a stream error (Section 5.4.2) of type PROTOCOL_ERROR."
         if meta.priority.is_some_and(|p| p.dependency == id) {
             return Err(self_dependency(id));
         }
-        // RFC 9113 6.8: "Receivers of a GOAWAY frame MUST NOT open additional streams".
         // RFC 9113 5.1.2: "An endpoint that receives a HEADERS frame that causes its
         // advertised concurrent stream limit to be exceeded MUST treat this as a stream error
         // (Section 5.4.2) of type PROTOCOL_ERROR or REFUSED_STREAM."
-        if self.goaway_received || self.streams.len() >= self.config.max_concurrent_streams as usize
-        {
+        if self.streams.len() >= self.config.max_concurrent_streams as usize {
             return Err(StreamError::new(
                 id,
                 ErrorCode::RefusedStream,

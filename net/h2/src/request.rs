@@ -138,7 +138,7 @@ impl RegularFields {
             }
             // RFC 9113 8.2.2: TE "MUST NOT contain any value other than "trailers"."
             b"te" if value != b"trailers" => {
-                return Err(format!("te header field of {:?}", printable(&value)))
+                return Err(format!("te header field of \"{}\"", printable(&value)))
             }
             b"content-length" => {
                 let length = parse_content_length(&value)?;
@@ -212,7 +212,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, String> {
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
     digits
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| format!("invalid content-length {:?}", printable(value)))
+        .ok_or_else(|| format!("invalid content-length \"{}\"", printable(value)))
 }
 
 fn utf8(what: &str, value: Vec<u8>) -> Result<String, String> {

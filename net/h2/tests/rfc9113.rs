@@ -1302,7 +1302,7 @@ fn s6_8_graceful_shutdown() {
     // GOAWAY frame, maintaining the connection in an "open" state until all in-progress
     // streams complete." and "Once the GOAWAY is sent, the sender will ignore frames sent
     // on streams initiated by the receiver if the stream has an identifier higher than the
-    // included last stream identifier."
+    // included last stream identifier." (RFC 9113 8.7: REFUSED_STREAM says so explicitly.)
     let mut client = Client::new();
     client.open(1, false);
     client.conn.shutdown();
@@ -1314,8 +1314,9 @@ fn s6_8_graceful_shutdown() {
             debug: "server shutting down".into()
         }]
     );
+    // A stream opened after the GOAWAY is refused; its DATA is discarded.
     let frame = client.request(3, false);
-    client.send_ok(&frame);
+    client.expect_rst(&frame, 3, ErrorCode::RefusedStream);
     client.send_ok(&data(3, b"ignored", true));
     assert!(client.events().is_empty());
     assert!(client.frames().is_empty());
@@ -1518,6 +1519,32 @@ fn s6_9_2_initial_window_size_change_overflow() {
         &settings(&[(settings::INITIAL_WINDOW_SIZE, 65_536)]),
         ErrorCode::FlowControlError,
     );
+}
+
+#[test]
+fn s6_9_3_data_sent_before_a_smaller_window_is_acknowledged() {
+    // "the receiver MUST be prepared to receive data that exceeds this window size, since
+    // the sender might send data that exceeds the lower limit prior to processing the
+    // SETTINGS frame."
+    let mut client = Client::fresh(ServerConfig {
+        initial_window_size: 16_384,
+        ..ServerConfig::default()
+    });
+    client.send_ok(&concat(&[PREFACE.to_vec(), settings(&[])]));
+    let frame = client.request(1, false);
+    client.send_ok(&frame);
+    // Our SETTINGS is not acknowledged: the client may use the default 65,535 window.
+    // (The events are not taken, so no credit goes back.)
+    for _ in 0..3 {
+        client.send_ok(&data(1, &[0; 16_384], false));
+    }
+    // Once it is acknowledged, the window is what we advertised less what was sent:
+    // 16,384 - 49,152 < 0.
+    client.send_ok(&settings_ack());
+    client.frames();
+    client.expect_goaway(&data(1, &[0; 100], false), ErrorCode::FlowControlError);
+    let events = client.events();
+    assert_eq!(data_events(&events).len(), 3 * 16_384);
 }
 
 // ------------------------------------------------------------------------- 6.10 CONTINUATION

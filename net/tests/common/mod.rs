@@ -24,7 +24,9 @@ use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 use prost::Message;
 use serde_json::Value;
 
@@ -193,7 +195,8 @@ impl Server {
 
     /// The OTLP gRPC address the server printed.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.expect("the server runs without an OTLP gRPC receiver")
+        self.grpc
+            .expect("the server runs without an OTLP gRPC receiver")
     }
 
     /// The HTTP address the server printed.
@@ -609,9 +612,13 @@ fn parse_segment_path(wal_dir: &Path, path: &Path) -> Segment {
         .strip_prefix("shard-")
         .and_then(|rest| rest.split_once("-of-"))
         .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
-    let (shard, shards) =
-        numbers.unwrap_or_else(|| panic!("bad shard dir name {shard_part:?} in {}", path.display()));
-    assert!(shard < shards, "shard {shard} of {shards}: {}", path.display());
+    let (shard, shards) = numbers
+        .unwrap_or_else(|| panic!("bad shard dir name {shard_part:?} in {}", path.display()));
+    assert!(
+        shard < shards,
+        "shard {shard} of {shards}: {}",
+        path.display()
+    );
     let stem = parts[2].strip_suffix(".wal").unwrap();
     assert!(
         stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()),
@@ -690,6 +697,49 @@ pub fn try_http_get(
         .write_all(request.as_bytes())
         .map_err(|err| format!("write: {err}"))?;
     read_http1_response(&mut BufReader::new(stream))
+}
+
+/// One persistent HTTP/1.1 connection (keep-alive): requests go one after the other.
+pub struct Http1Conn {
+    reader: BufReader<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Http1Conn {
+    pub fn connect(addr: SocketAddr) -> Http1Conn {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|err| panic!("connect {addr}: {err}"));
+        stream.set_read_timeout(Some(CALL_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(CALL_TIMEOUT)).unwrap();
+        Http1Conn {
+            reader: BufReader::new(stream),
+            addr,
+        }
+    }
+
+    /// Writes raw request bytes (one request, or several pipelined).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader
+            .get_ref()
+            .write_all(bytes)
+            .expect("write request");
+    }
+
+    /// `GET path` on this connection, without `Connection: close`.
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (key, value) in headers {
+            request.push_str(&format!("{key}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.send_raw(request.as_bytes());
+        self.read_response()
+    }
+
+    /// Reads the next response.
+    pub fn read_response(&mut self) -> HttpResponse {
+        read_http1_response(&mut self.reader).unwrap_or_else(|err| panic!("response: {err}"))
+    }
 }
 
 fn read_line(reader: &mut impl BufRead) -> Result<String, String> {
@@ -835,7 +885,11 @@ impl GrpcResult {
     /// Asserts a fully accepted export.
     pub fn assert_ok(&self) {
         assert_eq!(self.status, 0, "export failed: {self:?}");
-        assert_eq!(self.rejected_spans(), 0, "export partially rejected: {self:?}");
+        assert_eq!(
+            self.rejected_spans(),
+            0,
+            "export partially rejected: {self:?}"
+        );
     }
 }
 
@@ -881,7 +935,10 @@ impl RawResponse {
         let mut messages = Vec::new();
         while !rest.is_empty() {
             if rest.len() < 5 {
-                return Err(format!("{} bytes left, less than a message prefix", rest.len()));
+                return Err(format!(
+                    "{} bytes left, less than a message prefix",
+                    rest.len()
+                ));
             }
             let flag = rest[0];
             let length = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
@@ -901,7 +958,10 @@ impl RawResponse {
     /// The response as the result of an OTLP export (checks the gRPC response framing).
     pub fn into_export_result(self) -> Result<GrpcResult, String> {
         if self.http_status != 200 {
-            return Err(format!("HTTP status {} (want 200): {self:?}", self.http_status));
+            return Err(format!(
+                "HTTP status {} (want 200): {self:?}",
+                self.http_status
+            ));
         }
         let status = self
             .grpc_status()
@@ -1002,11 +1062,12 @@ impl H2Client {
     }
 
     /// Any request; `body` empty means END_STREAM on the HEADERS.
-    pub async fn request(
+    /// Header values are bytes: a test may send what `&str` cannot hold.
+    pub async fn request<V: AsRef<[u8]>>(
         &self,
         method: &str,
         path: &str,
-        headers: &[(&str, &str)],
+        headers: &[(&str, V)],
         body: Bytes,
     ) -> Result<RawResponse, String> {
         let call = async {
@@ -1014,7 +1075,9 @@ impl H2Client {
                 .method(method)
                 .uri(format!("http://{}{}", self.addr, path));
             for (key, value) in headers {
-                builder = builder.header(*key, *value);
+                let value = http::HeaderValue::from_bytes(value.as_ref())
+                    .map_err(|err| format!("header {key}: {err}"))?;
+                builder = builder.header(*key, value);
             }
             let request = builder.body(()).map_err(|err| format!("request: {err}"))?;
             let mut send = self
@@ -1056,10 +1119,10 @@ impl H2Client {
     }
 
     /// A gRPC call with arbitrary headers and body bytes (the body is sent as is).
-    pub async fn grpc_raw(
+    pub async fn grpc_raw<V: AsRef<[u8]>>(
         &self,
         path: &str,
-        headers: &[(&str, &str)],
+        headers: &[(&str, V)],
         body: Bytes,
     ) -> Result<RawResponse, String> {
         self.request("POST", path, headers, body).await
@@ -1120,7 +1183,11 @@ impl H2Client {
 }
 
 /// One export on a fresh connection, from synchronous code.
-pub fn export(addr: SocketAddr, request: &ExportTraceServiceRequest, opts: &ExportOpts) -> GrpcResult {
+pub fn export(
+    addr: SocketAddr,
+    request: &ExportTraceServiceRequest,
+    opts: &ExportOpts,
+) -> GrpcResult {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1132,7 +1199,12 @@ pub fn export(addr: SocketAddr, request: &ExportTraceServiceRequest, opts: &Expo
 }
 
 /// One raw gRPC call on a fresh connection, from synchronous code.
-pub fn grpc_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: Bytes) -> RawResponse {
+pub fn grpc_raw(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> RawResponse {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1147,7 +1219,8 @@ pub fn grpc_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: By
 }
 
 /// The usual headers of a gRPC request.
-pub const GRPC_HEADERS: &[(&str, &str)] = &[("content-type", "application/grpc"), ("te", "trailers")];
+pub const GRPC_HEADERS: &[(&str, &str)] =
+    &[("content-type", "application/grpc"), ("te", "trailers")];
 
 // ---------------------------------------------------------------------------------------------
 // Realistic OTLP data from a seeded PRNG.
@@ -1291,12 +1364,19 @@ impl TraceGen {
         self.traces += 1;
         let start_ns = self.now_ns + index * 1_000_000;
         let root_id: [u8; 8] = self.rng.id();
-        let error_trace = index % 3 == 0;
+        let error_trace = index.is_multiple_of(3);
         let mut by_service: BTreeMap<usize, Vec<Span>> = BTreeMap::new();
         for i in 0..spans {
             let span_id = if i == 0 { root_id } else { self.rng.id() };
             let service = if i == 0 { 0 } else { 1 + (i - 1) % 2 };
-            let span = self.span(trace_id, span_id, (i > 0).then_some(root_id), i, start_ns, error_trace && i + 1 == spans);
+            let span = self.span(
+                trace_id,
+                span_id,
+                (i > 0).then_some(root_id),
+                i,
+                start_ns,
+                error_trace && i + 1 == spans,
+            );
             by_service.entry(service).or_default().push(span);
         }
         let resource_spans = by_service
@@ -1323,7 +1403,11 @@ impl TraceGen {
     }
 
     /// `traces` traces of `spans_per_trace` spans, in one request.
-    pub fn request(&mut self, traces: usize, spans_per_trace: usize) -> (ExportTraceServiceRequest, Vec<GenTrace>) {
+    pub fn request(
+        &mut self,
+        traces: usize,
+        spans_per_trace: usize,
+    ) -> (ExportTraceServiceRequest, Vec<GenTrace>) {
         let traces: Vec<GenTrace> = (0..traces).map(|_| self.trace(spans_per_trace)).collect();
         (request_of(&traces), traces)
     }
@@ -1373,9 +1457,15 @@ impl TraceGen {
             ),
             kv("retry.delta", any_value::Value::IntValue(-n - 1)),
             kv("big.number", any_value::Value::IntValue(i64::MAX - n)),
-            kv("sample.ratio", any_value::Value::DoubleValue(n as f64 * 0.25 + 0.5)),
+            kv(
+                "sample.ratio",
+                any_value::Value::DoubleValue(n as f64 * 0.25 + 0.5),
+            ),
             kv("cache.hit", any_value::Value::BoolValue(n % 3 == 0)),
-            kv("payload.digest", any_value::Value::BytesValue(self.rng.bytes(8))),
+            kv(
+                "payload.digest",
+                any_value::Value::BytesValue(self.rng.bytes(8)),
+            ),
             kv(
                 "text.tricky",
                 s("say \"hi\"\n\tback\\slash naïve ✓ 漢字 </script>"),
@@ -1384,7 +1474,9 @@ impl TraceGen {
                 "tags",
                 any_value::Value::ArrayValue(ArrayValue {
                     values: vec![
-                        AnyValue { value: Some(s("a")) },
+                        AnyValue {
+                            value: Some(s("a")),
+                        },
                         AnyValue {
                             value: Some(any_value::Value::IntValue(n)),
                         },
@@ -1419,7 +1511,10 @@ impl TraceGen {
                 name: "exception".to_string(),
                 attributes: vec![
                     kv("exception.type", s("PaymentDeclined")),
-                    kv("exception.message", s(&format!("card declined for order {n}"))),
+                    kv(
+                        "exception.message",
+                        s(&format!("card declined for order {n}")),
+                    ),
                 ],
                 dropped_attributes_count: 0,
             });
@@ -1465,7 +1560,10 @@ impl TraceGen {
             name: if i == 0 {
                 "GET /api/orders/{id}".to_string()
             } else {
-                format!("step-{i} {}", ["SELECT orders", "charge", "publish", "consume"][i % 4])
+                format!(
+                    "step-{i} {}",
+                    ["SELECT orders", "charge", "publish", "consume"][i % 4]
+                )
             },
             kind: kind as i32,
             start_time_unix_nano: start,
@@ -1525,17 +1623,26 @@ pub fn assert_same_spans(context: &str, expected: &[ResourceSpans], got: &[Resou
     };
     let expected = normalize(flatten(expected));
     let got = normalize(flatten(got));
-    let ids = |spans: &[FlatSpan]| -> Vec<String> { spans.iter().map(|s| hex(&s.span.span_id)).collect() };
+    let ids = |spans: &[FlatSpan]| -> Vec<String> {
+        spans.iter().map(|s| hex(&s.span.span_id)).collect()
+    };
     assert_eq!(ids(&got), ids(&expected), "{context}: span ids differ");
     for (want, have) in expected.iter().zip(&got) {
-        assert_eq!(have.span, want.span, "{context}: span {} differs", hex(&want.span.span_id));
         assert_eq!(
-            have.resource, want.resource,
+            have.span,
+            want.span,
+            "{context}: span {} differs",
+            hex(&want.span.span_id)
+        );
+        assert_eq!(
+            have.resource,
+            want.resource,
             "{context}: resource of span {} differs",
             hex(&want.span.span_id)
         );
         assert_eq!(
-            have.scope, want.scope,
+            have.scope,
+            want.scope,
             "{context}: scope of span {} differs",
             hex(&want.span.span_id)
         );
@@ -1699,13 +1806,23 @@ pub fn flatten_json(batches: &Value) -> Vec<(Value, Value, Value)> {
             .unwrap_or_else(|| panic!("batch without scopeSpans: {batch}"));
         for ss in scope_spans {
             let scope = normalize_json(ss.get("scope").unwrap_or(&Value::Null));
-            for span in ss.get("spans").and_then(Value::as_array).into_iter().flatten() {
+            for span in ss
+                .get("spans")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 spans.push((resource.clone(), scope.clone(), normalize_json(span)));
             }
         }
     }
     spans.sort_by(|a, b| {
-        let id = |v: &Value| v.get("spanId").and_then(Value::as_str).unwrap_or("").to_string();
+        let id = |v: &Value| {
+            v.get("spanId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         id(&a.2).cmp(&id(&b.2))
     });
     spans
@@ -1717,14 +1834,25 @@ pub fn expected_json(expected: &[ResourceSpans]) -> Vec<(Value, Value, Value)> {
         .iter()
         .map(|flat| {
             (
-                normalize_json(&flat.resource.as_ref().map(resource_json).unwrap_or(Value::Null)),
+                normalize_json(
+                    &flat
+                        .resource
+                        .as_ref()
+                        .map(resource_json)
+                        .unwrap_or(Value::Null),
+                ),
                 normalize_json(&flat.scope.as_ref().map(scope_json).unwrap_or(Value::Null)),
                 normalize_json(&span_json(&flat.span)),
             )
         })
         .collect();
     spans.sort_by(|a, b| {
-        let id = |v: &Value| v.get("spanId").and_then(Value::as_str).unwrap_or("").to_string();
+        let id = |v: &Value| {
+            v.get("spanId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         id(&a.2).cmp(&id(&b.2))
     });
     spans
@@ -1739,16 +1867,28 @@ pub fn assert_same_spans_json(context: &str, expected: &[ResourceSpans], got_bat
     };
     assert_eq!(ids(&got), ids(&want), "{context}: span ids differ");
     for (want, have) in want.iter().zip(&got) {
-        assert_eq!(have.2, want.2, "{context}: span differs\n got: {}\nwant: {}", have.2, want.2);
-        assert_eq!(have.0, want.0, "{context}: resource of span {} differs", want.2["spanId"]);
-        assert_eq!(have.1, want.1, "{context}: scope of span {} differs", want.2["spanId"]);
+        assert_eq!(
+            have.2, want.2,
+            "{context}: span differs\n got: {}\nwant: {}",
+            have.2, want.2
+        );
+        assert_eq!(
+            have.0, want.0,
+            "{context}: resource of span {} differs",
+            want.2["spanId"]
+        );
+        assert_eq!(
+            have.1, want.1,
+            "{context}: scope of span {} differs",
+            want.2["spanId"]
+        );
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading traces back.
 
-fn tenant_headers<'a>(tenant: Option<&'a str>, protobuf: bool) -> Vec<(&'a str, &'a str)> {
+fn tenant_headers(tenant: Option<&str>, protobuf: bool) -> Vec<(&str, &str)> {
     let mut headers = Vec::new();
     if let Some(tenant) = tenant {
         headers.push(("X-Scope-OrgID", tenant));
@@ -1760,15 +1900,27 @@ fn tenant_headers<'a>(tenant: Option<&'a str>, protobuf: bool) -> Vec<(&'a str, 
 }
 
 /// `/api/traces/<id>` as protobuf: `None` on 404.
-pub fn get_v1_proto(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Option<Vec<ResourceSpans>> {
-    let response = http_get(addr, &format!("/api/traces/{trace_id}"), &tenant_headers(tenant, true));
+pub fn get_v1_proto(
+    addr: SocketAddr,
+    trace_id: &str,
+    tenant: Option<&str>,
+) -> Option<Vec<ResourceSpans>> {
+    let response = http_get(
+        addr,
+        &format!("/api/traces/{trace_id}"),
+        &tenant_headers(tenant, true),
+    );
     match response.status {
         404 => {
             assert!(response.body.is_empty(), "404 with a body: {response:?}");
             None
         }
         200 => {
-            assert_eq!(response.content_type(), Some("application/protobuf"), "{response:?}");
+            assert_eq!(
+                response.content_type(),
+                Some("application/protobuf"),
+                "{response:?}"
+            );
             Some(
                 TempoTrace::decode(response.body.as_slice())
                     .unwrap_or_else(|err| panic!("v1 protobuf of {trace_id}: {err}"))
@@ -1781,14 +1933,22 @@ pub fn get_v1_proto(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> O
 
 /// `/api/traces/<id>` as JSON: the `batches` list, `None` on 404.
 pub fn get_v1_json(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Option<Value> {
-    let response = http_get(addr, &format!("/api/traces/{trace_id}"), &tenant_headers(tenant, false));
+    let response = http_get(
+        addr,
+        &format!("/api/traces/{trace_id}"),
+        &tenant_headers(tenant, false),
+    );
     match response.status {
         404 => {
             assert!(response.body.is_empty(), "404 with a body: {response:?}");
             None
         }
         200 => {
-            assert_eq!(response.content_type(), Some("application/json"), "{response:?}");
+            assert_eq!(
+                response.content_type(),
+                Some("application/json"),
+                "{response:?}"
+            );
             let body = response.json();
             let object = body.as_object().expect("JSON object");
             assert_eq!(
@@ -1804,9 +1964,20 @@ pub fn get_v1_json(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Op
 
 /// `/api/v2/traces/<id>` as protobuf: the batches (empty when unknown).
 pub fn get_v2_proto(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Vec<ResourceSpans> {
-    let response = http_get(addr, &format!("/api/v2/traces/{trace_id}"), &tenant_headers(tenant, true));
-    assert_eq!(response.status, 200, "/api/v2/traces/{trace_id}: {response:?}");
-    assert_eq!(response.content_type(), Some("application/protobuf"), "{response:?}");
+    let response = http_get(
+        addr,
+        &format!("/api/v2/traces/{trace_id}"),
+        &tenant_headers(tenant, true),
+    );
+    assert_eq!(
+        response.status, 200,
+        "/api/v2/traces/{trace_id}: {response:?}"
+    );
+    assert_eq!(
+        response.content_type(),
+        Some("application/protobuf"),
+        "{response:?}"
+    );
     TraceByIdResponse::decode(response.body.as_slice())
         .unwrap_or_else(|err| panic!("v2 protobuf of {trace_id}: {err}"))
         .trace
@@ -1816,9 +1987,20 @@ pub fn get_v2_proto(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> V
 
 /// `/api/v2/traces/<id>` as JSON: the `resourceSpans` list (`[]` when unknown).
 pub fn get_v2_json(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Value {
-    let response = http_get(addr, &format!("/api/v2/traces/{trace_id}"), &tenant_headers(tenant, false));
-    assert_eq!(response.status, 200, "/api/v2/traces/{trace_id}: {response:?}");
-    assert_eq!(response.content_type(), Some("application/json"), "{response:?}");
+    let response = http_get(
+        addr,
+        &format!("/api/v2/traces/{trace_id}"),
+        &tenant_headers(tenant, false),
+    );
+    assert_eq!(
+        response.status, 200,
+        "/api/v2/traces/{trace_id}: {response:?}"
+    );
+    assert_eq!(
+        response.content_type(),
+        Some("application/json"),
+        "{response:?}"
+    );
     let body = response.json();
     let trace = body
         .get("trace")
@@ -1832,7 +2014,8 @@ pub fn get_v2_json(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Va
 /// Reads `trace` back through v1 and v2, JSON and protobuf, and compares every span.
 pub fn assert_trace_everywhere(addr: SocketAddr, trace: &GenTrace, tenant: Option<&str>) {
     let id = trace.hex_id();
-    let v1 = get_v1_proto(addr, &id, tenant).unwrap_or_else(|| panic!("trace {id}: v1 protobuf 404"));
+    let v1 =
+        get_v1_proto(addr, &id, tenant).unwrap_or_else(|| panic!("trace {id}: v1 protobuf 404"));
     assert_same_spans(&format!("v1 protobuf {id}"), &trace.resource_spans, &v1);
     let v1 = get_v1_json(addr, &id, tenant).unwrap_or_else(|| panic!("trace {id}: v1 JSON 404"));
     assert_same_spans_json(&format!("v1 JSON {id}"), &trace.resource_spans, &v1);
@@ -1852,7 +2035,12 @@ pub fn assert_trace(addr: SocketAddr, trace: &GenTrace, tenant: Option<&str>) {
 /// The span ids of a trace as the server has it (empty when unknown).
 pub fn span_ids(addr: SocketAddr, trace_id: &str, tenant: Option<&str>) -> Vec<Vec<u8>> {
     get_v1_proto(addr, trace_id, tenant)
-        .map(|batches| flatten(&batches).into_iter().map(|f| f.span.span_id).collect())
+        .map(|batches| {
+            flatten(&batches)
+                .into_iter()
+                .map(|f| f.span.span_id)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

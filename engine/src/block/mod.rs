@@ -1,0 +1,633 @@
+//! The block format (sans-IO): completed traces cut from the WAL into an immutable file,
+//! indexed by trace ID only. The shard does the IO; this module turns traces into bytes and
+//! bytes back into traces, and says what a damaged file means.
+//!
+//! A block is a directory `<storage.trace.local.path>/<tenant>/<block-id>/` holding `data`
+//! (below) and `meta.json` ([`BlockMeta`]). It is written under a temporary name, fsynced,
+//! renamed and its parent directory fsynced, so a block directory with a `meta.json` is
+//! always whole.
+//!
+//! ```text
+//! data file:
+//! offset  size  field
+//!   0       6   magic              b"ALGBLK"
+//!   6       1   version            BLOCK_FORMAT_VERSION = 1
+//!   7       1   reserved           0
+//!   8       ..  pages              page_count pages (layout on `page`), traces sorted by
+//!                                  trace ID across pages; a page holds whole traces
+//!   ..   56*n   index              per page (IndexEntry): first_trace_id 16B, offset u64,
+//!                                  length u32, trace_count u32, span_count u32,
+//!                                  reserved u32 (0), min_start_unix_nanos u64,
+//!                                  max_end_unix_nanos u64
+//!   ..      ..  bloom              bloom_bytes bytes of little-endian u64 words
+//!   end-64  64  footer             (Footer) index_offset u64, page_count u32,
+//!                                  bloom_bytes u32, bloom_hashes u32, reserved u32 (0),
+//!                                  trace_count u64, span_count u64,
+//!                                  index_crc32 u32 (crc32fast of index and bloom bytes),
+//!                                  version u8, reserved 7B, footer_crc32 u32 (of the 52
+//!                                  bytes before it), magic b"ALGBLKFT"
+//! ```
+//!
+//! A lookup: bloom filter, binary search of the index for the last page whose first trace
+//! ID is <= the ID, one read of that page, CRC check, decompress three columns
+//! (`TRACE_IDS`, `TRACE_PAYLOAD_LENS`, `PAYLOADS`), binary search. The index and the bloom
+//! filter (about 1.25 bytes per trace plus 56 per page) stay in memory.
+//!
+//! Recovery policy: the footer, index and bloom filter are checked when a block is opened;
+//! any damage there (or a `meta.json` that does not match the footer) makes the whole block
+//! unreadable: it is reported and skipped. A page is checked when it is read; a damaged page
+//! fails the lookups of the traces it holds, with an error naming the block and page, and
+//! nothing else.
+
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod bloom;
+pub mod meta;
+pub mod page;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use bloom::Bloom;
+pub use meta::BlockMeta;
+pub use page::{PageBuilder, PageSummary, PageView};
+
+use crate::ids::TraceId;
+
+pub const BLOCK_MAGIC: [u8; 6] = *b"ALGBLK";
+pub const FOOTER_MAGIC: [u8; 8] = *b"ALGBLKFT";
+pub const BLOCK_FORMAT_VERSION: u8 = 1;
+pub const BLOCK_HEADER_BYTES: usize = 8;
+pub const FOOTER_BYTES: usize = 64;
+/// first_trace_id, offset, length, trace_count, span_count, reserved, min_start, max_end.
+pub const INDEX_ENTRY_BYTES: usize = 16 + 8 + 4 + 4 + 4 + 4 + 8 + 8;
+/// A page is closed once its buffered columns reach this many bytes (a single larger trace
+/// makes a page of its own). Small pages make lookups cheap; 64 KiB is lz4's window.
+pub const PAGE_TARGET_BYTES: usize = 64 << 10;
+/// Pages per block at most (bounds the index a reader allocates).
+pub const PAGES_PER_BLOCK_MAX: u64 = 1 << 24;
+
+const _: () = assert!(INDEX_ENTRY_BYTES == 56);
+const _: () = assert!(FOOTER_BYTES == 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 1 + 7 + 4 + 8);
+const _: () = assert!(PAGE_TARGET_BYTES <= page::PAGE_COLUMN_BYTES_MAX / 16);
+
+/// Why block bytes did not decode. The message names the part that is damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    /// Fewer bytes than the structure needs.
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        available: u64,
+    },
+    BadMagic {
+        what: &'static str,
+    },
+    UnsupportedVersion {
+        what: &'static str,
+        version: u8,
+    },
+    Checksum {
+        what: &'static str,
+        stored: u32,
+        computed: u32,
+    },
+    /// Checksummed bytes that do not make sense (a bug in a writer, or a format change).
+    Malformed(String),
+}
+
+impl fmt::Display for BlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockError::Truncated {
+                what,
+                needed,
+                available,
+            } => write!(f, "{what} truncated: needs {needed} bytes, {available} there"),
+            BlockError::BadMagic { what } => write!(f, "{what}: bad magic"),
+            BlockError::UnsupportedVersion { what, version } => {
+                write!(f, "{what}: unsupported format version {version}")
+            }
+            BlockError::Checksum {
+                what,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "{what} checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            BlockError::Malformed(detail) => write!(f, "malformed: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for BlockError {}
+
+/// A bounds-checked reader of little-endian fields.
+pub(crate) struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Cursor<'a> {
+        Cursor { bytes, at: 0, what }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], BlockError> {
+        let end = self.at.checked_add(n);
+        match end.and_then(|end| self.bytes.get(self.at..end)) {
+            Some(slice) => {
+                self.at += n;
+                Ok(slice)
+            }
+            None => Err(BlockError::Truncated {
+                what: self.what,
+                needed: (self.at as u64).saturating_add(n as u64),
+                available: self.bytes.len() as u64,
+            }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], BlockError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, BlockError> {
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, BlockError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, BlockError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.at)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+}
+
+/// One page in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub first_trace_id: TraceId,
+    pub offset: u64,
+    pub length: u32,
+    pub trace_count: u32,
+    pub span_count: u32,
+    pub min_start_unix_nanos: u64,
+    pub max_end_unix_nanos: u64,
+}
+
+/// The fixed-size end of a data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    pub index_offset: u64,
+    pub page_count: u32,
+    pub bloom_bytes: u32,
+    pub bloom_hashes: u32,
+    pub trace_count: u64,
+    pub span_count: u64,
+    pub index_crc32: u32,
+    pub footer_crc32: u32,
+}
+
+impl Footer {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.index_offset.to_le_bytes());
+        out.extend_from_slice(&self.page_count.to_le_bytes());
+        out.extend_from_slice(&self.bloom_bytes.to_le_bytes());
+        out.extend_from_slice(&self.bloom_hashes.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.trace_count.to_le_bytes());
+        out.extend_from_slice(&self.span_count.to_le_bytes());
+        out.extend_from_slice(&self.index_crc32.to_le_bytes());
+        out.push(BLOCK_FORMAT_VERSION);
+        out.extend_from_slice(&[0; 7]);
+        let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&FOOTER_MAGIC);
+    }
+
+    /// Decodes the last [`FOOTER_BYTES`] of a data file of `file_bytes` bytes, and checks
+    /// that the index and bloom filter it describes fit before it.
+    pub fn decode(bytes: &[u8], file_bytes: u64) -> Result<Footer, BlockError> {
+        if bytes.len() != FOOTER_BYTES {
+            return Err(BlockError::Truncated {
+                what: "footer",
+                needed: FOOTER_BYTES as u64,
+                available: bytes.len() as u64,
+            });
+        }
+        let mut cursor = Cursor::new(bytes, "footer");
+        let covered = cursor.take(FOOTER_BYTES - 12)?;
+        let stored = cursor.u32()?;
+        if cursor.take(8)? != FOOTER_MAGIC {
+            return Err(BlockError::BadMagic { what: "footer" });
+        }
+        let computed = crc32fast::hash(covered);
+        if stored != computed {
+            return Err(BlockError::Checksum {
+                what: "footer",
+                stored,
+                computed,
+            });
+        }
+        let mut cursor = Cursor::new(covered, "footer");
+        let index_offset = cursor.u64()?;
+        let page_count = cursor.u32()?;
+        let bloom_bytes = cursor.u32()?;
+        let bloom_hashes = cursor.u32()?;
+        let _reserved = cursor.u32()?;
+        let trace_count = cursor.u64()?;
+        let span_count = cursor.u64()?;
+        let index_crc32 = cursor.u32()?;
+        let version = cursor.u8()?;
+        if version != BLOCK_FORMAT_VERSION {
+            return Err(BlockError::UnsupportedVersion {
+                what: "block footer",
+                version,
+            });
+        }
+        let footer = Footer {
+            index_offset,
+            page_count,
+            bloom_bytes,
+            bloom_hashes,
+            trace_count,
+            span_count,
+            index_crc32,
+            footer_crc32: stored,
+        };
+        let tail = footer.tail_bytes();
+        if u64::from(page_count) > PAGES_PER_BLOCK_MAX
+            || index_offset < BLOCK_HEADER_BYTES as u64
+            || index_offset.checked_add(tail) != Some(file_bytes)
+        {
+            return Err(BlockError::Malformed(format!(
+                "footer: index at {index_offset} with {page_count} pages and {bloom_bytes} bloom bytes does not fit a file of {file_bytes} bytes"
+            )));
+        }
+        Ok(footer)
+    }
+
+    /// Bytes from `index_offset` to the end of the file.
+    pub fn tail_bytes(&self) -> u64 {
+        u64::from(self.page_count) * INDEX_ENTRY_BYTES as u64
+            + u64::from(self.bloom_bytes)
+            + FOOTER_BYTES as u64
+    }
+}
+
+/// What a reader keeps of an open block: the page index and the bloom filter.
+#[derive(Debug, Clone)]
+pub struct BlockIndex {
+    pub footer: Footer,
+    pub pages: Vec<IndexEntry>,
+    pub bloom: Bloom,
+}
+
+impl BlockIndex {
+    /// Decodes the bytes from `footer.index_offset` to the end of the file (index, bloom
+    /// filter, footer), checking the CRC and that pages lie between header and index in
+    /// order.
+    pub fn decode(footer: Footer, tail: &[u8]) -> Result<BlockIndex, BlockError> {
+        if tail.len() as u64 != footer.tail_bytes() {
+            return Err(BlockError::Truncated {
+                what: "block index",
+                needed: footer.tail_bytes(),
+                available: tail.len() as u64,
+            });
+        }
+        let covered_len = tail.len() - FOOTER_BYTES;
+        let mut cursor = Cursor::new(tail, "block index");
+        let covered = cursor.take(covered_len)?;
+        let computed = crc32fast::hash(covered);
+        if computed != footer.index_crc32 {
+            return Err(BlockError::Checksum {
+                what: "block index",
+                stored: footer.index_crc32,
+                computed,
+            });
+        }
+        let mut cursor = Cursor::new(covered, "block index");
+        let mut pages = Vec::with_capacity(footer.page_count as usize);
+        let mut next_offset = BLOCK_HEADER_BYTES as u64;
+        let mut traces = 0u64;
+        for _ in 0..footer.page_count {
+            let first_trace_id = TraceId(cursor.array()?);
+            let entry = IndexEntry {
+                first_trace_id,
+                offset: cursor.u64()?,
+                length: cursor.u32()?,
+                trace_count: cursor.u32()?,
+                span_count: cursor.u32()?,
+                min_start_unix_nanos: {
+                    let _reserved = cursor.u32()?;
+                    cursor.u64()?
+                },
+                max_end_unix_nanos: cursor.u64()?,
+            };
+            let ascending = pages
+                .last()
+                .is_none_or(|last: &IndexEntry| last.first_trace_id < entry.first_trace_id);
+            if entry.offset != next_offset || !ascending || entry.trace_count == 0 {
+                return Err(BlockError::Malformed(format!(
+                    "index entry {} (offset {}, {} traces) out of order",
+                    pages.len(),
+                    entry.offset,
+                    entry.trace_count
+                )));
+            }
+            next_offset = entry.offset + u64::from(entry.length);
+            traces += u64::from(entry.trace_count);
+            pages.push(entry);
+        }
+        if next_offset != footer.index_offset || traces != footer.trace_count {
+            return Err(BlockError::Malformed(format!(
+                "pages end at {next_offset} with {traces} traces; the footer says {} and {}",
+                footer.index_offset, footer.trace_count
+            )));
+        }
+        let bloom = Bloom::decode(cursor.take(footer.bloom_bytes as usize)?, footer.bloom_hashes)
+            .ok_or_else(|| BlockError::Malformed("bloom filter shape".to_string()))?;
+        Ok(BlockIndex {
+            footer,
+            pages,
+            bloom,
+        })
+    }
+
+    /// The page that would hold `trace_id`, or `None` when the bloom filter or the index
+    /// rule it out.
+    pub fn page_for(&self, trace_id: &TraceId) -> Option<(usize, IndexEntry)> {
+        if !self.bloom.may_contain(trace_id) {
+            return None;
+        }
+        let after = self
+            .pages
+            .partition_point(|page| page.first_trace_id <= *trace_id);
+        let index = after.checked_sub(1)?;
+        self.pages.get(index).map(|entry| (index, *entry))
+    }
+
+    /// Bytes this index holds in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.pages.len() * std::mem::size_of::<IndexEntry>() + self.bloom.byte_len()
+    }
+}
+
+/// What a finished block holds, for its `meta.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockStats {
+    pub trace_count: u64,
+    pub span_count: u64,
+    pub page_count: u64,
+    pub min_start_unix_nanos: u64,
+    pub max_end_unix_nanos: u64,
+    pub payload_bytes: u64,
+    pub data_bytes: u64,
+    pub footer_crc32: u32,
+}
+
+/// Builds a data file from traces given in ascending trace-ID order.
+pub struct BlockWriter {
+    out: Vec<u8>,
+    page: PageBuilder,
+    pages: Vec<(PageSummary, u64, u32)>,
+    trace_ids: Vec<TraceId>,
+    payload_bytes: u64,
+    last: Option<TraceId>,
+}
+
+impl Default for BlockWriter {
+    fn default() -> Self {
+        BlockWriter::new()
+    }
+}
+
+impl BlockWriter {
+    pub fn new() -> BlockWriter {
+        let mut out = Vec::with_capacity(1 << 20);
+        out.extend_from_slice(&BLOCK_MAGIC);
+        out.push(BLOCK_FORMAT_VERSION);
+        out.push(0);
+        BlockWriter {
+            out,
+            page: PageBuilder::new(),
+            pages: Vec::new(),
+            trace_ids: Vec::new(),
+            payload_bytes: 0,
+            last: None,
+        }
+    }
+
+    /// Adds one trace: its payload is a run of `tempopb.Trace` field 1 (already assembled
+    /// and de-duplicated by the caller).
+    pub fn add_trace(&mut self, trace_id: TraceId, payload: &[u8]) {
+        assert!(
+            self.last.is_none_or(|last| last < trace_id),
+            "traces must be added in ascending ID order, once each"
+        );
+        self.last = Some(trace_id);
+        self.trace_ids.push(trace_id);
+        self.payload_bytes += payload.len() as u64;
+        self.page.add(trace_id, payload);
+        if self.page.raw_bytes() >= PAGE_TARGET_BYTES {
+            self.close_page();
+        }
+    }
+
+    pub fn trace_count(&self) -> usize {
+        self.trace_ids.len()
+    }
+
+    /// Bytes written so far (compressed pages) plus what is buffered for the open page.
+    pub fn approximate_bytes(&self) -> usize {
+        self.out.len() + self.page.raw_bytes() / 4
+    }
+
+    fn close_page(&mut self) {
+        if self.page.is_empty() {
+            return;
+        }
+        let offset = self.out.len() as u64;
+        let summary = self.page.finish(&mut self.out);
+        let length = u32::try_from(self.out.len() as u64 - offset).expect("page under 4 GiB");
+        self.pages.push((summary, offset, length));
+    }
+
+    /// The whole data file and what it holds.
+    pub fn finish(mut self) -> (Vec<u8>, BlockStats) {
+        self.close_page();
+        assert!(self.pages.len() as u64 <= PAGES_PER_BLOCK_MAX);
+        let index_offset = self.out.len() as u64;
+        let mut stats = BlockStats {
+            trace_count: self.trace_ids.len() as u64,
+            page_count: self.pages.len() as u64,
+            payload_bytes: self.payload_bytes,
+            min_start_unix_nanos: u64::MAX,
+            ..BlockStats::default()
+        };
+        for (summary, offset, length) in &self.pages {
+            self.out.extend_from_slice(summary.first_trace_id.as_bytes());
+            self.out.extend_from_slice(&offset.to_le_bytes());
+            self.out.extend_from_slice(&length.to_le_bytes());
+            self.out.extend_from_slice(&summary.trace_count.to_le_bytes());
+            self.out.extend_from_slice(&summary.span_count.to_le_bytes());
+            self.out.extend_from_slice(&0u32.to_le_bytes());
+            self.out
+                .extend_from_slice(&summary.min_start_unix_nanos.to_le_bytes());
+            self.out
+                .extend_from_slice(&summary.max_end_unix_nanos.to_le_bytes());
+            stats.span_count += u64::from(summary.span_count);
+            if summary.span_count > 0 {
+                stats.min_start_unix_nanos =
+                    stats.min_start_unix_nanos.min(summary.min_start_unix_nanos);
+            }
+            stats.max_end_unix_nanos = stats.max_end_unix_nanos.max(summary.max_end_unix_nanos);
+        }
+        if stats.min_start_unix_nanos == u64::MAX {
+            stats.min_start_unix_nanos = 0;
+        }
+        let mut bloom = Bloom::with_capacity(self.trace_ids.len() as u64);
+        for id in &self.trace_ids {
+            bloom.insert(id);
+        }
+        bloom.encode(&mut self.out);
+        let index_crc32 =
+            crc32fast::hash(self.out.get(index_offset as usize..).unwrap_or_default());
+        let footer_start = self.out.len();
+        let footer = Footer {
+            index_offset,
+            page_count: self.pages.len() as u32,
+            bloom_bytes: u32::try_from(bloom.byte_len()).expect("bloom under 4 GiB"),
+            bloom_hashes: bloom.hashes(),
+            trace_count: stats.trace_count,
+            span_count: stats.span_count,
+            index_crc32,
+            footer_crc32: 0,
+        };
+        footer.encode(&mut self.out);
+        let footer_bytes = self.out.get(footer_start..).unwrap_or_default();
+        stats.footer_crc32 = Footer::decode(footer_bytes, self.out.len() as u64)
+            .expect("the footer just written decodes")
+            .footer_crc32;
+        stats.data_bytes = self.out.len() as u64;
+        (self.out, stats)
+    }
+}
+
+/// Checks the header of a data file (its first [`BLOCK_HEADER_BYTES`]).
+pub fn check_header(bytes: &[u8]) -> Result<(), BlockError> {
+    let mut cursor = Cursor::new(bytes, "block header");
+    if cursor.take(6)? != BLOCK_MAGIC {
+        return Err(BlockError::BadMagic {
+            what: "block header",
+        });
+    }
+    let version = cursor.u8()?;
+    if version != BLOCK_FORMAT_VERSION {
+        return Err(BlockError::UnsupportedVersion {
+            what: "block header",
+            version,
+        });
+    }
+    Ok(())
+}
+
+/// Opens a whole data file held in memory (tests, compaction of small blocks, fuzzing).
+pub fn open_bytes(data: &[u8]) -> Result<BlockIndex, BlockError> {
+    check_header(data)?;
+    let footer_at = data.len().checked_sub(FOOTER_BYTES).ok_or(BlockError::Truncated {
+        what: "block",
+        needed: (BLOCK_HEADER_BYTES + FOOTER_BYTES) as u64,
+        available: data.len() as u64,
+    })?;
+    let footer = Footer::decode(data.get(footer_at..).unwrap_or_default(), data.len() as u64)?;
+    let tail = data
+        .get(footer.index_offset as usize..)
+        .ok_or(BlockError::Malformed("index offset".to_string()))?;
+    BlockIndex::decode(footer, tail)
+}
+
+/// The bytes of page `entry` within a whole data file held in memory.
+pub fn page_bytes<'a>(data: &'a [u8], entry: &IndexEntry) -> Result<&'a [u8], BlockError> {
+    let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
+    let end = start.saturating_add(entry.length as usize);
+    data.get(start..end).ok_or(BlockError::Truncated {
+        what: "page",
+        needed: end as u64,
+        available: data.len() as u64,
+    })
+}
+
+/// Looks a trace up in a whole data file held in memory.
+pub fn find_in_bytes(
+    data: &[u8],
+    index: &BlockIndex,
+    trace_id: &TraceId,
+) -> Result<Option<Vec<u8>>, BlockError> {
+    let Some((_, entry)) = index.page_for(trace_id) else {
+        return Ok(None);
+    };
+    PageView::decode(page_bytes(data, &entry)?)?.find_trace(trace_id)
+}
+
+/// Fuzz entry point: any bytes as a data file, and as a single page. Never panics; whatever
+/// opens must also look up every trace it lists.
+pub fn fuzz_block_read(data: &[u8]) {
+    if let Ok(index) = open_bytes(data) {
+        for entry in &index.pages {
+            let Ok(bytes) = page_bytes(data, entry) else {
+                continue;
+            };
+            if let Ok(page) = PageView::decode(bytes) {
+                let _ = page.check_columns();
+                if let Ok(traces) = page.traces() {
+                    for (trace_id, payload) in traces {
+                        let found = find_in_bytes(data, &index, &trace_id);
+                        assert_eq!(found, Ok(Some(payload)), "a listed trace is found");
+                    }
+                }
+            }
+        }
+        let _ = find_in_bytes(data, &index, &TraceId([0x42; 16]));
+    }
+    if let Ok(page) = PageView::decode(data) {
+        let _ = page.check_columns();
+        let _ = page.find_trace(&TraceId([0; 16]));
+    }
+    let _ = BlockMeta::from_json(data);
+}
+
+/// A new block ID: 32 hex digits in UUID form, from the clock, the shard and a counter.
+pub fn new_block_id(shard: usize, counter: u64, unix_nanos: u64) -> String {
+    let a = xxhash_rust::xxh3::xxh3_64_with_seed(&unix_nanos.to_le_bytes(), shard as u64);
+    let b = xxhash_rust::xxh3::xxh3_64_with_seed(
+        &counter.to_le_bytes(),
+        u64::from(std::process::id()) ^ unix_nanos,
+    );
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex.get(0..8).unwrap_or_default(),
+        hex.get(8..12).unwrap_or_default(),
+        hex.get(12..16).unwrap_or_default(),
+        hex.get(16..20).unwrap_or_default(),
+        hex.get(20..32).unwrap_or_default()
+    )
+}
