@@ -48,6 +48,9 @@ pub struct Config {
 
 /// Limits of the harness itself.
 pub const RUNS_MAX: usize = 100;
+/// Calibration stops doubling the batch here, however fast an iteration is (an empty
+/// closure would otherwise double forever).
+pub const BATCH_ITERS_MAX: u64 = 1 << 32;
 /// Longest run [`measure`] accepts: a bench must stay under ~30 s in all.
 pub const RUN_TIME_MAX: Duration = Duration::from_secs(5);
 
@@ -148,15 +151,15 @@ pub fn measure(config: &Config, mut batch: impl FnMut(u64)) -> Stats {
         let start = Instant::now();
         batch(n);
         let ns = start.elapsed().as_nanos() as f64;
-        if ns >= calibrate_ns {
+        if ns >= calibrate_ns || n >= BATCH_ITERS_MAX {
             if started.elapsed() >= config.warmup {
                 break ns / n as f64;
             }
         } else {
-            n = n.saturating_mul(2);
+            n *= 2;
         }
     };
-    let iters = ((config.run_time.as_nanos() as f64 / per_iter_ns.max(0.001)) as u64).max(1);
+    let iters = ((config.run_time.as_nanos() as f64 / per_iter_ns.max(0.001)) as u64).clamp(1, BATCH_ITERS_MAX);
     let mut samples: Vec<f64> = (0..config.runs)
         .map(|_| {
             let start = Instant::now();
@@ -341,8 +344,11 @@ impl Report {
     }
 }
 
+/// A suite's entry point: measures its cases and adds them to the report.
+pub type Suite = fn(&Config, &mut Report);
+
 /// The `main` of a bench target: runs `suite` in the mode of [`Config::from_env`].
-pub fn bench_main(name: &str, suite: fn(&Config, &mut Report)) {
+pub fn bench_main(name: &str, suite: Suite) {
     let config = Config::from_env();
     let mode = if config.smoke {
         "smoke test: one iteration per case (run with `cargo bench` to measure)"
@@ -466,7 +472,11 @@ mod tests {
     fn measure_runs_the_batch_in_every_mode() {
         for config in [Config::smoke(), Config::quick()] {
             let mut total = 0u64;
-            let stats = measure(&config, |n| total += n);
+            let stats = measure(&config, |n| {
+                for i in 0..n {
+                    total = black_box(total + i % 2 + 1);
+                }
+            });
             assert!(total >= 1);
             assert_eq!(stats.runs, config.runs);
             assert!(stats.best_ns <= stats.median_ns);

@@ -16,6 +16,29 @@
 //! On-disk layout: `<wal.path>/<tenant>/shard-<k>-of-<n>/<sequence>.wal` (three-digit `k` and
 //! `n`, twenty-digit sequence). A shard never appends to a segment it did not create in this
 //! run: at startup it replays, then opens a fresh segment.
+//!
+//! Blocks (`block`): per tenant, the WAL segments written since the last cut are the *head
+//! block*. A shard cuts it when it is `max_block_duration` old or holds `max_block_bytes` of
+//! WAL, and on `/flush`: it rolls the WAL to a new segment, reads the closed segments, writes
+//! every trace in them (idle traces whole, live traces their spans so far; the rest of a live
+//! trace goes into the next block) into one block, publishes it (temp name, fsync, rename,
+//! directory fsync), and only then deletes those segments and forgets their traces, which are
+//! found from then on through the block's bloom filter and index (no per-trace memory).
+//! `meta.json` lists the WAL sequences a block covers, so a restart between publishing and
+//! deleting deletes them then. **Architecture Invariant:** an acknowledged span is in a WAL
+//! segment or in a published block at every instant.
+//!
+//! Reads: memory, WAL, then every block of the tenant that may hold the trace (time range,
+//! bloom, index, one page); `otlp::assemble_trace` merges and de-duplicates by span ID.
+//! A shard opens its own blocks (`shard-<k>-of-<n>` in `meta.json`) and every block written
+//! under a different shard count, so lookups still work after the count changes.
+//!
+//! Compaction (a background task per shard, after each cut and every
+//! [`MAINTENANCE_INTERVAL`]): a shard merges its own blocks of one tenant and one
+//! `compaction_window` into one, de-duplicating spans; the new block (its `meta.json` naming
+//! its sources in `compacted_from`) is published before the sources are deleted, and a
+//! restart that finds both deletes the sources. Retention deletes blocks whose newest span is
+//! older than `block_retention`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,6 +48,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::block::store::{self, OpenBlock};
+use crate::block::{self, BlockMeta, BlockWriter};
 use crate::ids::{Tenant, TraceId};
 use crate::otlp::{self, TraceBatch};
 use crate::wal;
@@ -36,6 +61,12 @@ pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
 /// How often a shard looks for idle traces (and fsyncs under [`FsyncPolicy::Interval`] when
 /// that interval is longer).
 const TICK: Duration = Duration::from_millis(100);
+/// How often a shard looks for blocks to compact or to delete (retention).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+/// Blocks merged by one compaction at most.
+pub const COMPACTION_INPUT_BLOCKS_MAX: usize = 8;
+/// Payload bytes of one compaction's inputs at most (they are held in memory).
+pub const COMPACTION_INPUT_BYTES_MAX: u64 = 1 << 30;
 
 /// The shard that owns a trace. Pure, so every thread agrees without talking.
 pub fn shard_for(trace_id: &TraceId, shards: usize) -> usize {
@@ -73,6 +104,17 @@ pub struct EngineConfig {
     pub live_traces_per_tenant_max: usize,
     /// Bytes of live trace data per shard before the least recently written leave memory.
     pub live_bytes_max: u64,
+    /// `storage.trace.local.path`: blocks live in `<block_dir>/<tenant>/<block-id>/`.
+    pub block_dir: PathBuf,
+    /// `ingester.max_block_duration`: cut the head block when it is this old.
+    pub max_block_duration: Duration,
+    /// `ingester.max_block_bytes`: cut the head block when its WAL holds this many bytes.
+    pub max_block_bytes: u64,
+    /// `compactor.compaction.block_retention`: delete blocks whose newest span is older.
+    pub block_retention: Duration,
+    /// `compactor.compaction.compaction_window`: blocks whose oldest span falls in the same
+    /// window are compacted together.
+    pub compaction_window: Duration,
 }
 
 /// Counters of one shard, written only by that shard and read by `/metrics`.
@@ -94,6 +136,16 @@ pub struct ShardMetrics {
     pub replay_torn_tails: AtomicU64,
     pub replay_corrupt_segments: AtomicU64,
     pub read_errors: AtomicU64,
+    /// Blocks this shard serves lookups from (gauge) and their data bytes (gauge).
+    pub blocks: AtomicU64,
+    pub block_bytes: AtomicU64,
+    pub blocks_cut: AtomicU64,
+    pub blocks_compacted: AtomicU64,
+    pub blocks_retention_deleted: AtomicU64,
+    /// Blocks skipped at startup because a checksum or a cross-check failed.
+    pub blocks_corrupt: AtomicU64,
+    pub block_read_errors: AtomicU64,
+    pub block_write_errors: AtomicU64,
 }
 
 /// What an append came to. Spans are either accepted (durable per the fsync policy) or
@@ -131,7 +183,13 @@ pub enum Msg {
     GetTrace {
         tenant: Tenant,
         trace_id: TraceId,
+        /// Only blocks whose spans overlap `[start, end]` (Unix nanoseconds) are read.
+        range: Option<(u64, u64)>,
         reply: flume::Sender<Result<Vec<Vec<u8>>, String>>,
+    },
+    /// Cut every head block now (`/flush`); answered once the blocks are published.
+    Flush {
+        reply: flume::Sender<Result<(), String>>,
     },
     /// Sync everything and stop.
     Shutdown { reply: flume::Sender<()> },
@@ -247,11 +305,24 @@ impl Engine {
         tenant: &Tenant,
         trace_id: TraceId,
     ) -> Result<Option<Vec<u8>>, String> {
+        self.get_trace_in(tenant, trace_id, None).await
+    }
+
+    /// [`Engine::get_trace`], reading only blocks whose spans overlap `range` (Unix
+    /// nanoseconds, inclusive; Tempo's `start`/`end` query parameters). Memory and WAL are
+    /// always read.
+    pub async fn get_trace_in(
+        &self,
+        tenant: &Tenant,
+        trace_id: TraceId,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Vec<u8>>, String> {
         let shard = shard_for(&trace_id, self.shards());
         let (reply, receiver) = flume::bounded(1);
         let msg = Msg::GetTrace {
             tenant: tenant.clone(),
             trace_id,
+            range,
             reply,
         };
         self.inner.senders[shard]
@@ -267,6 +338,31 @@ impl Engine {
         }
         let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         Ok(Some(otlp::assemble_trace(&slices)))
+    }
+
+    /// Cuts every shard's head blocks now and waits until they are published (`/flush`).
+    pub async fn flush(&self) -> Result<(), String> {
+        let mut replies = Vec::new();
+        for (shard, sender) in self.inner.senders.iter().enumerate() {
+            let (reply, receiver) = flume::bounded(1);
+            sender
+                .send_async(Msg::Flush { reply })
+                .await
+                .map_err(|_| format!("shard {shard} is stopped"))?;
+            replies.push((shard, receiver));
+        }
+        let mut first_error = None;
+        for (shard, receiver) in replies {
+            let result = receiver
+                .recv_async()
+                .await
+                .map_err(|_| format!("shard {shard} stopped before answering"))
+                .and_then(|result| result);
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// [`Engine::shutdown`] from a thread outside the runtimes (the main thread).
@@ -338,16 +434,30 @@ struct TenantState {
     traces: HashMap<TraceId, TraceEntry>,
     live_traces: usize,
     next_sequence: u64,
+    /// This shard's own segments not yet covered by a published block (the head block):
+    /// `(sequence, file index)`, oldest first. Segments of another shard layout are never
+    /// here: they are replayed, not cut.
+    head_segments: Vec<(u64, u32)>,
+    /// WAL bytes in `head_segments`, and when the head block got its first record.
+    head_bytes: u64,
+    head_started: Option<Instant>,
+    /// Blocks this shard reads for the tenant.
+    blocks: Vec<Rc<OpenBlock>>,
 }
 
 struct ShardState {
     id: usize,
     config: EngineConfig,
     metrics: Arc<ShardMetrics>,
-    files: Vec<Rc<monoio::fs::File>>,
+    /// WAL files by index; `None` once the segment was deleted after its block.
+    files: Vec<Option<Rc<monoio::fs::File>>>,
     file_paths: Vec<PathBuf>,
     tenants: HashMap<Tenant, TenantState>,
     live_bytes: u64,
+    /// A compaction/retention task is running.
+    maintaining: bool,
+    /// Blocks created by this shard in this run (part of new block IDs).
+    blocks_created: u64,
 }
 
 impl ShardTask {
@@ -366,12 +476,18 @@ impl ShardTask {
             file_paths: Vec::new(),
             tenants: HashMap::new(),
             live_bytes: 0,
+            maintaining: false,
+            blocks_created: 0,
         }));
+        load_blocks(&state).await;
         replay(&state).await;
         self.shards_ready.fetch_add(1, Ordering::AcqRel);
         log::debug!("shard {}: ready", self.id);
 
         let mut last_sync = Instant::now();
+        let mut last_maintenance = Instant::now();
+        // Retention and compaction of what the last run left, in the background.
+        start_maintenance(&state);
         loop {
             let first = monoio::select! {
                 msg = self.receiver.recv_async() => match msg {
@@ -395,18 +511,29 @@ impl ShardTask {
                 group_commit(&state, appends).await;
             }
             let mut stop = None;
+            let mut flushes = Vec::new();
             for msg in others {
                 match msg {
                     Msg::GetTrace {
                         tenant,
                         trace_id,
+                        range,
                         reply,
                     } => {
-                        let result = read_trace(&state, &tenant, trace_id).await;
+                        let result = read_trace(&state, &tenant, trace_id, range).await;
                         let _ = reply.send(result);
                     }
+                    Msg::Flush { reply } => flushes.push(reply),
                     Msg::Shutdown { reply } => stop = Some(reply),
                     Msg::Append { .. } => unreachable!("sorted into appends"),
+                }
+            }
+            let mut cut = false;
+            if !flushes.is_empty() {
+                let result = cut_tenants(&state, None).await;
+                cut = true;
+                for reply in flushes {
+                    let _ = reply.send(result.clone());
                 }
             }
             let now = Instant::now();
@@ -418,6 +545,15 @@ impl ShardTask {
                 last_sync = now;
             }
             evict_idle(&state, now);
+            let due = heads_due(&state, now);
+            if !due.is_empty() {
+                let _ = cut_tenants(&state, Some(due)).await;
+                cut = true;
+            }
+            if cut || now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
+                last_maintenance = now;
+                start_maintenance(&state);
+            }
             if let Some(reply) = stop {
                 sync_dirty_all(&state).await;
                 log::debug!("shard {}: stopped", self.id);
@@ -509,8 +645,23 @@ async fn replay(state: &Rc<RefCell<ShardState>>) {
                 let tenant_state = tenant_state(&mut s, &tenant);
                 tenant_state.next_sequence = tenant_state.next_sequence.max(next);
             }
-            for (_, path) in segments {
-                replay_segment(state, &tenant, &path, !same_layout, responsible).await;
+            for (sequence, path) in segments {
+                let file_index =
+                    replay_segment(state, &tenant, &path, !same_layout, responsible).await;
+                if same_layout {
+                    // Ours: part of the head block until a cut covers it.
+                    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    let mut s = state.borrow_mut();
+                    let file_index = file_index.unwrap_or_else(|| {
+                        s.files.push(None);
+                        s.file_paths.push(path.clone());
+                        (s.files.len() - 1) as u32
+                    });
+                    let t = tenant_state(&mut s, &tenant);
+                    t.head_segments.push((sequence, file_index));
+                    t.head_bytes += bytes;
+                    t.head_started.get_or_insert_with(Instant::now);
+                }
             }
         }
     }
@@ -541,7 +692,7 @@ async fn replay_segment(
     path: &Path,
     filter_by_hash: bool,
     responsible: bool,
-) {
+) -> Option<u32> {
     let (id, shards) = {
         let s = state.borrow();
         (s.id, s.config.shards)
@@ -555,7 +706,7 @@ async fn replay_segment(
                 .metrics
                 .replay_corrupt_segments
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
     };
     let replayed = wal::replay_segment(&bytes);
@@ -596,18 +747,18 @@ async fn replay_segment(
         }
     }
     if replayed.records.is_empty() {
-        return;
+        return None;
     }
     let file = match monoio::fs::File::open(path).await {
         Ok(file) => file,
         Err(err) => {
             log::error!("WAL: cannot open {}: {err}", path.display());
-            return;
+            return None;
         }
     };
     let mut s = state.borrow_mut();
     let file_index = s.files.len() as u32;
-    s.files.push(Rc::new(file));
+    s.files.push(Some(Rc::new(file)));
     s.file_paths.push(path.to_path_buf());
     let mut count = 0u64;
     let now = Instant::now();
@@ -650,6 +801,7 @@ async fn replay_segment(
     s.metrics
         .replayed_records
         .fetch_add(count, Ordering::Relaxed);
+    Some(file_index)
 }
 
 async fn read_whole_file(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -683,6 +835,10 @@ fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantSta
             traces: HashMap::new(),
             live_traces: 0,
             next_sequence: 0,
+            head_segments: Vec::new(),
+            head_bytes: 0,
+            head_started: None,
+            blocks: Vec::new(),
         })
 }
 
@@ -891,7 +1047,10 @@ async fn write_tenant(
         let t = tenant_state(&mut s, tenant);
         let seg = t.segment.as_ref().expect("opened above");
         let (index, offset) = (seg.file_index, seg.length);
-        (s.files[index as usize].clone(), index, offset)
+        let file = s.files[index as usize]
+            .clone()
+            .expect("the open segment has a file");
+        (file, index, offset)
     };
     let length = buffer.len() as u64;
     let (result, _) = file.write_all_at(buffer, offset).await;
@@ -906,6 +1065,8 @@ async fn write_tenant(
     metrics.wal_bytes.fetch_add(length, Ordering::Relaxed);
     let mut s = state.borrow_mut();
     let t = tenant_state(&mut s, tenant);
+    t.head_bytes += length;
+    t.head_started.get_or_insert_with(Instant::now);
     let seg = t.segment.as_mut().expect("opened above");
     seg.length += length;
     seg.dirty = policy != FsyncPolicy::Always;
@@ -925,7 +1086,9 @@ async fn open_segment(state: &Rc<RefCell<ShardState>>, tenant: &Tenant) -> std::
     if let Some(old) = old {
         if old.dirty {
             let file = state.borrow().files[old.file_index as usize].clone();
-            file.sync_data().await?;
+            if let Some(file) = file {
+                file.sync_data().await?;
+            }
             state
                 .borrow()
                 .metrics
@@ -951,11 +1114,14 @@ async fn open_segment(state: &Rc<RefCell<ShardState>>, tenant: &Tenant) -> std::
     std::fs::File::open(&dir)?.sync_all()?;
     let mut s = state.borrow_mut();
     let file_index = s.files.len() as u32;
-    s.files.push(Rc::new(file));
+    s.files.push(Some(Rc::new(file)));
     s.file_paths.push(path);
     s.metrics.wal_segments.fetch_add(1, Ordering::Relaxed);
     s.metrics.fsyncs.fetch_add(2, Ordering::Relaxed);
     let t = tenant_state(&mut s, tenant);
+    t.head_segments.push((sequence, file_index));
+    t.head_bytes += header_len;
+    t.head_started.get_or_insert_with(Instant::now);
     t.segment = Some(OpenSegment {
         file_index,
         length: header_len,
@@ -978,7 +1144,7 @@ async fn sync_dirty(state: &Rc<RefCell<ShardState>>) {
         }
         indexes
             .iter()
-            .map(|&i| s.files[i as usize].clone())
+            .filter_map(|&i| s.files[i as usize].clone())
             .collect()
     };
     for file in files {
@@ -998,33 +1164,54 @@ async fn sync_dirty_all(state: &Rc<RefCell<ShardState>>) {
     sync_dirty(state).await;
 }
 
-/// Gathers every payload of a trace: from the WAL files for records no longer in memory,
-/// from memory for the rest.
+/// Gathers every payload of a trace: from memory, from the WAL files for records no longer
+/// in memory, and from every block that may hold it (in `range`, when given).
 async fn read_trace(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
     trace_id: TraceId,
+    range: Option<(u64, u64)>,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let (on_disk, mut in_memory) = {
+    type OnDisk = Vec<(Option<Rc<monoio::fs::File>>, Location, PathBuf)>;
+    let (on_disk, mut in_memory, blocks) = {
         let s = state.borrow();
-        let Some(entry) = s.tenants.get(tenant).and_then(|t| t.traces.get(&trace_id)) else {
+        let Some(t) = s.tenants.get(tenant) else {
             return Ok(Vec::new());
         };
-        let on_disk: Vec<(Rc<monoio::fs::File>, Location, PathBuf)> = entry.locations
-            [..entry.memory_from]
+        let (on_disk, in_memory): (OnDisk, Vec<Vec<u8>>) = match t.traces.get(&trace_id) {
+            Some(entry) => (
+                entry.locations[..entry.memory_from]
+                    .iter()
+                    .map(|loc| {
+                        (
+                            s.files[loc.file as usize].clone(),
+                            *loc,
+                            s.file_paths[loc.file as usize].clone(),
+                        )
+                    })
+                    .collect(),
+                entry.memory.clone(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let blocks: Vec<Rc<OpenBlock>> = t
+            .blocks
             .iter()
-            .map(|loc| {
-                (
-                    s.files[loc.file as usize].clone(),
-                    *loc,
-                    s.file_paths[loc.file as usize].clone(),
-                )
+            .filter(|block| {
+                range.is_none_or(|(start, end)| {
+                    block.meta.min_start_unix_nanos <= end && block.meta.max_end_unix_nanos >= start
+                })
             })
+            .cloned()
             .collect();
-        (on_disk, entry.memory.clone())
+        (on_disk, in_memory, blocks)
     };
     let mut payloads = Vec::with_capacity(on_disk.len() + in_memory.len());
     for (file, location, path) in on_disk {
+        let Some(file) = file else {
+            // A bug: locations of deleted segments are dropped with them.
+            return Err(format!("WAL segment {} is gone", path.display()));
+        };
         let buffer = vec![0u8; location.length as usize];
         let (result, buffer) = file.read_exact_at(buffer, location.offset).await;
         if let Err(err) = result {
@@ -1056,6 +1243,20 @@ async fn read_trace(
         }
     }
     payloads.append(&mut in_memory);
+    for block in blocks {
+        match block.find(&trace_id).await {
+            Ok(Some(payload)) => payloads.push(payload),
+            Ok(None) => {}
+            Err(err) => {
+                state
+                    .borrow()
+                    .metrics
+                    .block_read_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
+    }
     Ok(payloads)
 }
 
@@ -1126,6 +1327,660 @@ fn publish_live_gauges(s: &ShardState) {
     let live: usize = s.tenants.values().map(|t| t.live_traces).sum();
     s.metrics.live_traces.store(live as u64, Ordering::Relaxed);
     s.metrics.live_bytes.store(s.live_bytes, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocks: startup, cuts, compaction, retention.
+
+fn unix_nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Blocks a shard reads: its own, and every block written under another shard count (its
+/// traces may hash to any shard now).
+fn block_is_read_by(meta_shard: u32, meta_shards: u32, id: usize, shards: usize) -> bool {
+    meta_shards as usize != shards || meta_shard as usize == id
+}
+
+/// The one shard that deletes a block or debris of a writer: the writer itself, or under a
+/// changed shard count, one chosen by position (as for WAL directories).
+fn block_is_deleted_by(meta_shard: u32, meta_shards: u32, id: usize, shards: usize) -> bool {
+    if meta_shards as usize == shards {
+        meta_shard as usize == id
+    } else {
+        meta_shard as usize % shards == id
+    }
+}
+
+fn publish_block_gauges(s: &ShardState) {
+    let (mut count, mut bytes) = (0u64, 0u64);
+    for t in s.tenants.values() {
+        count += t.blocks.len() as u64;
+        bytes += t.blocks.iter().map(|b| b.meta.data_bytes).sum::<u64>();
+    }
+    s.metrics.blocks.store(count, Ordering::Relaxed);
+    s.metrics.block_bytes.store(bytes, Ordering::Relaxed);
+}
+
+/// Startup, before WAL replay: opens every block this shard reads, removes debris of
+/// crashed writes (temporary directories, blocks superseded by a published compaction, WAL
+/// segments already covered by a published block), and skips damaged blocks.
+async fn load_blocks(state: &Rc<RefCell<ShardState>>) {
+    let (block_dir, wal_dir, id, shards) = {
+        let s = state.borrow();
+        (
+            s.config.block_dir.clone(),
+            s.config.wal_dir.clone(),
+            s.id,
+            s.config.shards,
+        )
+    };
+    let tenants = match std::fs::read_dir(&block_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+        Err(err) => {
+            log::error!(
+                "shard {id}: cannot list block directory {}: {err}",
+                block_dir.display()
+            );
+            return;
+        }
+    };
+    for tenant_entry in tenants.flatten() {
+        let Some(tenant) = tenant_entry
+            .file_name()
+            .to_str()
+            .and_then(|name| Tenant::parse(name).ok())
+        else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(tenant_entry.path()) else {
+            continue;
+        };
+        let mut opened = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if let Some(rest) = name.strip_prefix(store::TMP_PREFIX) {
+                let writer = rest.get(..16).and_then(parse_shard_dir);
+                if let Some((writer, writer_shards)) = writer {
+                    if block_is_deleted_by(writer as u32, writer_shards as u32, id, shards) {
+                        log::warn!(
+                            "blocks: removing {}, left by an interrupted write",
+                            path.display()
+                        );
+                        if let Err(err) = std::fs::remove_dir_all(&path) {
+                            log::error!("blocks: cannot remove {}: {err}", path.display());
+                        }
+                    }
+                }
+                continue;
+            }
+            if !block::meta::is_valid_block_id(&name) {
+                continue;
+            }
+            // Ownership from meta.json first, so a shard opens only the blocks it reads and
+            // one shard reports each damaged block.
+            let meta = std::fs::read(path.join(store::META_FILE))
+                .map_err(|err| err.to_string())
+                .and_then(|bytes| BlockMeta::from_json(&bytes));
+            let reporter = match &meta {
+                Ok(meta) => {
+                    if !block_is_read_by(meta.shard, meta.shards, id, shards) {
+                        continue;
+                    }
+                    block_is_deleted_by(meta.shard, meta.shards, id, shards)
+                }
+                Err(_) => id == 0,
+            };
+            match OpenBlock::open(&path, &tenant).await {
+                Ok(block) => opened.push(block),
+                Err(err) => {
+                    if reporter {
+                        log::error!(
+                            "blocks: skipping {} (tenant {tenant}): {err}",
+                            path.display()
+                        );
+                        state
+                            .borrow()
+                            .metrics
+                            .blocks_corrupt
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        // A compaction published its block but did not get to delete its sources.
+        let superseded: std::collections::HashSet<String> = opened
+            .iter()
+            .flat_map(|b| b.meta.compacted_from.iter().cloned())
+            .collect();
+        let own_wal_dir = wal_dir
+            .join(tenant.as_str())
+            .join(shard_dir_name(id, shards));
+        let mut next_sequence = 0u64;
+        let mut kept = Vec::new();
+        for block in opened {
+            let own = block.meta.shards as usize == shards && block.meta.shard as usize == id;
+            if own {
+                // Segments covered by a published block: deleted if a crash left them.
+                for &sequence in &block.meta.wal_segments {
+                    next_sequence = next_sequence.max(sequence + 1);
+                    let path = own_wal_dir.join(segment_file_name(sequence));
+                    if path.exists() {
+                        log::info!(
+                            "WAL: {} is already in block {}; deleting it",
+                            path.display(),
+                            block.id()
+                        );
+                        if let Err(err) = std::fs::remove_file(&path) {
+                            log::error!("WAL: cannot delete {}: {err}", path.display());
+                        }
+                    }
+                }
+            }
+            if superseded.contains(block.id()) {
+                if block_is_deleted_by(block.meta.shard, block.meta.shards, id, shards) {
+                    log::info!(
+                        "blocks: deleting {}, already compacted into another block",
+                        block.dir.display()
+                    );
+                    if let Err(err) = store::remove_block(&block.dir) {
+                        log::error!("blocks: cannot delete {}: {err}", block.dir.display());
+                    }
+                }
+                continue;
+            }
+            kept.push(Rc::new(block));
+        }
+        if own_wal_dir.exists() {
+            let _ = store::sync_dir(&own_wal_dir);
+        }
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, &tenant);
+        t.next_sequence = t.next_sequence.max(next_sequence);
+        t.blocks.extend(kept);
+    }
+    let s = state.borrow();
+    publish_block_gauges(&s);
+    let blocks = s.metrics.blocks.load(Ordering::Relaxed);
+    if blocks > 0 {
+        log::info!("shard {id}: serving {blocks} blocks");
+    }
+}
+
+/// Tenants whose head block is old or large enough to cut.
+fn heads_due(state: &Rc<RefCell<ShardState>>, now: Instant) -> Vec<Tenant> {
+    let s = state.borrow();
+    s.tenants
+        .iter()
+        .filter(|(_, t)| {
+            !t.head_segments.is_empty()
+                && (t.head_bytes >= s.config.max_block_bytes
+                    || t.head_started.is_some_and(|started| {
+                        now.duration_since(started) >= s.config.max_block_duration
+                    }))
+        })
+        .map(|(tenant, _)| tenant.clone())
+        .collect()
+}
+
+/// Cuts the head blocks of `tenants` (all when `None`). The first error is returned; the
+/// other tenants are still cut.
+async fn cut_tenants(
+    state: &Rc<RefCell<ShardState>>,
+    tenants: Option<Vec<Tenant>>,
+) -> Result<(), String> {
+    let tenants = tenants.unwrap_or_else(|| {
+        let s = state.borrow();
+        s.tenants
+            .iter()
+            .filter(|(_, t)| !t.head_segments.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    });
+    let mut first_error = None;
+    for tenant in tenants {
+        if let Err(err) = cut_tenant(state, &tenant).await {
+            let id = state.borrow().id;
+            log::error!("shard {id}: cutting the block of tenant {tenant} failed: {err}");
+            state
+                .borrow()
+                .metrics
+                .block_write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            first_error.get_or_insert(format!("tenant {tenant}: {err}"));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Cuts one tenant's head block: roll the WAL, write every trace of the closed segments into
+/// a block, publish it, then delete the segments and forget their traces. On failure the
+/// segments stay the head block (nothing is lost; a later cut retries).
+async fn cut_tenant(state: &Rc<RefCell<ShardState>>, tenant: &Tenant) -> Result<(), String> {
+    let (segments, paths, dirty) = {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, tenant);
+        // Roll: the next append opens a new segment, outside this cut.
+        let rolled = t.segment.take();
+        let segments = std::mem::take(&mut t.head_segments);
+        let bytes = std::mem::take(&mut t.head_bytes);
+        let started = t.head_started.take();
+        let paths: Vec<PathBuf> = segments
+            .iter()
+            .map(|&(_, file)| s.file_paths[file as usize].clone())
+            .collect();
+        let dirty = rolled
+            .filter(|segment| segment.dirty)
+            .and_then(|segment| s.files[segment.file_index as usize].clone());
+        ((segments, bytes, started), paths, dirty)
+    };
+    if let Some(file) = dirty {
+        // Under `interval`, acknowledged records of the rolled segment must still reach the
+        // disk if this cut fails.
+        if let Err(err) = file.sync_data().await {
+            log::error!("WAL fsync failed: {err}");
+        }
+    }
+    if segments.0.is_empty() {
+        return Ok(());
+    }
+    let result = write_cut_block(state, tenant, &segments.0, &paths).await;
+    let block = match result {
+        Ok(block) => block,
+        Err(err) => {
+            let mut s = state.borrow_mut();
+            let t = tenant_state(&mut s, tenant);
+            let (mut old, bytes, started) = segments;
+            old.append(&mut t.head_segments);
+            t.head_segments = old;
+            t.head_bytes += bytes;
+            t.head_started = started.or(t.head_started);
+            return Err(err);
+        }
+    };
+    // The block is durable: the segments it covers can go.
+    let cut: std::collections::HashSet<u32> = segments.0.iter().map(|&(_, file)| file).collect();
+    let wal_dir = {
+        let mut s = state.borrow_mut();
+        for &file in &cut {
+            s.files[file as usize] = None;
+        }
+        tenant_state(&mut s, tenant).dir.clone()
+    };
+    for path in &paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => log::error!("WAL: cannot delete {}: {err}", path.display()),
+        }
+    }
+    if let Err(err) = store::sync_dir(&wal_dir) {
+        log::error!("WAL: cannot sync {}: {err}", wal_dir.display());
+    }
+    let mut s = state.borrow_mut();
+    let mut freed = 0u64;
+    let mut no_longer_live = 0usize;
+    let t = tenant_state(&mut s, tenant);
+    t.traces.retain(|_, entry| {
+        if !entry.locations.iter().any(|l| cut.contains(&l.file)) {
+            return true;
+        }
+        let was_live = entry.is_live();
+        let memory_from = entry.memory_from;
+        let old_locations = std::mem::take(&mut entry.locations);
+        let mut old_memory = std::mem::take(&mut entry.memory).into_iter();
+        entry.memory_from = 0;
+        entry.memory_bytes = 0;
+        for (i, location) in old_locations.into_iter().enumerate() {
+            let payload = if i >= memory_from {
+                old_memory.next()
+            } else {
+                None
+            };
+            if cut.contains(&location.file) {
+                if let Some(payload) = payload {
+                    freed += payload.len() as u64;
+                }
+                continue;
+            }
+            entry.locations.push(location);
+            match payload {
+                Some(payload) => {
+                    entry.memory_bytes += payload.len() as u64;
+                    entry.memory.push(payload);
+                }
+                None => entry.memory_from += 1,
+            }
+        }
+        if entry.memory.is_empty() {
+            entry.memory_from = entry.locations.len();
+        }
+        if was_live && !entry.is_live() {
+            no_longer_live += 1;
+        }
+        !entry.locations.is_empty()
+    });
+    t.live_traces -= no_longer_live;
+    if let Some(block) = block {
+        t.blocks.push(Rc::new(block));
+        s.metrics.blocks_cut.fetch_add(1, Ordering::Relaxed);
+    }
+    let traces: usize = s.tenants.values().map(|t| t.traces.len()).sum();
+    s.live_bytes -= freed;
+    s.metrics
+        .traces_indexed
+        .store(traces as u64, Ordering::Relaxed);
+    publish_live_gauges(&s);
+    publish_block_gauges(&s);
+    Ok(())
+}
+
+/// Reads the closed segments and writes their traces as one published block (`None` when
+/// they hold no record).
+async fn write_cut_block(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    segments: &[(u64, u32)],
+    paths: &[PathBuf],
+) -> Result<Option<OpenBlock>, String> {
+    let mut buffers = Vec::with_capacity(paths.len());
+    let mut traces: HashMap<TraceId, Vec<(usize, std::ops::Range<usize>)>> = HashMap::new();
+    for path in paths {
+        let bytes = match read_whole_file(path).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(format!("reading {}: {err}", path.display())),
+        };
+        let replayed = wal::replay_segment(&bytes);
+        if let wal::ReplayEnd::Corrupt { offset, reason } = &replayed.end {
+            log::error!(
+                "WAL: {}: corrupt record at byte {offset} ({reason}) while cutting a block",
+                path.display()
+            );
+        }
+        for record in replayed.records {
+            if &record.tenant == tenant {
+                traces
+                    .entry(record.trace_id)
+                    .or_default()
+                    .push((buffers.len(), record.payload));
+            }
+        }
+        buffers.push(bytes);
+    }
+    let mut ids: Vec<TraceId> = traces.keys().copied().collect();
+    ids.sort_unstable();
+    let mut writer = BlockWriter::new();
+    for (n, trace_id) in ids.iter().enumerate() {
+        let parts: Vec<&[u8]> = traces[trace_id]
+            .iter()
+            .filter_map(|(buffer, range)| buffers.get(*buffer)?.get(range.clone()))
+            .collect();
+        writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
+        if n % 1024 == 1023 {
+            yield_now().await;
+        }
+    }
+    drop(traces);
+    drop(buffers);
+    if writer.trace_count() == 0 {
+        return Ok(None);
+    }
+    let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
+    publish_block(state, tenant, writer, Vec::new(), 0, wal_segments)
+        .await
+        .map(Some)
+}
+
+/// Finishes `writer`, publishes the block and opens it.
+async fn publish_block(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    writer: BlockWriter,
+    compacted_from: Vec<String>,
+    compaction_level: u32,
+    wal_segments: Vec<u64>,
+) -> Result<OpenBlock, String> {
+    let (data, stats) = writer.finish();
+    let (tenant_dir, shard_dir, meta) = {
+        let mut s = state.borrow_mut();
+        s.blocks_created += 1;
+        let block_id = block::new_block_id(s.id, s.blocks_created, unix_nanos_now());
+        let meta = BlockMeta {
+            format_version: block::BLOCK_FORMAT_VERSION,
+            block_id,
+            tenant: tenant.clone(),
+            shard: s.id as u32,
+            shards: s.config.shards as u32,
+            min_start_unix_nanos: stats.min_start_unix_nanos,
+            max_end_unix_nanos: stats.max_end_unix_nanos,
+            trace_count: stats.trace_count,
+            span_count: stats.span_count,
+            page_count: stats.page_count,
+            data_bytes: stats.data_bytes,
+            payload_bytes: stats.payload_bytes,
+            footer_crc32: stats.footer_crc32,
+            compaction_level,
+            compacted_from,
+            wal_segments,
+        };
+        (
+            s.config.block_dir.join(tenant.as_str()),
+            shard_dir_name(s.id, s.config.shards),
+            meta,
+        )
+    };
+    let dir = store::publish(&tenant_dir, &shard_dir, &meta, data)
+        .await
+        .map_err(|err| format!("writing block {}: {err}", meta.block_id))?;
+    log::debug!(
+        "blocks: published {} ({} traces, {} spans, {} bytes)",
+        dir.display(),
+        meta.trace_count,
+        meta.span_count,
+        meta.data_bytes
+    );
+    OpenBlock::open(&dir, tenant)
+        .await
+        .map_err(|err| format!("block {} does not read back: {err}", meta.block_id))
+}
+
+/// Gives the other tasks of this thread (the shard loop, connections) a turn.
+async fn yield_now() {
+    struct YieldNow(bool);
+    impl std::future::Future for YieldNow {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldNow(false).await;
+}
+
+/// Starts retention and compaction in the background unless they are already running.
+fn start_maintenance(state: &Rc<RefCell<ShardState>>) {
+    {
+        let mut s = state.borrow_mut();
+        if s.maintaining {
+            return;
+        }
+        s.maintaining = true;
+    }
+    let state = state.clone();
+    monoio::spawn(async move {
+        apply_retention(&state);
+        // Bounded: each round removes at least one block.
+        for _ in 0..64 {
+            match compact_once(&state).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) => {
+                    log::error!("shard {}: compaction failed: {err}", state.borrow().id);
+                    state
+                        .borrow()
+                        .metrics
+                        .block_write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        state.borrow_mut().maintaining = false;
+    });
+}
+
+/// Deletes blocks whose newest span is older than `block_retention`.
+fn apply_retention(state: &Rc<RefCell<ShardState>>) {
+    let mut s = state.borrow_mut();
+    let cutoff = unix_nanos_now()
+        .saturating_sub(u64::try_from(s.config.block_retention.as_nanos()).unwrap_or(u64::MAX));
+    let (id, shards) = (s.id, s.config.shards);
+    let metrics = s.metrics.clone();
+    let mut expired = Vec::new();
+    for t in s.tenants.values_mut() {
+        t.blocks.retain(|block| {
+            if block.meta.max_end_unix_nanos >= cutoff {
+                return true;
+            }
+            if block_is_deleted_by(block.meta.shard, block.meta.shards, id, shards) {
+                expired.push(block.clone());
+            }
+            false
+        });
+    }
+    publish_block_gauges(&s);
+    drop(s);
+    for block in expired {
+        log::info!(
+            "blocks: retention deletes {} (newest span older than the retention)",
+            block.dir.display()
+        );
+        match store::remove_block(&block.dir) {
+            Ok(()) => {
+                metrics
+                    .blocks_retention_deleted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => log::error!("blocks: cannot delete {}: {err}", block.dir.display()),
+        }
+    }
+}
+
+/// Merges one group of this shard's blocks (same tenant, same compaction window) if there
+/// is one with two or more blocks. Returns whether it compacted.
+async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
+    let group = {
+        let s = state.borrow();
+        let window = u64::try_from(s.config.compaction_window.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut found = None;
+        for (tenant, t) in &s.tenants {
+            let mut by_window: HashMap<u64, Vec<Rc<OpenBlock>>> = HashMap::new();
+            for block in &t.blocks {
+                let own = block.meta.shard as usize == s.id
+                    && block.meta.shards as usize == s.config.shards;
+                if own && !block.damaged.get() {
+                    by_window
+                        .entry(block.meta.min_start_unix_nanos / window)
+                        .or_default()
+                        .push(block.clone());
+                }
+            }
+            let mut windows: Vec<_> = by_window
+                .into_iter()
+                .filter(|(_, b)| b.len() >= 2)
+                .collect();
+            windows.sort_by_key(|(window, _)| *window);
+            if let Some((_, mut blocks)) = windows.into_iter().next() {
+                blocks.sort_by_key(|b| b.meta.payload_bytes);
+                let mut chosen = Vec::new();
+                let mut bytes = 0u64;
+                for block in blocks {
+                    if chosen.len() >= COMPACTION_INPUT_BLOCKS_MAX
+                        || (chosen.len() >= 2
+                            && bytes + block.meta.payload_bytes > COMPACTION_INPUT_BYTES_MAX)
+                    {
+                        break;
+                    }
+                    bytes += block.meta.payload_bytes;
+                    chosen.push(block);
+                }
+                found = Some((tenant.clone(), chosen));
+                break;
+            }
+        }
+        found
+    };
+    let Some((tenant, sources)) = group else {
+        return Ok(false);
+    };
+    let mut traces: std::collections::BTreeMap<TraceId, Vec<Vec<u8>>> =
+        std::collections::BTreeMap::new();
+    for source in &sources {
+        for (trace_id, payload) in source.read_all().await? {
+            traces.entry(trace_id).or_default().push(payload);
+        }
+        yield_now().await;
+    }
+    let mut writer = BlockWriter::new();
+    for (n, (trace_id, payloads)) in traces.iter().enumerate() {
+        let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
+        if n % 1024 == 1023 {
+            yield_now().await;
+        }
+    }
+    drop(traces);
+    let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();
+    let mut wal_segments: Vec<u64> = sources
+        .iter()
+        .flat_map(|b| b.meta.wal_segments.iter().copied())
+        .collect();
+    wal_segments.sort_unstable();
+    wal_segments.dedup();
+    let level = sources
+        .iter()
+        .map(|b| b.meta.compaction_level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let block = publish_block(
+        state,
+        &tenant,
+        writer,
+        compacted_from.clone(),
+        level,
+        wal_segments,
+    )
+    .await?;
+    {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, &tenant);
+        t.blocks
+            .retain(|b| !compacted_from.iter().any(|id| id == b.id()));
+        t.blocks.push(Rc::new(block));
+        s.metrics.blocks_compacted.fetch_add(1, Ordering::Relaxed);
+        publish_block_gauges(&s);
+    }
+    for source in &sources {
+        if let Err(err) = store::remove_block(&source.dir) {
+            log::error!("blocks: cannot delete {}: {err}", source.dir.display());
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //!   synced before any record): `TornTail { valid_bytes: 0 }`, whatever its bytes.
 //! - A whole header that is wrong (magic, version, reserved byte, checksum): `Corrupt` at 0.
 //! - Fewer than 8 bytes left for a record frame, or a record whose declared length runs past
-//!   the end of the file: the last write was torn, `TornTail { valid_bytes }` at the record's
-//!   start. The caller truncates the file there and warns.
+//!   (or, when out of range, reaches) the end of the file: the last write was torn,
+//!   `TornTail { valid_bytes }` at the record's start. The caller truncates the file there and
+//!   warns.
 //! - A checksum mismatch on a record that ends exactly at the end of the file: also a torn
 //!   final write (its sectors reached the disk only in part).
 //! - A record that fails in any other way, or a checksum mismatch with more data after it:
@@ -490,12 +491,19 @@ pub fn replay_segment(bytes: &[u8]) -> Replay {
 /// The end of a replay that failed at `offset`, where `rest` (the rest of the file) did
 /// not decode because of `error`.
 fn classify(offset: usize, rest: &[u8], error: &WalError) -> ReplayEnd {
+    // Where the failing record says it ends, relative to `rest`.
+    let declared_end = rest.get(..4).map_or(0, |len| {
+        RECORD_FRAME_BYTES.saturating_add(Reader(len).u32() as usize)
+    });
     let torn = match error {
         WalError::RecordTruncated { .. } => true,
         // A torn final write: the record ends exactly at the end of the file.
-        WalError::RecordChecksum { .. } => {
-            let len = rest.get(..4).map_or(0, |len| Reader(len).u32() as usize);
-            RECORD_FRAME_BYTES + len == rest.len()
+        WalError::RecordChecksum { .. } => declared_end == rest.len(),
+        // A length out of range in the last thing in the file (it reaches the end of the file
+        // or past it): bytes of a write that never completed, not a damaged record with good
+        // records after it.
+        WalError::RecordTooLong { .. } | WalError::RecordTooShort { .. } => {
+            declared_end >= rest.len()
         }
         _ => false,
     };
@@ -747,10 +755,9 @@ mod tests {
         let declared = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
         let reason = decode_raw(rest).err().unwrap().to_string();
         let torn = if flipped < start + 4 {
-            // The length: too small or too large is corruption; past the end of the file
-            // looks like a torn write; ending exactly at the end, a torn final write.
-            (RECORD_BODY_BYTES_MIN..=RECORD_BODY_BYTES_MAX).contains(&declared)
-                && RECORD_FRAME_BYTES + declared >= rest.len()
+            // The length: reaching or passing the end of the file looks like a torn write
+            // (in range or not); short of it, an out-of-range length is corruption.
+            RECORD_FRAME_BYTES + declared >= rest.len()
         } else {
             RECORD_FRAME_BYTES + declared == rest.len()
         };

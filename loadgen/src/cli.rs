@@ -55,7 +55,9 @@ TRACE SHAPE:
     --error-rate X             fraction of spans with status ERROR + exception event
                                [default: 0.05]
     --templates N              distinct pre-encoded request shapes [default: 16]
-    --seed N                   seed of shapes and IDs; same seed, same shapes [default: 1]
+    --seed N                   seed of shapes (and, when given, of IDs: the same seed then
+                               sends the same trace IDs; without it IDs differ per run)
+                               [default: 1]
 
 OUTPUT:
     --record FILE              write '<32-hex trace id> <span count>' for every
@@ -173,10 +175,31 @@ pub struct LoadArgs {
     pub shape: Shape,
     pub templates: usize,
     pub seed: u64,
+    /// Set by an explicit `--seed`: trace and span IDs repeat from run to run. Otherwise
+    /// they also depend on a per-process nonce, so that two runs never send the same IDs
+    /// (a verify after a second run must not find the first run's spans).
+    pub ids_deterministic: bool,
     pub record: Option<PathBuf>,
     pub null_sink: bool,
     pub max_error_ratio: f64,
     pub quiet: bool,
+}
+
+impl LoadArgs {
+    /// The seed of trace and span IDs (see `ids_deterministic`).
+    pub fn id_seed(&self) -> u64 {
+        if self.ids_deterministic {
+            return self.seed;
+        }
+        static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let nonce = *NONCE.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 32)
+        });
+        self.seed ^ nonce
+    }
 }
 
 impl Default for LoadArgs {
@@ -194,6 +217,7 @@ impl Default for LoadArgs {
             shape: Shape::default(),
             templates: 16,
             seed: 1,
+            ids_deterministic: false,
             record: None,
             null_sink: false,
             max_error_ratio: 0.0,
@@ -397,11 +421,8 @@ fn load_flag<'a>(
                 parse_count(flag, args.value(flag, inline)?, 0, limits::ATTRIBUTES_MAX)?
         }
         "--events-per-span" => {
-            shape.events_per_span = parse_fraction(
-                flag,
-                args.value(flag, inline)?,
-                limits::EVENTS_PER_SPAN_MAX,
-            )?
+            shape.events_per_span =
+                parse_fraction(flag, args.value(flag, inline)?, limits::EVENTS_PER_SPAN_MAX)?
         }
         "--error-rate" => shape.error_rate = parse_fraction(flag, args.value(flag, inline)?, 1.0)?,
         "--templates" => {
@@ -412,6 +433,7 @@ fn load_flag<'a>(
             load.seed = text
                 .parse()
                 .map_err(|_| format!("--seed: expected a whole number, got {text:?}"))?;
+            load.ids_deterministic = true;
         }
         "--record" => load.record = Some(PathBuf::from(args.value(flag, inline)?)),
         "--null-sink" => {
@@ -618,7 +640,10 @@ mod tests {
             ("--gzip=yes", "takes no value"),
             ("verify", "needs --record"),
             ("crash --config c.yaml", "needs --server-bin"),
-            ("crash --server-bin s --config c --duration 2s --kill-after 3s", "shorter"),
+            (
+                "crash --server-bin s --config c --duration 2s --kill-after 3s",
+                "shorter",
+            ),
         ] {
             let err = parse(&args(line)).expect_err(line);
             assert!(err.contains(needle), "{line}: {err}");
@@ -627,9 +652,9 @@ mod tests {
 
     #[test]
     fn subcommands() {
-        let Ok(Command::Verify(v)) =
-            parse(&args("verify --record r.txt --http 1.2.3.4:3200 --tenant a --concurrency 3"))
-        else {
+        let Ok(Command::Verify(v)) = parse(&args(
+            "verify --record r.txt --http 1.2.3.4:3200 --tenant a --concurrency 3",
+        )) else {
             panic!("parses");
         };
         assert_eq!(v.record, PathBuf::from("r.txt"));

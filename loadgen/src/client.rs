@@ -31,7 +31,10 @@ const CONNECTION_WINDOW_BYTES: u32 = 1 << 24;
 pub enum Outcome {
     Ok,
     /// `grpc-status: 0` with `partial_success.rejected_spans > 0`.
-    Partial { rejected_spans: u64, message: String },
+    Partial {
+        rejected_spans: u64,
+        message: String,
+    },
     Failed {
         kind: ErrorKind,
         message: String,
@@ -164,7 +167,12 @@ pub async fn export(send: &SendRequest<Bytes>, headers: &ExportHeaders, frame: B
         Ok(trailers) => trailers,
         Err(e) => return transport(e),
     };
-    classify(parts.status.as_u16(), &parts.headers, trailers.as_ref(), &data)
+    classify(
+        parts.status.as_u16(),
+        &parts.headers,
+        trailers.as_ref(),
+        &data,
+    )
 }
 
 /// Interprets a complete gRPC response. Pure: no IO.
@@ -191,7 +199,10 @@ pub fn classify(
     let Some(code) = grpc::parse_status(status.as_bytes()) else {
         return failed(
             ErrorKind::UnknownStatus,
-            format!("unparsable grpc-status {:?}", String::from_utf8_lossy(status.as_bytes())),
+            format!(
+                "unparsable grpc-status {:?}",
+                String::from_utf8_lossy(status.as_bytes())
+            ),
         );
     };
     if code != 0 {
@@ -208,7 +219,10 @@ pub fn classify(
         return failed(kind, text);
     }
     if http_status != 200 {
-        return failed(ErrorKind::Http, format!("HTTP status {http_status} with grpc-status 0"));
+        return failed(
+            ErrorKind::Http,
+            format!("HTTP status {http_status} with grpc-status 0"),
+        );
     }
     let content_type = headers
         .get("content-type")
@@ -306,7 +320,10 @@ mod tests {
     fn ok_with_empty_response() {
         let b = body(&ExportTraceServiceResponse::default());
         assert_eq!(b, [0, 0, 0, 0, 0]);
-        assert_eq!(classify(200, &grpc_headers(), Some(&ok_trailers()), &b), Outcome::Ok);
+        assert_eq!(
+            classify(200, &grpc_headers(), Some(&ok_trailers()), &b),
+            Outcome::Ok
+        );
     }
 
     #[test]
@@ -327,7 +344,10 @@ mod tests {
         let zero = body(&ExportTraceServiceResponse {
             partial_success: Some(ExportTracePartialSuccess::default()),
         });
-        assert_eq!(classify(200, &grpc_headers(), Some(&ok_trailers()), &zero), Outcome::Ok);
+        assert_eq!(
+            classify(200, &grpc_headers(), Some(&ok_trailers()), &zero),
+            Outcome::Ok
+        );
     }
 
     #[test]
@@ -343,14 +363,23 @@ mod tests {
         grpc::Gzip::new().compress(&message, &mut zipped);
         let mut b = Vec::new();
         grpc::encode_frame(true, &zipped, &mut b);
-        let h = headers(&[("content-type", "application/grpc"), ("grpc-encoding", "gzip")]);
+        let h = headers(&[
+            ("content-type", "application/grpc"),
+            ("grpc-encoding", "gzip"),
+        ]);
         assert!(matches!(
             classify(200, &h, Some(&ok_trailers()), &b),
-            Outcome::Partial { rejected_spans: 2, .. }
+            Outcome::Partial {
+                rejected_spans: 2,
+                ..
+            }
         ));
         assert!(matches!(
             classify(200, &grpc_headers(), Some(&ok_trailers()), &b),
-            Outcome::Failed { kind: ErrorKind::BadResponse, .. }
+            Outcome::Failed {
+                kind: ErrorKind::BadResponse,
+                ..
+            }
         ));
     }
 
@@ -373,15 +402,69 @@ mod tests {
         type Case = (u16, HeaderMap, Option<HeaderMap>, Vec<u8>, ErrorKind);
         let cases: Vec<Case> = vec![
             (503, HeaderMap::new(), None, vec![], ErrorKind::Http),
-            (200, grpc_headers(), None, ok_body.clone(), ErrorKind::BadResponse),
-            (200, grpc_headers(), Some(headers(&[("grpc-status", "x")])), vec![], ErrorKind::UnknownStatus),
-            (200, grpc_headers(), Some(headers(&[("grpc-status", "42")])), vec![], ErrorKind::UnknownStatus),
-            (200, grpc_headers(), Some(ok_trailers()), vec![], ErrorKind::BadResponse),
-            (200, grpc_headers(), Some(ok_trailers()), vec![0, 0, 0, 0, 9, 1], ErrorKind::BadResponse),
-            (200, grpc_headers(), Some(ok_trailers()), [ok_body.clone(), ok_body.clone()].concat(), ErrorKind::BadResponse),
-            (200, grpc_headers(), Some(ok_trailers()), vec![0, 0, 0, 0, 1, 0xff], ErrorKind::BadResponse),
-            (200, headers(&[("content-type", "text/html")]), Some(ok_trailers()), ok_body.clone(), ErrorKind::BadResponse),
-            (500, grpc_headers(), Some(ok_trailers()), ok_body.clone(), ErrorKind::Http),
+            (
+                200,
+                grpc_headers(),
+                None,
+                ok_body.clone(),
+                ErrorKind::BadResponse,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(headers(&[("grpc-status", "x")])),
+                vec![],
+                ErrorKind::UnknownStatus,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(headers(&[("grpc-status", "42")])),
+                vec![],
+                ErrorKind::UnknownStatus,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(ok_trailers()),
+                vec![],
+                ErrorKind::BadResponse,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(ok_trailers()),
+                vec![0, 0, 0, 0, 9, 1],
+                ErrorKind::BadResponse,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(ok_trailers()),
+                [ok_body.clone(), ok_body.clone()].concat(),
+                ErrorKind::BadResponse,
+            ),
+            (
+                200,
+                grpc_headers(),
+                Some(ok_trailers()),
+                vec![0, 0, 0, 0, 1, 0xff],
+                ErrorKind::BadResponse,
+            ),
+            (
+                200,
+                headers(&[("content-type", "text/html")]),
+                Some(ok_trailers()),
+                ok_body.clone(),
+                ErrorKind::BadResponse,
+            ),
+            (
+                500,
+                grpc_headers(),
+                Some(ok_trailers()),
+                ok_body.clone(),
+                ErrorKind::Http,
+            ),
         ];
         for (i, (status, h, t, b, kind)) in cases.into_iter().enumerate() {
             match classify(status, &h, t.as_ref(), &b) {
@@ -393,13 +476,23 @@ mod tests {
 
     #[test]
     fn request_headers() {
-        let h = ExportHeaders::new("127.0.0.1:4317", Some("team-a"), true, Duration::from_secs(10))
-            .expect("valid");
+        let h = ExportHeaders::new(
+            "127.0.0.1:4317",
+            Some("team-a"),
+            true,
+            Duration::from_secs(10),
+        )
+        .expect("valid");
         let request = h.request();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(request.uri().path(), EXPORT_PATH);
         assert_eq!(request.uri().scheme_str(), Some("http"));
-        let get = |name: &str| request.headers().get(name).map(|v| v.to_str().expect("ascii"));
+        let get = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ascii"))
+        };
         assert_eq!(get("content-type"), Some("application/grpc"));
         assert_eq!(get("te"), Some("trailers"));
         assert_eq!(get("grpc-encoding"), Some("gzip"));
@@ -408,7 +501,9 @@ mod tests {
         let plain = ExportHeaders::new("h:1", None, false, Duration::from_secs(1)).expect("valid");
         assert!(plain.request().headers().get("grpc-encoding").is_none());
         assert!(plain.request().headers().get("x-scope-orgid").is_none());
-        assert!(ExportHeaders::new("h:1", Some("bad\nvalue"), false, Duration::from_secs(1)).is_err());
+        assert!(
+            ExportHeaders::new("h:1", Some("bad\nvalue"), false, Duration::from_secs(1)).is_err()
+        );
         assert!(ExportHeaders::new("not a host", None, false, Duration::from_secs(1)).is_err());
     }
 }

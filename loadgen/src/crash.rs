@@ -60,7 +60,11 @@ fn start_server(args: &CrashArgs) -> Result<Server, String> {
 }
 
 /// Polls `GET /ready` until it answers 200.
-async fn wait_ready(server: &mut Server, http: &str, timeout: Duration) -> Result<Duration, String> {
+async fn wait_ready(
+    server: &mut Server,
+    http: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let deadline = server.started + timeout;
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
@@ -208,7 +212,8 @@ fn append_records(path: &std::path::Path, traces: &[RecordedTrace]) -> Result<()
 
 async fn run(args: &CrashArgs) -> Result<u8, String> {
     if let Some(path) = &args.load.record {
-        std::fs::File::create(path).map_err(|e| format!("create --record {}: {e}", path.display()))?;
+        std::fs::File::create(path)
+            .map_err(|e| format!("create --record {}: {e}", path.display()))?;
     }
     let mut rng = Rng::derive(args.load.seed, 0xC4A5);
     let mut server = start_server(args)?;

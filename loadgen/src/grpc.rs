@@ -49,10 +49,16 @@ impl fmt::Display for FrameError {
         match self {
             FrameError::BadFlag(flag) => write!(f, "gRPC frame with compressed flag {flag}"),
             FrameError::TooLarge { len, max } => {
-                write!(f, "gRPC message of {len} bytes exceeds the {max}-byte limit")
+                write!(
+                    f,
+                    "gRPC message of {len} bytes exceeds the {max}-byte limit"
+                )
             }
             FrameError::Truncated { buffered } => {
-                write!(f, "stream ended inside a gRPC frame ({buffered} bytes buffered)")
+                write!(
+                    f,
+                    "stream ended inside a gRPC frame ({buffered} bytes buffered)"
+                )
             }
         }
     }
@@ -104,7 +110,10 @@ impl FrameDecoder {
                 max: self.message_bytes_max,
             });
         }
-        let Some(message) = self.buffer.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+        let Some(message) = self
+            .buffer
+            .get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len)
+        else {
             return Ok(None);
         };
         let message = message.to_vec();
@@ -261,7 +270,10 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-#[expect(clippy::indexing_slicing, reason = "tests index buffers they just built")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "tests index buffers they just built"
+)]
 mod tests {
     use super::*;
 

@@ -133,7 +133,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
             if last.eq_ignore_ascii_case("chunked") {
                 chunked = true;
             } else {
-                return Err(malformed(format!("unsupported Transfer-Encoding {value:?}")));
+                return Err(malformed(format!(
+                    "unsupported Transfer-Encoding {value:?}"
+                )));
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(trim) {
@@ -314,7 +316,11 @@ impl Client {
 
     /// `GET path` with extra headers. Retries once on a fresh connection when a reused
     /// keep-alive connection turns out to be closed (GET is idempotent).
-    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, HttpError> {
+    pub async fn get(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, HttpError> {
         let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: allegro-loadgen/{}\r\n",
             self.addr,
@@ -417,7 +423,9 @@ impl Client {
 async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), HttpError> {
     let start = buffer.len();
     buffer.resize(start + READ_CHUNK_BYTES, 0);
-    let read = stream.read(buffer.get_mut(start..).unwrap_or_default()).await;
+    let read = stream
+        .read(buffer.get_mut(start..).unwrap_or_default())
+        .await;
     let n = match read {
         Ok(n) => n,
         Err(e) => {
@@ -433,7 +441,10 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), H
 }
 
 #[cfg(test)]
-#[expect(clippy::indexing_slicing, reason = "tests index buffers they just built")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "tests index buffers they just built"
+)]
 mod tests {
     use super::*;
 
@@ -456,9 +467,14 @@ mod tests {
 
     #[test]
     fn connection_semantics() {
-        assert!(!head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
+        );
         assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
-        assert!(head("HTTP/1.0 200 OK\r\nconnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        assert!(
+            head("HTTP/1.0 200 OK\r\nconnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n")
+                .keep_alive
+        );
         let h = head("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(h.body, BodyKind::UntilClose);
         assert!(!h.keep_alive);
@@ -466,18 +482,26 @@ mod tests {
 
     #[test]
     fn bodyless_statuses_and_chunked_priority() {
-        assert_eq!(head("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n").body, BodyKind::Empty);
+        assert_eq!(
+            head("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n").body,
+            BodyKind::Empty
+        );
         assert_eq!(head("HTTP/1.1 100 Continue\r\n\r\n").body, BodyKind::Empty);
         assert_eq!(
             head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").body,
             BodyKind::Chunked
         );
-        assert_eq!(head("HTTP/1.1 404 Not Found\r\ncontent-length:  0 \r\n\r\n").body, BodyKind::Length(0));
+        assert_eq!(
+            head("HTTP/1.1 404 Not Found\r\ncontent-length:  0 \r\n\r\n").body,
+            BodyKind::Length(0)
+        );
     }
 
     #[test]
     fn incomplete_and_malformed_heads() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n").expect("ok").is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n")
+            .expect("ok")
+            .is_none());
         for bad in [
             "HTTP/2 200 OK\r\n\r\n",
             "HTTP/1.1 2000 OK\r\n\r\n",
@@ -516,12 +540,19 @@ mod tests {
 
     #[test]
     fn chunked_errors() {
-        for bad in [&b"zz\r\n"[..], b"\r\n", b"3\r\nabcXY", b"fffffffffffffffff\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"\r\n",
+            b"3\r\nabcXY",
+            b"fffffffffffffffff\r\n",
+        ] {
             let mut decoder = ChunkedDecoder::new();
             assert!(decoder.decode(bad, &mut Vec::new()).is_err(), "{bad:?}");
         }
         let mut decoder = ChunkedDecoder::new();
-        assert!(decoder.decode(&vec![b'1'; CHUNK_LINE_BYTES_MAX + 1], &mut Vec::new()).is_err());
+        assert!(decoder
+            .decode(&vec![b'1'; CHUNK_LINE_BYTES_MAX + 1], &mut Vec::new())
+            .is_err());
     }
 
     #[tokio::test]
@@ -559,9 +590,15 @@ mod tests {
             }
         });
         let mut client = Client::new(&addr);
-        let r = client.get("/x", &[("Accept", "application/protobuf")]).await.expect("first");
+        let r = client
+            .get("/x", &[("Accept", "application/protobuf")])
+            .await
+            .expect("first");
         assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
-        let r = client.get("/x", &[]).await.expect("second, same connection");
+        let r = client
+            .get("/x", &[])
+            .await
+            .expect("second, same connection");
         assert_eq!((r.status, r.body.as_slice()), (404, &b"abc"[..]));
         // The server closed connection 1; the client notices and reconnects once.
         let r = client.get("/x", &[]).await.expect("third, new connection");

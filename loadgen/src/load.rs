@@ -10,7 +10,7 @@ use crate::client::{self, ExportHeaders, Outcome};
 use crate::grpc::{self, Gzip};
 use crate::rng::Rng;
 use crate::stats::{self, Counters, ErrorKind, LoadReport, Percentiles};
-use crate::template::{RequestIds, TemplateSet};
+use crate::template::{RequestIds, TemplateError, TemplateSet};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use hdrhistogram::Histogram;
@@ -27,6 +27,10 @@ use tokio::sync::watch;
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// A request that starts later than this after its schedule slot counts as late.
 const LATE_THRESHOLD: Duration = Duration::from_millis(1);
+/// Tokio's timer fires on the first 1 ms tick at or after a deadline. Waking this much before
+/// a slot keeps the timer from making every request up to 1 ms late; a request then starts at
+/// most this early, which keeps the average rate and the open-loop property.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Seed stream for request IDs, distinct from the template streams.
 const ID_STREAM: u64 = 0x1D5_0000_0000;
 
@@ -55,7 +59,9 @@ pub fn format_record_line(trace: &RecordedTrace, out: &mut String) {
 pub fn parse_record_line(line: &str) -> Result<RecordedTrace, String> {
     let mut parts = line.split_whitespace();
     let (Some(hex), Some(count), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("expected '<32-hex trace id> <span count>', got {line:?}"));
+        return Err(format!(
+            "expected '<32-hex trace id> <span count>', got {line:?}"
+        ));
     };
     if hex.len() != 32 {
         return Err(format!("trace id {hex:?} is not 32 hex digits"));
@@ -102,7 +108,10 @@ impl Recorder {
             .map(|(&trace_id, &spans)| RecordedTrace { trace_id, spans });
         match self {
             Recorder::Off => {}
-            Recorder::Memory(list) => list.lock().unwrap_or_else(|e| e.into_inner()).extend(traces),
+            Recorder::Memory(list) => list
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(traces),
             Recorder::File { writer, error } => {
                 let mut text = String::with_capacity(trace_ids.len() * 40);
                 for trace in traces {
@@ -134,7 +143,9 @@ impl Recorder {
     /// Takes the in-memory records (empty for other recorders).
     pub fn take(&self) -> Vec<RecordedTrace> {
         match self {
-            Recorder::Memory(list) => std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner())),
+            Recorder::Memory(list) => {
+                std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()))
+            }
             _ => Vec::new(),
         }
     }
@@ -173,7 +184,8 @@ impl RequestBuilder {
         let template = &self.templates.templates[index];
         let frame = match &mut self.gzip {
             None => {
-                let mut frame = Vec::with_capacity(template.message_bytes() + grpc::FRAME_HEADER_BYTES);
+                let mut frame =
+                    Vec::with_capacity(template.message_bytes() + grpc::FRAME_HEADER_BYTES);
                 template.patch_into(&mut frame, &mut self.ids, &mut self.rng, now_unix_ns);
                 frame
             }
@@ -209,6 +221,8 @@ impl RequestBuilder {
 struct SlotState {
     send: Option<SendRequest<Bytes>>,
     generation: u64,
+    /// When the last connect attempt failed: no new attempt within [`RECONNECT_BACKOFF`].
+    failed_at: Option<Instant>,
 }
 
 /// One HTTP/2 connection shared by the workers of a slot.
@@ -219,8 +233,25 @@ struct Slot {
 }
 
 impl Slot {
+    fn new(endpoint: &str, connect_timeout: Duration) -> Slot {
+        Slot {
+            endpoint: endpoint.to_string(),
+            connect_timeout,
+            state: tokio::sync::Mutex::new(SlotState {
+                send: None,
+                generation: 0,
+                failed_at: None,
+            }),
+        }
+    }
+
     /// The slot's connection, reconnecting if `failed` names the current generation.
-    async fn connection(&self, failed: Option<u64>) -> Result<(SendRequest<Bytes>, u64), String> {
+    /// `Err(Some(message))`: this call's connect attempt failed; `Err(None)`: another worker's
+    /// attempt failed moments ago, back off without trying.
+    async fn connection(
+        &self,
+        failed: Option<u64>,
+    ) -> Result<(SendRequest<Bytes>, u64), Option<String>> {
         let mut state = self.state.lock().await;
         if failed.is_some() && failed == Some(state.generation) {
             state.send = None;
@@ -228,10 +259,26 @@ impl Slot {
         if let Some(send) = &state.send {
             return Ok((send.clone(), state.generation));
         }
-        let send = match tokio::time::timeout(self.connect_timeout, client::connect(&self.endpoint)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(format!("connect to {}: timed out", self.endpoint)),
+        if state
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF)
+        {
+            return Err(None);
+        }
+        let connected =
+            tokio::time::timeout(self.connect_timeout, client::connect(&self.endpoint)).await;
+        let send = match connected {
+            Ok(Ok(send)) => send,
+            Ok(Err(message)) => {
+                state.failed_at = Some(Instant::now());
+                return Err(Some(message));
+            }
+            Err(_) => {
+                state.failed_at = Some(Instant::now());
+                return Err(Some(format!("connect to {}: timed out", self.endpoint)));
+            }
         };
+        state.failed_at = None;
         state.generation += 1;
         state.send = Some(send.clone());
         Ok((send, state.generation))
@@ -293,9 +340,12 @@ async fn worker(
                 if due >= shared.deadline {
                     break;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => {}
-                    _ = stopped(&mut stop) => break,
+                let wake = due.checked_sub(TIMER_SLACK).unwrap_or(due);
+                if Instant::now() < wake {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
                 }
                 Some(due)
             }
@@ -314,7 +364,9 @@ async fn worker(
                     c
                 }
                 Err(message) => {
-                    counters.connect_failed(&message);
+                    if let Some(message) = message {
+                        counters.connect_failed(&message);
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(RECONNECT_BACKOFF) => {}
                         _ = stopped(&mut stop) => break,
@@ -323,11 +375,11 @@ async fn worker(
                 }
             },
         };
+        let built = builder.build(now_unix_ns());
         let start = Instant::now();
         if due.is_some_and(|due| start > due + LATE_THRESHOLD) {
             Counters::add(&counters.requests_late, 1);
         }
-        let built = builder.build(now_unix_ns());
         Counters::add(&counters.requests_sent, 1);
         Counters::add(&counters.spans_sent, u64::from(built.spans));
         Counters::add(&counters.raw_bytes_sent, built.raw_bytes as u64);
@@ -357,7 +409,8 @@ async fn worker(
                 Counters::add(&counters.spans_acked, u64::from(built.spans));
                 record_latency(&mut latency, start);
                 if let Some(due) = due {
-                    record_latency(&mut scheduled, due);
+                    // From the slot, or from the start if the request went out early.
+                    record_latency(&mut scheduled, due.min(start));
                 }
                 if shared.recorder.is_on() {
                     let counts = builder.trace_span_counts(built.template);
@@ -378,7 +431,8 @@ async fn worker(
                 counters.partial_message(&message);
                 record_latency(&mut latency, start);
                 if let Some(due) = due {
-                    record_latency(&mut scheduled, due);
+                    // From the slot, or from the start if the request went out early.
+                    record_latency(&mut scheduled, due.min(start));
                 }
             }
             Outcome::Failed {
@@ -413,6 +467,23 @@ pub async fn run_load(args: &LoadArgs, inputs: LoadInputs) -> Result<LoadReport,
         args.gzip,
         args.request_timeout,
     )?;
+    let counters = Counters::new();
+    let slots: Vec<Arc<Slot>> = (0..args.connections)
+        .map(|_| Arc::new(Slot::new(&args.endpoint, args.request_timeout)))
+        .collect();
+    // Connect before the clock starts, so handshakes do not count against the schedule.
+    // Failures are retried by the workers.
+    let mut connecting = tokio::task::JoinSet::new();
+    for slot in &slots {
+        let slot = slot.clone();
+        connecting.spawn(async move { slot.connection(None).await.err().flatten() });
+    }
+    while let Some(result) = connecting.join_next().await {
+        if let Ok(Some(message)) = result {
+            counters.connect_failed(&message);
+        }
+    }
+
     let start = Instant::now();
     let spans_per_request = args.shape.spans_per_request() as f64;
     let schedule = (args.rate_spans_per_sec > 0.0).then(|| Schedule {
@@ -421,29 +492,26 @@ pub async fn run_load(args: &LoadArgs, inputs: LoadInputs) -> Result<LoadReport,
         next: AtomicU64::new(0),
     });
     let shared = Arc::new(Shared {
-        counters: Counters::new(),
+        counters,
         headers,
         recorder: inputs.recorder.clone(),
         templates: inputs.templates.clone(),
         schedule,
         deadline: start + args.duration,
         request_timeout: args.request_timeout,
-        seed: args.seed,
+        seed: args.id_seed(),
         gzip: args.gzip,
     });
     let mut workers = tokio::task::JoinSet::new();
-    for c in 0..args.connections {
-        let slot = Arc::new(Slot {
-            endpoint: args.endpoint.clone(),
-            connect_timeout: args.request_timeout,
-            state: tokio::sync::Mutex::new(SlotState {
-                send: None,
-                generation: 0,
-            }),
-        });
+    for (c, slot) in slots.iter().enumerate() {
         for w in 0..args.in_flight {
             let id = (c * args.in_flight + w) as u64;
-            workers.spawn(worker(id, slot.clone(), shared.clone(), inputs.stop.clone()));
+            workers.spawn(worker(
+                id,
+                slot.clone(),
+                shared.clone(),
+                inputs.stop.clone(),
+            ));
         }
     }
     let progress = (!args.quiet).then(|| {
@@ -483,7 +551,10 @@ pub async fn run_load(args: &LoadArgs, inputs: LoadInputs) -> Result<LoadReport,
         elapsed,
         totals: shared.counters.snapshot(),
         latency: Percentiles::of(&latency),
-        scheduled_latency: shared.schedule.as_ref().map(|_| Percentiles::of(&scheduled)),
+        scheduled_latency: shared
+            .schedule
+            .as_ref()
+            .map(|_| Percentiles::of(&scheduled)),
         bytes_per_span: inputs.templates.bytes_per_span(),
         target_spans_per_sec: args.rate_spans_per_sec,
         gzip: args.gzip,
@@ -501,7 +572,8 @@ pub fn run_null_sink(args: &LoadArgs, templates: Arc<TemplateSet>) -> LoadReport
             let templates = templates.clone();
             let counters = &counters;
             scope.spawn(move || {
-                let mut builder = RequestBuilder::new(templates, args.seed, t as u64, args.gzip);
+                let mut builder =
+                    RequestBuilder::new(templates, args.id_seed(), t as u64, args.gzip);
                 let mut sink = 0u64;
                 while Instant::now() < deadline {
                     // Batches keep the clock and the shared counters off the profile.
@@ -557,8 +629,16 @@ pub fn run_null_sink(args: &LoadArgs, templates: Arc<TemplateSet>) -> LoadReport
 /// Builds the templates and prints what they look like.
 pub fn build_templates(args: &LoadArgs) -> Result<Arc<TemplateSet>, String> {
     let built = Instant::now();
-    let templates = TemplateSet::build(&args.shape, args.templates, args.seed)
-        .map_err(|e| format!("building request templates (a bug): {e}"))?;
+    let templates =
+        TemplateSet::build(&args.shape, args.templates, args.seed).map_err(|e| match e {
+            TemplateError::TooLarge { bytes } => format!(
+                "one request would take {} bytes, over the {} byte limit: lower \
+                 --traces-per-request, --spans-per-trace or --attributes",
+                stats::thousands(bytes as u64),
+                stats::thousands(crate::limits::REQUEST_BYTES_MAX as u64)
+            ),
+            e => format!("building request templates (a bug): {e}"),
+        })?;
     let request_bytes_max = templates
         .templates
         .iter()
@@ -588,7 +668,9 @@ pub fn build_templates(args: &LoadArgs) -> Result<Arc<TemplateSet>, String> {
 
 pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
     let built = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -669,7 +751,10 @@ pub fn main(args: LoadArgs) -> u8 {
                 args.connections,
                 args.in_flight,
                 if args.rate_spans_per_sec > 0.0 {
-                    format!("open loop at {} spans/s", stats::thousands(args.rate_spans_per_sec as u64))
+                    format!(
+                        "open loop at {} spans/s",
+                        stats::thousands(args.rate_spans_per_sec as u64)
+                    )
                 } else {
                     "max throughput".to_string()
                 },
@@ -750,7 +835,12 @@ mod tests {
         let mut zipped = RequestBuilder::new(templates, 1, 0, true);
         let built = zipped.build(now_unix_ns());
         assert_eq!(built.frame[0], 1);
-        let len = u32::from_be_bytes([built.frame[1], built.frame[2], built.frame[3], built.frame[4]]);
+        let len = u32::from_be_bytes([
+            built.frame[1],
+            built.frame[2],
+            built.frame[3],
+            built.frame[4],
+        ]);
         assert_eq!(len as usize, built.frame.len() - 5);
         let message = grpc::gunzip(&built.frame[5..], 1 << 24).expect("gzip");
         assert_eq!(message.len(), built.raw_bytes);

@@ -99,7 +99,10 @@ impl Shape {
         )?;
         check(
             (1..=limits::SPANS_PER_TRACE_MAX).contains(&self.spans_per_trace),
-            &format!("--spans-per-trace must be 1..={}", limits::SPANS_PER_TRACE_MAX),
+            &format!(
+                "--spans-per-trace must be 1..={}",
+                limits::SPANS_PER_TRACE_MAX
+            ),
         )?;
         check(
             (1..=limits::TRACES_PER_REQUEST_MAX).contains(&self.traces_per_request),
@@ -210,9 +213,7 @@ fn pascal_case(name: &str) -> String {
 
 fn hex_string(rng: &mut Rng, len: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..len)
-        .map(|_| char::from(HEX[rng.index(16)]))
-        .collect()
+    (0..len).map(|_| char::from(HEX[rng.index(16)])).collect()
 }
 
 fn uuid(rng: &mut Rng) -> String {
@@ -360,7 +361,8 @@ const DB_CALLS: [DbCall; 6] = [
         name: "catalog",
         operation: "SELECT",
         table: "products",
-        statement: "SELECT id, name, description, price_usd, categories FROM products WHERE id = $1",
+        statement:
+            "SELECT id, name, description, price_usd, categories FROM products WHERE id = $1",
         port: 5432,
     },
     DbCall {
@@ -426,9 +428,15 @@ const USER_AGENTS: [&str; 4] = [
 ];
 
 const EXCEPTIONS: [(&str, &str); 4] = [
-    ("TimeoutError", "deadline exceeded after 500ms waiting for upstream"),
+    (
+        "TimeoutError",
+        "deadline exceeded after 500ms waiting for upstream",
+    ),
     ("ConnectionResetError", "connection reset by peer"),
-    ("ValueError", "invalid product id: expected 10 alphanumeric characters"),
+    (
+        "ValueError",
+        "invalid product id: expected 10 alphanumeric characters",
+    ),
     ("PaymentDeclined", "card declined for insufficient funds"),
 ];
 
@@ -436,12 +444,25 @@ const EXCEPTIONS: [(&str, &str); 4] = [
 enum Call {
     Root(Route),
     HttpServer(Route),
-    RpcServer { method: &'static str },
-    HttpClient { target: usize, route: Route },
-    RpcClient { target: usize, method: &'static str },
+    RpcServer {
+        method: &'static str,
+    },
+    HttpClient {
+        target: usize,
+        route: Route,
+    },
+    RpcClient {
+        target: usize,
+        method: &'static str,
+    },
     Db(DbCall),
-    Internal { function: &'static str, namespace: &'static str },
-    Producer { topic: &'static str },
+    Internal {
+        function: &'static str,
+        namespace: &'static str,
+    },
+    Producer {
+        topic: &'static str,
+    },
 }
 
 /// Instrumentation libraries; each becomes one `ScopeSpans` per service.
@@ -543,7 +564,9 @@ fn plan_trace(shape: &Shape, topology: &Topology, rng: &mut Rng) -> Vec<Planned>
                 // The root can always parent, so candidates is never empty.
                 assert!(!candidates.is_empty());
                 // Favour recent spans: deeper trees, like real call chains.
-                let pick = candidates.len() - 1 - rng.index(candidates.len()).min(rng.index(candidates.len()));
+                let pick = candidates.len()
+                    - 1
+                    - rng.index(candidates.len()).min(rng.index(candidates.len()));
                 candidates[pick]
             }
         };
@@ -647,7 +670,12 @@ fn d(key: &str, value: f64) -> KeyValue {
 }
 
 fn ip(rng: &mut Rng) -> String {
-    format!("10.{}.{}.{}", rng.below(256), rng.below(256), rng.range(1, 254))
+    format!(
+        "10.{}.{}.{}",
+        rng.below(256),
+        rng.below(256),
+        rng.range(1, 254)
+    )
 }
 
 fn product_id(rng: &mut Rng) -> String {
@@ -667,12 +695,7 @@ fn http_status(rng: &mut Rng, error: bool) -> i64 {
 
 /// The attribute at position `index` of a span's attribute list; positions past the semantic
 /// pool get generic `app.attr_NN` attributes of rotating types.
-fn attribute(
-    index: usize,
-    span: &Planned,
-    topology: &Topology,
-    rng: &mut Rng,
-) -> KeyValue {
+fn attribute(index: usize, span: &Planned, topology: &Topology, rng: &mut Rng) -> KeyValue {
     let service = &topology.services[span.service];
     let named = match span.call {
         Call::Root(route) | Call::HttpServer(route) => match index {
@@ -691,18 +714,27 @@ fn attribute(
             9 => Some(i("server.port", 8080)),
             10 => Some(s("url.scheme", "http")),
             11 => Some(s("network.protocol.version", "1.1")),
-            12 => Some(i("http.response_content_length", rng.range(120, 40_000) as i64)),
+            12 => Some(i(
+                "http.response_content_length",
+                rng.range(120, 40_000) as i64,
+            )),
             _ => None,
         },
         Call::RpcServer { method } => match index {
             0 => Some(s("rpc.system", "grpc")),
-            1 => Some(s("rpc.service", format!("oteldemo.{}Service", service.pascal))),
+            1 => Some(s(
+                "rpc.service",
+                format!("oteldemo.{}Service", service.pascal),
+            )),
             2 => Some(s("rpc.method", method)),
             3 => Some(i("rpc.grpc.status_code", if span.error { 14 } else { 0 })),
             4 => Some(s("client.address", ip(rng))),
             5 => Some(i("server.port", 50051)),
             6 => Some(b("app.authenticated", rng.chance(0.6))),
-            7 => Some(d("app.queue_time_ms", (rng.f64() * 5_000.0).round() / 1_000.0)),
+            7 => Some(d(
+                "app.queue_time_ms",
+                (rng.f64() * 5_000.0).round() / 1_000.0,
+            )),
             8 => Some(s("network.transport", "tcp")),
             9 => Some(i("thread.id", rng.range(1, 64) as i64)),
             _ => None,
@@ -766,7 +798,10 @@ fn attribute(
             3 => Some(s("app.product.id", product_id(rng))),
             4 => Some(i("app.items.count", rng.range(1, 12) as i64)),
             5 => Some(b("app.cache_hit", rng.chance(0.8))),
-            6 => Some(d("app.product.price", (rng.f64() * 20_000.0).round() / 100.0)),
+            6 => Some(d(
+                "app.product.price",
+                (rng.f64() * 20_000.0).round() / 100.0,
+            )),
             7 => Some(s("thread.name", format!("worker-{}", rng.below(16)))),
             8 => Some(s("app.currency", *rng.pick(&["USD", "EUR", "JPY", "GBP"]))),
             9 => Some(i("thread.id", rng.range(1, 64) as i64)),
@@ -780,10 +815,16 @@ fn attribute(
                 "messaging.kafka.destination.partition",
                 rng.below(12) as i64,
             )),
-            4 => Some(i("messaging.message.body.size", rng.range(200, 4_000) as i64)),
+            4 => Some(i(
+                "messaging.message.body.size",
+                rng.range(200, 4_000) as i64,
+            )),
             5 => Some(b("messaging.kafka.message.tombstone", false)),
             6 => Some(d("app.payload.compression_ratio", 0.2 + rng.f64() * 0.6)),
-            7 => Some(s("messaging.client_id", format!("{}-producer", service.name))),
+            7 => Some(s(
+                "messaging.client_id",
+                format!("{}-producer", service.name),
+            )),
             _ => None,
         },
     };
@@ -874,7 +915,10 @@ fn span_name(span: &Planned, topology: &Topology) -> String {
             topology.services[span.service].pascal
         ),
         Call::RpcClient { target, method } => {
-            format!("oteldemo.{}Service/{method}", topology.services[target].pascal)
+            format!(
+                "oteldemo.{}Service/{method}",
+                topology.services[target].pascal
+            )
         }
         Call::HttpClient { route, .. } => route.method.to_string(),
         Call::Db(db) => format!("{} {}.{}", db.operation, db.name, db.table),
@@ -999,7 +1043,10 @@ pub fn generate_request(shape: &Shape, topology: &Topology, rng: &mut Rng) -> Ge
                 last.scope_spans.push(scope_spans)
             }
             _ => resource_spans.push(ResourceSpans {
-                resource: Some(resource(service, &service.instances[instance[service_index]])),
+                resource: Some(resource(
+                    service,
+                    &service.instances[instance[service_index]],
+                )),
                 scope_spans: vec![scope_spans],
                 schema_url: "https://opentelemetry.io/schemas/1.26.0".to_string(),
             }),
@@ -1069,10 +1116,7 @@ mod tests {
                     assert!(span.parent_span_id.is_empty());
                 }
                 Some(parent) => {
-                    assert_eq!(
-                        placeholder_span_index(&span.parent_span_id),
-                        Some(parent)
-                    );
+                    assert_eq!(placeholder_span_index(&span.parent_span_id), Some(parent));
                     assert_eq!(
                         generated.span_trace[parent as usize],
                         generated.span_trace[index]
@@ -1081,8 +1125,12 @@ mod tests {
                         .iter()
                         .find(|s| placeholder_span_index(&s.span_id) == Some(parent))
                         .expect("parent present");
-                    assert!(parent_span.start_time_unix_nano as i64 <= span.start_time_unix_nano as i64);
-                    assert!(span.end_time_unix_nano as i64 <= parent_span.end_time_unix_nano as i64);
+                    assert!(
+                        parent_span.start_time_unix_nano as i64 <= span.start_time_unix_nano as i64
+                    );
+                    assert!(
+                        span.end_time_unix_nano as i64 <= parent_span.end_time_unix_nano as i64
+                    );
                 }
             }
             assert_eq!(span.attributes.len(), shape.attributes);

@@ -55,12 +55,28 @@ pub struct Field {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalkError {
-    Truncated { offset: usize },
-    VarintTooLong { offset: usize },
-    UnsupportedWireType { offset: usize, wire_type: u8 },
-    FieldNumberZero { offset: usize },
-    WrongIdLength { offset: usize, len: usize, expected: usize },
-    WrongWireType { offset: usize, field: u32 },
+    Truncated {
+        offset: usize,
+    },
+    VarintTooLong {
+        offset: usize,
+    },
+    UnsupportedWireType {
+        offset: usize,
+        wire_type: u8,
+    },
+    FieldNumberZero {
+        offset: usize,
+    },
+    WrongIdLength {
+        offset: usize,
+        len: usize,
+        expected: usize,
+    },
+    WrongWireType {
+        offset: usize,
+        field: u32,
+    },
 }
 
 impl fmt::Display for WalkError {
@@ -80,7 +96,10 @@ impl fmt::Display for WalkError {
                 expected,
             } => write!(f, "ID of {len} bytes at byte {offset}, expected {expected}"),
             WalkError::WrongWireType { offset, field } => {
-                write!(f, "field {field} has an unexpected wire type at byte {offset}")
+                write!(
+                    f,
+                    "field {field} has an unexpected wire type at byte {offset}"
+                )
             }
         }
     }
@@ -275,7 +294,10 @@ pub fn request_span_offsets(buf: &[u8]) -> Result<Vec<SpanOffsets>, WalkError> {
 }
 
 #[cfg(test)]
-#[expect(clippy::indexing_slicing, reason = "tests index buffers they just built")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "tests index buffers they just built"
+)]
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -325,7 +347,10 @@ mod tests {
             assert_eq!(span.event_times.len(), 1);
         }
         assert_eq!(spans[0].parent_span_id, None);
-        assert_eq!(&bytes[spans[1].parent_span_id.expect("parent")..][..8], &[1; 8]);
+        assert_eq!(
+            &bytes[spans[1].parent_span_id.expect("parent")..][..8],
+            &[1; 8]
+        );
     }
 
     #[test]
@@ -356,7 +381,9 @@ mod tests {
             })
         );
         assert_eq!(
-            request_span_offsets(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            request_span_offsets(&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]),
             Err(WalkError::VarintTooLong { offset: 1 })
         );
         // resource_spans as a varint: wrong wire type on a path we follow.

@@ -119,7 +119,10 @@ impl Counters {
     }
 
     fn keep_message(&self, index: usize, message: &str) {
-        let mut messages = self.first_messages.lock().unwrap_or_else(|e| e.into_inner());
+        let mut messages = self
+            .first_messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(slot @ None) = messages.get_mut(index) {
             let mut message = message.to_string();
             if message.len() > limits::ERROR_MESSAGE_BYTES_MAX {
@@ -159,7 +162,10 @@ impl Counters {
 
     /// The first message seen for each error kind that occurred.
     pub fn first_messages(&self) -> Vec<(usize, String)> {
-        let messages = self.first_messages.lock().unwrap_or_else(|e| e.into_inner());
+        let messages = self
+            .first_messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         messages
             .iter()
             .enumerate()
@@ -203,11 +209,17 @@ impl Snapshot {
             wire_bytes_sent: self.wire_bytes_sent.saturating_sub(earlier.wire_bytes_sent),
             requests_ok: self.requests_ok.saturating_sub(earlier.requests_ok),
             spans_acked: self.spans_acked.saturating_sub(earlier.spans_acked),
-            requests_partial: self.requests_partial.saturating_sub(earlier.requests_partial),
+            requests_partial: self
+                .requests_partial
+                .saturating_sub(earlier.requests_partial),
             spans_rejected: self.spans_rejected.saturating_sub(earlier.spans_rejected),
             traces_recorded: self.traces_recorded.saturating_sub(earlier.traces_recorded),
-            traces_unrecorded: self.traces_unrecorded.saturating_sub(earlier.traces_unrecorded),
-            connect_failures: self.connect_failures.saturating_sub(earlier.connect_failures),
+            traces_unrecorded: self
+                .traces_unrecorded
+                .saturating_sub(earlier.traces_unrecorded),
+            connect_failures: self
+                .connect_failures
+                .saturating_sub(earlier.connect_failures),
             requests_late: self.requests_late.saturating_sub(earlier.requests_late),
             in_flight: self.in_flight,
             errors,
@@ -231,7 +243,10 @@ impl Snapshot {
             ));
         }
         if self.connect_failures > 0 {
-            parts.push(format!("CONNECT_FAILED={}", thousands(self.connect_failures)));
+            parts.push(format!(
+                "CONNECT_FAILED={}",
+                thousands(self.connect_failures)
+            ));
         }
         if parts.is_empty() {
             "none".to_string()
@@ -534,18 +549,27 @@ mod tests {
             first_messages: counters.first_messages(),
         };
         let result = report.render_result();
-        assert!(result.starts_with(r#"{"mode":"load","duration_s":2,"#), "{result}");
+        assert!(
+            result.starts_with(r#"{"mode":"load","duration_s":2,"#),
+            "{result}"
+        );
         assert!(result.contains(r#""spans_per_sec":500000,"#), "{result}");
         assert!(result.contains(r#""errors":{"UNAVAILABLE":2}"#), "{result}");
         assert!(result.contains(r#""p99_us":1500,"#), "{result}");
         let text = report.render_text();
-        assert!(text.contains("first UNAVAILABLE: server shutting down"), "{text}");
+        assert!(
+            text.contains("first UNAVAILABLE: server shutting down"),
+            "{text}"
+        );
         assert!(!text.contains("second message"));
     }
 
     #[test]
     fn percentiles_of_empty_histogram_are_zero() {
-        assert_eq!(Percentiles::of(&new_latency_histogram()), Percentiles::default());
+        assert_eq!(
+            Percentiles::of(&new_latency_histogram()),
+            Percentiles::default()
+        );
         assert_eq!(format_us(999), "999us");
         assert_eq!(format_us(1_500), "1.50ms");
         assert_eq!(format_us(2_500_000), "2.50s");

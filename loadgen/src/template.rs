@@ -176,7 +176,10 @@ impl Template {
 
             let start = span.start_time.ok_or(missing("start_time_unix_nano"))?;
             let end = span.end_time.ok_or(missing("end_time_unix_nano"))?;
-            for at in [start, end].into_iter().chain(span.event_times.iter().copied()) {
+            for at in [start, end]
+                .into_iter()
+                .chain(span.event_times.iter().copied())
+            {
                 time_at.push(TimePatch {
                     offset: u32_offset(header + at),
                     rel_ns: read_u64_le(&message, at),
@@ -198,7 +201,11 @@ impl Template {
             time_at,
         };
         assert_eq!(
-            template.trace_span_counts.iter().map(|&c| c as usize).sum::<usize>(),
+            template
+                .trace_span_counts
+                .iter()
+                .map(|&c| c as usize)
+                .sum::<usize>(),
             span_count
         );
         Ok(template)
@@ -224,7 +231,13 @@ impl Template {
 
     /// Writes a copy of the frame into `out` (replacing its contents) with fresh IDs from `rng`
     /// and times `now_unix_ns + relative offset`. The fresh trace IDs are left in `ids`.
-    pub fn patch_into(&self, out: &mut Vec<u8>, ids: &mut RequestIds, rng: &mut Rng, now_unix_ns: u64) {
+    pub fn patch_into(
+        &self,
+        out: &mut Vec<u8>,
+        ids: &mut RequestIds,
+        rng: &mut Rng,
+        now_unix_ns: u64,
+    ) {
         out.clear();
         out.extend_from_slice(&self.frame);
 
@@ -232,7 +245,8 @@ impl Template {
         ids.trace_ids
             .extend((0..self.trace_span_counts.len()).map(|_| rng.trace_id()));
         ids.span_ids.clear();
-        ids.span_ids.extend((0..self.span_count).map(|_| rng.span_id()));
+        ids.span_ids
+            .extend((0..self.span_count).map(|_| rng.span_id()));
 
         for p in &self.trace_id_at {
             let at = p.offset as usize;
@@ -274,11 +288,17 @@ impl TemplateSet {
     }
 
     pub fn spans(&self) -> u64 {
-        self.templates.iter().map(|t| u64::from(t.span_count())).sum()
+        self.templates
+            .iter()
+            .map(|t| u64::from(t.span_count()))
+            .sum()
     }
 
     pub fn message_bytes(&self) -> u64 {
-        self.templates.iter().map(|t| t.message_bytes() as u64).sum()
+        self.templates
+            .iter()
+            .map(|t| t.message_bytes() as u64)
+            .sum()
     }
 
     /// Average encoded bytes per span over all templates.
@@ -333,7 +353,10 @@ mod tests {
                 assert_eq!(by_id.len(), spans.len(), "span IDs unique in a request");
                 let mut per_trace: HashMap<&[u8], u32> = HashMap::new();
                 for span in &spans {
-                    assert!(seen_spans.insert(span.span_id.clone()), "span IDs unique across requests");
+                    assert!(
+                        seen_spans.insert(span.span_id.clone()),
+                        "span IDs unique across requests"
+                    );
                     assert!(model::placeholder_span_index(&span.span_id).is_none());
                     *per_trace.entry(span.trace_id.as_slice()).or_default() += 1;
                     assert!(span.start_time_unix_nano <= span.end_time_unix_nano);
@@ -395,7 +418,12 @@ mod tests {
         let set = TemplateSet::build(&Shape::default(), 1, 2).expect("builds");
         let template = &set.templates[0];
         let mut out = Vec::new();
-        template.patch_into(&mut out, &mut RequestIds::default(), &mut Rng::new(3), NOW_NS);
+        template.patch_into(
+            &mut out,
+            &mut RequestIds::default(),
+            &mut Rng::new(3),
+            NOW_NS,
+        );
         assert_eq!(out.len(), template.frame.len());
         let mut patched = vec![false; out.len()];
         for p in template.trace_id_at.iter() {

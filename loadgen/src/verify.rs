@@ -92,11 +92,16 @@ pub fn count_spans_json(body: &[u8]) -> u32 {
         let value_start = rest.iter().position(|&b| b == b'"');
         let Some(start) = value_start else { break };
         // Skip the `:` and whitespace; the value is the next quoted string.
-        if rest.get(..start).is_some_and(|gap| gap.iter().any(|&b| !matches!(b, b':' | b' ' | b'\t' | b'\n' | b'\r'))) {
+        if rest.get(..start).is_some_and(|gap| {
+            gap.iter()
+                .any(|&b| !matches!(b, b':' | b' ' | b'\t' | b'\n' | b'\r'))
+        }) {
             continue;
         }
         rest = rest.get(start + 1..).unwrap_or_default();
-        let Some(end) = rest.iter().position(|&b| b == b'"') else { break };
+        let Some(end) = rest.iter().position(|&b| b == b'"') else {
+            break;
+        };
         if end > 0 {
             ids.insert(rest.get(..end).unwrap_or_default().to_vec());
         }
@@ -186,7 +191,9 @@ impl VerifySummary {
             summary.spans_expected += u64::from(trace.spans);
             let mut example = |what: String| {
                 if summary.examples.len() < EXAMPLES_MAX {
-                    summary.examples.push(format!("{} {what}", hex(&trace.trace_id)));
+                    summary
+                        .examples
+                        .push(format!("{} {what}", hex(&trace.trace_id)));
                 }
             };
             match lookup {
@@ -331,7 +338,10 @@ async fn lookup_pass(
                 lookups.lock().unwrap_or_else(|e| e.into_inner())[index] = lookup;
                 done.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
+            let _ = latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(&local);
         });
     }
     let progress = (!target.quiet).then(|| {
@@ -385,7 +395,9 @@ pub async fn verify_traces(target: &LookupTarget, traces: Vec<RecordedTrace>) ->
             eprintln!(
                 "verify: {} traces incomplete, re-reading (grace ends in {:.1}s)",
                 stats::thousands(todo.len() as u64),
-                grace_end.saturating_duration_since(Instant::now()).as_secs_f64()
+                grace_end
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
             );
         }
         tokio::time::sleep(retry_pause).await;
@@ -399,7 +411,8 @@ pub async fn verify_traces(target: &LookupTarget, traces: Vec<RecordedTrace>) ->
 
 /// Reads a record file.
 pub fn read_record_file(path: &std::path::Path) -> Result<Vec<RecordedTrace>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -444,7 +457,9 @@ pub fn main(args: VerifyArgs) -> u8 {
     let summary = runtime.block_on(verify_traces(&target, traces));
     runtime.shutdown_background();
     eprint!("{}", summary.render_text());
-    let result = summary.add_json(json::Object::new().str("mode", "verify")).finish();
+    let result = summary
+        .add_json(json::Object::new().str("mode", "verify"))
+        .finish();
     println!("RESULT {result}");
     if summary.ok() {
         cli::EXIT_OK
@@ -551,14 +566,23 @@ mod tests {
     #[test]
     fn interpret_statuses() {
         let body = response(&[(&ID, 1)]);
-        assert_eq!(interpret(&http(200, "application/protobuf", body), &ID), Lookup::Found(1));
-        assert_eq!(interpret(&http(404, "text/plain", vec![]), &ID), Lookup::NotFound);
+        assert_eq!(
+            interpret(&http(200, "application/protobuf", body), &ID),
+            Lookup::Found(1)
+        );
+        assert_eq!(
+            interpret(&http(404, "text/plain", vec![]), &ID),
+            Lookup::NotFound
+        );
         assert!(matches!(
             interpret(&http(500, "text/plain", b"boom".to_vec()), &ID),
             Lookup::Error(e) if e == "HTTP 500: boom"
         ));
         assert_eq!(
-            interpret(&http(200, "application/json", br#"{"trace":{}}"#.to_vec()), &ID),
+            interpret(
+                &http(200, "application/json", br#"{"trace":{}}"#.to_vec()),
+                &ID
+            ),
             Lookup::Found(0)
         );
     }
@@ -569,7 +593,14 @@ mod tests {
             trace_id: ID,
             spans,
         };
-        let traces = [trace(10), trace(10), trace(10), trace(10), trace(10), trace(10)];
+        let traces = [
+            trace(10),
+            trace(10),
+            trace(10),
+            trace(10),
+            trace(10),
+            trace(10),
+        ];
         let lookups = [
             Lookup::Found(10),
             Lookup::Found(12),
@@ -579,7 +610,10 @@ mod tests {
             Lookup::Error("x".into()),
         ];
         let s = VerifySummary::from_lookups(&traces, &lookups);
-        assert_eq!((s.complete, s.over, s.partial, s.missing, s.lookup_errors), (2, 1, 1, 2, 1));
+        assert_eq!(
+            (s.complete, s.over, s.partial, s.missing, s.lookup_errors),
+            (2, 1, 1, 2, 1)
+        );
         assert_eq!(s.spans_expected, 60);
         assert_eq!(s.lost_spans, 6 + 10 + 10);
         assert_eq!(s.lost_traces(), 3);

@@ -69,8 +69,12 @@ impl Fake {
         if let Some(path) = &behavior.journal {
             if let Ok(text) = std::fs::read_to_string(path) {
                 for line in text.lines() {
-                    let Some((t, s)) = line.split_once(' ') else { continue };
-                    let (Some(t), Some(s)) = (unhex::<16>(t), unhex::<8>(s)) else { continue };
+                    let Some((t, s)) = line.split_once(' ') else {
+                        continue;
+                    };
+                    let (Some(t), Some(s)) = (unhex::<16>(t), unhex::<8>(s)) else {
+                        continue;
+                    };
                     store.spans.entry(t).or_default().insert(s);
                 }
             }
@@ -149,7 +153,9 @@ async fn handle_export(
         if let Some(tenant) = header("x-scope-orgid") {
             store.tenants.insert(tenant);
         }
-        store.content_types.insert(header("content-type").unwrap_or_default());
+        store
+            .content_types
+            .insert(header("content-type").unwrap_or_default());
         store
             .encodings
             .insert(header("grpc-encoding").unwrap_or_else(|| "identity".into()));
@@ -161,7 +167,11 @@ async fn handle_export(
         .flat_map(|ss| ss.spans.iter())
         .collect();
 
-    if fake.behavior.error_every.is_some_and(|every| n % every == 0) {
+    if fake
+        .behavior
+        .error_every
+        .is_some_and(|every| n % every == 0)
+    {
         let response = Response::builder()
             .status(200)
             .header("content-type", "application/grpc")
@@ -173,7 +183,11 @@ async fn handle_export(
         return;
     }
     let mut reply = ExportTraceServiceResponse::default();
-    if fake.behavior.partial_every.is_some_and(|every| n % every == 0) {
+    if fake
+        .behavior
+        .partial_every
+        .is_some_and(|every| n % every == 0)
+    {
         let mut store = fake.store();
         for span in &spans {
             store
@@ -211,7 +225,9 @@ async fn handle_export(
         .header("content-type", "application/grpc")
         .body(())
         .unwrap();
-    let Ok(mut stream) = respond.send_response(response, false) else { return };
+    let Ok(mut stream) = respond.send_response(response, false) else {
+        return;
+    };
     let _ = stream.send_data(grpc_frame(&reply.encode_to_vec()), false);
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", "0".parse().unwrap());
@@ -220,10 +236,14 @@ async fn handle_export(
 
 async fn serve_grpc(listener: TcpListener, fake: Arc<Fake>) {
     loop {
-        let Ok((socket, _)) = listener.accept().await else { return };
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
         let fake = fake.clone();
         tokio::spawn(async move {
-            let Ok(mut connection) = h2::server::handshake(socket).await else { return };
+            let Ok(mut connection) = h2::server::handshake(socket).await else {
+                return;
+            };
             while let Some(Ok((request, respond))) = connection.accept().await {
                 tokio::spawn(handle_export(fake.clone(), request, respond));
             }
@@ -342,7 +362,9 @@ async fn serve_http_connection(mut socket: TcpStream, fake: Arc<Fake>) {
 
 async fn serve_http(listener: TcpListener, fake: Arc<Fake>) {
     loop {
-        let Ok((socket, _)) = listener.accept().await else { return };
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
         tokio::spawn(serve_http_connection(socket, fake.clone()));
     }
 }
@@ -382,7 +404,10 @@ fn start_fake(behavior: Behavior) -> Running {
 }
 
 fn loadgen(args: &[&str]) -> Output {
-    Command::new(LOADGEN).args(args).output().expect("run loadgen")
+    Command::new(LOADGEN)
+        .args(args)
+        .output()
+        .expect("run loadgen")
 }
 
 /// The `RESULT {...}` line of a run, as (key, raw value) pairs of the flat top level.
@@ -471,7 +496,11 @@ fn load_records_acknowledged_traces_and_verify_reads_them_back() {
     assert_eq!(num(&r, "spans_sent"), acked);
     assert_eq!(num(&r, "requests_failed"), 0.0);
     assert!(num(&r, "p99_us") > 0.0);
-    assert!(stderr(&out).contains("export latency p50"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("export latency p50"),
+        "{}",
+        stderr(&out)
+    );
 
     let recorded = read_record(&record);
     assert_eq!(recorded.len() as f64, num(&r, "traces_recorded"));
@@ -479,10 +508,21 @@ fn load_records_acknowledged_traces_and_verify_reads_them_back() {
     {
         let store = server.fake.store();
         assert_eq!(store.tenants, HashSet::from(["team-a".to_string()]));
-        assert_eq!(store.content_types, HashSet::from(["application/grpc".to_string()]));
-        assert_eq!(store.spans.len(), recorded.len(), "every stored trace was recorded");
+        assert_eq!(
+            store.content_types,
+            HashSet::from(["application/grpc".to_string()])
+        );
+        assert_eq!(
+            store.spans.len(),
+            recorded.len(),
+            "every stored trace was recorded"
+        );
         for (trace, count) in &recorded {
-            assert_eq!(store.spans[trace].len(), *count, "all spans arrived with distinct IDs");
+            assert_eq!(
+                store.spans[trace].len(),
+                *count,
+                "all spans arrived with distinct IDs"
+            );
         }
     }
 
@@ -524,7 +564,11 @@ fn load_records_acknowledged_traces_and_verify_reads_them_back() {
     assert_eq!(num(&v, "partial"), 1.0);
     assert_eq!(num(&v, "lost_spans"), 11.0);
     assert_eq!(num(&v, "complete"), recorded.len() as f64 - 2.0);
-    assert!(stderr(&out).contains(&hex(&recorded[0].0)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&hex(&recorded[0].0)),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -545,22 +589,37 @@ fn errors_and_partial_success_are_counted_and_not_recorded() {
         record.to_str().unwrap(),
         "--quiet",
     ]);
-    assert_eq!(out.status.code(), Some(1), "errors exceed --max-error-ratio 0");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "errors exceed --max-error-ratio 0"
+    );
     let r = result(&out);
     assert!(r["errors"].contains("\"RESOURCE_EXHAUSTED\":"), "{r:?}");
     assert!(num(&r, "requests_partial") > 0.0);
     assert_eq!(num(&r, "spans_rejected"), 3.0 * num(&r, "requests_partial"));
     assert!(num(&r, "traces_unrecorded") > 0.0);
     let text = stderr(&out);
-    assert!(text.contains("first RESOURCE_EXHAUSTED: ingestion rate limit"), "{text}");
-    assert!(text.contains("first PARTIAL_SUCCESS: 3 spans too old"), "{text}");
+    assert!(
+        text.contains("first RESOURCE_EXHAUSTED: ingestion rate limit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("first PARTIAL_SUCCESS: 3 spans too old"),
+        "{text}"
+    );
 
     let recorded = read_record(&record);
     assert_eq!(recorded.len() as f64, num(&r, "traces_recorded"));
-    let store = server.fake.store();
-    for (trace, count) in &recorded {
-        assert!(!store.partial_traces.contains(trace), "partial requests are not recorded");
-        assert_eq!(store.spans[trace].len(), *count);
+    {
+        let store = server.fake.store();
+        for (trace, count) in &recorded {
+            assert!(
+                !store.partial_traces.contains(trace),
+                "partial requests are not recorded"
+            );
+            assert_eq!(store.spans[trace].len(), *count);
+        }
     }
 
     // A generous error budget turns the same run into a success.
@@ -592,7 +651,10 @@ fn gzip_requests_decode_on_the_server() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = result(&out);
     assert_eq!(r["gzip"], "true");
-    assert!(num(&r, "wire_mb_per_sec") < num(&r, "mb_per_sec") / 2.0, "{r:?}");
+    assert!(
+        num(&r, "wire_mb_per_sec") < num(&r, "mb_per_sec") / 2.0,
+        "{r:?}"
+    );
     assert_eq!(
         server.fake.store().encodings,
         HashSet::from(["gzip".to_string()])
@@ -667,7 +729,9 @@ const FAKE_ENV: &str = "LOADGEN_FAKE_SERVER_CONFIG";
 /// Not a test on its own: the server process of the crash tests (does nothing otherwise).
 #[test]
 fn fake_server_process() {
-    let Ok(config) = std::env::var(FAKE_ENV) else { return };
+    let Ok(config) = std::env::var(FAKE_ENV) else {
+        return;
+    };
     let text = std::fs::read_to_string(config).unwrap();
     let value = |key: &str| {
         text.lines()
@@ -782,7 +846,11 @@ fn crash_mode_passes_a_durable_server() {
     assert!(num(&r, "traces_acked") > 0.0, "{r:?}");
     assert_eq!(num(&r, "lost_spans"), 0.0);
     assert_eq!(num(&r, "final_lost_spans"), 0.0);
-    assert_eq!(stdout.matches("\ncycle ").count() + usize::from(stdout.starts_with("cycle ")), 2, "{stdout}");
+    assert_eq!(
+        stdout.matches("\ncycle ").count() + usize::from(stdout.starts_with("cycle ")),
+        2,
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -792,6 +860,10 @@ fn crash_mode_catches_a_server_that_acks_before_persisting() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", stderr(&out));
     let r = result(&out);
     assert!(num(&r, "lost_spans") > 0.0, "{r:?}");
-    assert_eq!(num(&r, "lost_spans"), num(&r, "spans_acked"), "nothing survived");
+    assert_eq!(
+        num(&r, "lost_spans"),
+        num(&r, "spans_acked"),
+        "nothing survived"
+    );
     assert!(stderr(&out).contains("FAILED"), "{}", stderr(&out));
 }

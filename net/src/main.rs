@@ -116,6 +116,11 @@ fn run(config: Config) -> Result<(), String> {
             max => usize::try_from(max).unwrap_or(usize::MAX).div_ceil(shards).max(1),
         },
         live_bytes_max: config.allegro.live_traces_bytes_max,
+        block_dir: config.storage.local_path.clone(),
+        max_block_duration: config.ingester.max_block_duration,
+        max_block_bytes: config.ingester.max_block_bytes,
+        block_retention: config.compactor.block_retention,
+        compaction_window: config.compactor.compaction_window,
     };
     std::fs::create_dir_all(&engine_config.wal_dir).map_err(|err| {
         format!(

@@ -57,7 +57,7 @@ pub fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(8 << 10);
     let shards = shared.engine.metrics();
     type Getter = fn(&allegro_engine::ShardMetrics) -> &AtomicU64;
-    let per_shard: [(&str, &str, &str, Getter); 16] = [
+    let per_shard: [(&str, &str, &str, Getter); 24] = [
         ("allegro_spans_received_total", "counter", "Spans accepted into the WAL.", |m| &m.spans_received),
         ("allegro_bytes_received_total", "counter", "Span payload bytes accepted into the WAL.", |m| &m.bytes_received),
         ("allegro_spans_refused_total", "counter", "Spans refused by a shard (trace over max_bytes_per_trace), reported in partial_success.", |m| &m.spans_refused),
@@ -74,6 +74,14 @@ pub fn render(shared: &Shared) -> String {
         ("allegro_wal_replay_torn_tails_total", "counter", "WAL segments whose torn tail was truncated at startup.", |m| &m.replay_torn_tails),
         ("allegro_wal_replay_corrupt_segments_total", "counter", "WAL segments with a corrupt record (replay stopped there).", |m| &m.replay_corrupt_segments),
         ("allegro_wal_read_errors_total", "counter", "Failed reads of WAL records for queries.", |m| &m.read_errors),
+        ("allegro_blocks", "gauge", "Blocks the shard serves lookups from.", |m| &m.blocks),
+        ("allegro_block_bytes", "gauge", "Data bytes of the blocks the shard serves.", |m| &m.block_bytes),
+        ("allegro_blocks_cut_total", "counter", "Head blocks cut and published.", |m| &m.blocks_cut),
+        ("allegro_blocks_compacted_total", "counter", "Blocks published by compaction.", |m| &m.blocks_compacted),
+        ("allegro_blocks_retention_deleted_total", "counter", "Blocks deleted by retention (compactor.compaction.block_retention).", |m| &m.blocks_retention_deleted),
+        ("allegro_blocks_corrupt_total", "counter", "Blocks skipped at startup: a checksum or cross-check failed.", |m| &m.blocks_corrupt),
+        ("allegro_block_read_errors_total", "counter", "Trace lookups failed by a damaged or unreadable block page.", |m| &m.block_read_errors),
+        ("allegro_block_write_errors_total", "counter", "Failed block cuts or compactions (the data stays in the WAL or the source blocks).", |m| &m.block_write_errors),
     ];
     for (name, kind, help, get) in per_shard {
         header(&mut out, name, kind, help);

@@ -751,11 +751,20 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
         api::Route::StatusVersion => api::status_version_response(),
         api::Route::Metrics => api::metrics_response(crate::metrics::render(shared)),
         api::Route::Flush => {
-            // Blocks (the next issue) are not cut yet: everything acknowledged is already in
-            // the WAL, which is what a flush guarantees here.
-            api::flush_response()
+            // Every shard cuts its head blocks; answered once they are published.
+            match shared.engine.flush().await {
+                Ok(()) => api::flush_response(),
+                Err(err) => {
+                    log::error!("flush: {err}");
+                    api::text_response(500, &format!("flush failed: {err}\n"))
+                }
+            }
         }
         api::Route::Shutdown => {
+            // Tempo's /shutdown flushes the ingester's blocks, then exits.
+            if let Err(err) = shared.engine.flush().await {
+                log::error!("shutdown: flush failed (the WAL still holds the data): {err}");
+            }
             SHUTDOWN_REQUESTED.store(true, Ordering::Release);
             // SAFETY: raising a signal at our own process; the main thread waits for it.
             unsafe {

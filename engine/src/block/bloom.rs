@@ -83,7 +83,10 @@ impl Bloom {
 
     /// `None` unless `bytes` is a whole number of words (at least one) and `hashes` is 1..=32.
     pub fn decode(bytes: &[u8], hashes: u32) -> Option<Bloom> {
-        if bytes.is_empty() || bytes.len() % 8 != 0 || !(1..=32).contains(&hashes) {
+        if bytes.is_empty()
+            || !bytes.chunks_exact(8).remainder().is_empty()
+            || !(1..=32).contains(&hashes)
+        {
             return None;
         }
         if bytes.len() as u64 > BLOOM_BYTES_MAX {
@@ -120,7 +123,9 @@ mod tests {
             bloom.insert(&id(i));
         }
         assert!((0..n).all(|i| bloom.may_contain(&id(i))));
-        let false_positives = (n..n + 100_000).filter(|&i| bloom.may_contain(&id(i))).count();
+        let false_positives = (n..n + 100_000)
+            .filter(|&i| bloom.may_contain(&id(i)))
+            .count();
         assert!(false_positives < 1_500, "{false_positives} of 100000");
         let mut bytes = Vec::new();
         bloom.encode(&mut bytes);

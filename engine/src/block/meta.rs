@@ -107,7 +107,10 @@ impl BlockMeta {
     /// known key is an error naming it.
     pub fn from_json(bytes: &[u8]) -> Result<BlockMeta, String> {
         if bytes.len() > META_BYTES_MAX {
-            return Err(format!("meta.json is {} bytes, over {META_BYTES_MAX}", bytes.len()));
+            return Err(format!(
+                "meta.json is {} bytes, over {META_BYTES_MAX}",
+                bytes.len()
+            ));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| "meta.json is not UTF-8".to_string())?;
         let fields = parse_object(text)?;
@@ -136,7 +139,9 @@ impl BlockMeta {
             .map_err(|_| "meta.json: format_version is too large".to_string())?;
         let block_id = string("block_id")?;
         if !is_valid_block_id(&block_id) {
-            return Err(format!("meta.json: block_id {block_id:?} is not a block ID"));
+            return Err(format!(
+                "meta.json: block_id {block_id:?} is not a block ID"
+            ));
         }
         let tenant_text = string("tenant")?;
         let tenant =
@@ -419,7 +424,15 @@ mod tests {
         assert!(BlockMeta::from_json(json.as_bytes())
             .expect_err("bad id")
             .contains("block_id"));
-        for bad in ["", "{", "{\"a\":}", "{\"a\":1", "[1]", "{\"a\":1} x", "{\"a\":99999999999999999999}"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":}",
+            "{\"a\":1",
+            "[1]",
+            "{\"a\":1} x",
+            "{\"a\":99999999999999999999}",
+        ] {
             assert!(BlockMeta::from_json(bad.as_bytes()).is_err(), "{bad}");
         }
     }

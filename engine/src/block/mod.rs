@@ -1,6 +1,7 @@
-//! The block format (sans-IO): completed traces cut from the WAL into an immutable file,
-//! indexed by trace ID only. The shard does the IO; this module turns traces into bytes and
-//! bytes back into traces, and says what a damaged file means.
+//! The block format: completed traces cut from the WAL into an immutable file, indexed by
+//! trace ID only. The codec (`page`, `bloom`, `meta` and this module) is sans-IO: it turns
+//! traces into bytes and bytes back into traces, and says what a damaged file means;
+//! `store` is the thin IO edge (monoio files) that the shard calls.
 //!
 //! A block is a directory `<storage.trace.local.path>/<tenant>/<block-id>/` holding `data`
 //! (below) and `meta.json` ([`BlockMeta`]). It is written under a temporary name, fsynced,
@@ -44,6 +45,7 @@
 pub mod bloom;
 pub mod meta;
 pub mod page;
+pub mod store;
 
 #[cfg(test)]
 mod tests;
@@ -105,7 +107,10 @@ impl fmt::Display for BlockError {
                 what,
                 needed,
                 available,
-            } => write!(f, "{what} truncated: needs {needed} bytes, {available} there"),
+            } => write!(
+                f,
+                "{what} truncated: needs {needed} bytes, {available} there"
+            ),
             BlockError::BadMagic { what } => write!(f, "{what}: bad magic"),
             BlockError::UnsupportedVersion { what, version } => {
                 write!(f, "{what}: unsupported format version {version}")
@@ -362,8 +367,11 @@ impl BlockIndex {
                 footer.index_offset, footer.trace_count
             )));
         }
-        let bloom = Bloom::decode(cursor.take(footer.bloom_bytes as usize)?, footer.bloom_hashes)
-            .ok_or_else(|| BlockError::Malformed("bloom filter shape".to_string()))?;
+        let bloom = Bloom::decode(
+            cursor.take(footer.bloom_bytes as usize)?,
+            footer.bloom_hashes,
+        )
+        .ok_or_else(|| BlockError::Malformed("bloom filter shape".to_string()))?;
         Ok(BlockIndex {
             footer,
             pages,
@@ -483,11 +491,14 @@ impl BlockWriter {
             ..BlockStats::default()
         };
         for (summary, offset, length) in &self.pages {
-            self.out.extend_from_slice(summary.first_trace_id.as_bytes());
+            self.out
+                .extend_from_slice(summary.first_trace_id.as_bytes());
             self.out.extend_from_slice(&offset.to_le_bytes());
             self.out.extend_from_slice(&length.to_le_bytes());
-            self.out.extend_from_slice(&summary.trace_count.to_le_bytes());
-            self.out.extend_from_slice(&summary.span_count.to_le_bytes());
+            self.out
+                .extend_from_slice(&summary.trace_count.to_le_bytes());
+            self.out
+                .extend_from_slice(&summary.span_count.to_le_bytes());
             self.out.extend_from_slice(&0u32.to_le_bytes());
             self.out
                 .extend_from_slice(&summary.min_start_unix_nanos.to_le_bytes());
@@ -552,11 +563,14 @@ pub fn check_header(bytes: &[u8]) -> Result<(), BlockError> {
 /// Opens a whole data file held in memory (tests, compaction of small blocks, fuzzing).
 pub fn open_bytes(data: &[u8]) -> Result<BlockIndex, BlockError> {
     check_header(data)?;
-    let footer_at = data.len().checked_sub(FOOTER_BYTES).ok_or(BlockError::Truncated {
-        what: "block",
-        needed: (BLOCK_HEADER_BYTES + FOOTER_BYTES) as u64,
-        available: data.len() as u64,
-    })?;
+    let footer_at = data
+        .len()
+        .checked_sub(FOOTER_BYTES)
+        .ok_or(BlockError::Truncated {
+            what: "block",
+            needed: (BLOCK_HEADER_BYTES + FOOTER_BYTES) as u64,
+            available: data.len() as u64,
+        })?;
     let footer = Footer::decode(data.get(footer_at..).unwrap_or_default(), data.len() as u64)?;
     let tail = data
         .get(footer.index_offset as usize..)

@@ -61,7 +61,6 @@ use crate::ids::TraceId;
 
 pub const PAGE_VERSION: u8 = 1;
 pub const PAGE_FRAME_BYTES: usize = 8;
-const PAGE_FIXED_BODY_BYTES: usize = 1 + 4 + 4 + 4 + 1;
 const DIRECTORY_ENTRY_BYTES: usize = 10;
 /// The largest column, decompressed. Also bounds a page body.
 pub const PAGE_COLUMN_BYTES_MAX: usize = 256 << 20;
@@ -156,7 +155,10 @@ impl PageBuilder {
             self.last.is_none_or(|last| last < trace_id),
             "traces must be added in ascending ID order"
         );
-        assert!(payload.len() <= PAGE_COLUMN_BYTES_MAX / 2, "trace payload too large");
+        assert!(
+            payload.len() <= PAGE_COLUMN_BYTES_MAX / 2,
+            "trace payload too large"
+        );
         self.first.get_or_insert(trace_id);
         self.last = Some(trace_id);
         self.trace_count += 1;
@@ -209,8 +211,10 @@ impl PageBuilder {
         self.span_duration
             .extend_from_slice(&end.saturating_sub(start).to_le_bytes());
         let status = span.status.as_ref().map_or(0, |s| s.code);
-        self.span_status.push(u8::try_from(status).unwrap_or(u8::MAX));
-        self.span_kind.push(u8::try_from(span.kind).unwrap_or(u8::MAX));
+        self.span_status
+            .push(u8::try_from(status).unwrap_or(u8::MAX));
+        self.span_kind
+            .push(u8::try_from(span.kind).unwrap_or(u8::MAX));
         self.span_service.extend_from_slice(&service.to_le_bytes());
         let name = self.intern(span.name.as_bytes());
         self.span_name.extend_from_slice(&name.to_le_bytes());
@@ -345,6 +349,9 @@ fn encode_value(value: Option<&AnyValue>) -> Vec<u8> {
     out
 }
 
+/// The trace IDs column and each trace's range in `PAYLOADS`.
+type TraceTable<'a> = (Cow<'a, [u8]>, Vec<std::ops::Range<usize>>);
+
 /// A page whose frame, checksum and directory were verified; columns decode on demand.
 #[derive(Debug)]
 pub struct PageView<'a> {
@@ -422,7 +429,6 @@ impl<'a> PageView<'a> {
                 "page body longer than its columns".to_string(),
             ));
         }
-        let _ = PAGE_FIXED_BODY_BYTES;
         Ok(PageView {
             trace_count,
             span_count,
@@ -453,7 +459,7 @@ impl<'a> PageView<'a> {
     }
 
     /// The trace IDs and payload ranges, checked against each other.
-    fn trace_table(&self) -> Result<(Cow<'a, [u8]>, Vec<std::ops::Range<usize>>), BlockError> {
+    fn trace_table(&self) -> Result<TraceTable<'a>, BlockError> {
         let ids = self.column(TRACE_IDS)?;
         let lens = self.column(TRACE_PAYLOAD_LENS)?;
         let count = self.trace_count as usize;
@@ -467,12 +473,9 @@ impl<'a> PageView<'a> {
         let mut ranges = Vec::with_capacity(count);
         let mut at = 0usize;
         for len in lens.chunks_exact(4) {
-            let len = u32::from_le_bytes([
-                *len.first().unwrap_or(&0),
-                *len.get(1).unwrap_or(&0),
-                *len.get(2).unwrap_or(&0),
-                *len.get(3).unwrap_or(&0),
-            ]) as usize;
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(len);
+            let len = u32::from_le_bytes(bytes) as usize;
             ranges.push(at..at.saturating_add(len));
             at = at.saturating_add(len);
         }

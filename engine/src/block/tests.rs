@@ -43,15 +43,13 @@ fn payload(i: u32, spans: u32) -> Vec<u8> {
                 spans: (0..spans)
                     .map(|s| Span {
                         trace_id: trace_id(i).0.to_vec(),
-                        span_id: (u64::from(i) << 16 | u64::from(s) + 1)
+                        span_id: ((u64::from(i) << 16) | (u64::from(s) + 1))
                             .to_be_bytes()
                             .to_vec(),
                         name: format!("op-{}", s % 4),
                         kind: 2,
                         start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i) * 1000,
-                        end_time_unix_nano: 1_700_000_000_000_000_000
-                            + u64::from(i) * 1000
-                            + 500,
+                        end_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i) * 1000 + 500,
                         attributes: vec![
                             kv("http.status_code", Value::IntValue(200)),
                             kv("ok", Value::BoolValue(true)),
@@ -89,7 +87,10 @@ fn every_trace_comes_back_byte_for_byte() {
     assert!(stats.page_count > 1, "{stats:?}");
     assert_eq!(stats.data_bytes, data.len() as u64);
     assert_eq!(stats.min_start_unix_nanos, 1_700_000_000_000_000_000);
-    assert_eq!(stats.max_end_unix_nanos, 1_700_000_000_000_000_000 + 2999 * 1000 + 500);
+    assert_eq!(
+        stats.max_end_unix_nanos,
+        1_700_000_000_000_000_000 + 2999 * 1000 + 500
+    );
     let index = open_bytes(&data).unwrap();
     assert_eq!(index.footer.footer_crc32, stats.footer_crc32);
     for i in (0..3000).step_by(7) {
@@ -98,7 +99,10 @@ fn every_trace_comes_back_byte_for_byte() {
     }
     let mut absent = 0;
     for i in 3000..4000 {
-        if find_in_bytes(&data, &index, &trace_id(i)).unwrap().is_some() {
+        if find_in_bytes(&data, &index, &trace_id(i))
+            .unwrap()
+            .is_some()
+        {
             absent += 1;
         }
     }
@@ -165,7 +169,10 @@ fn a_corrupt_page_fails_only_its_traces() {
             }
             Err(err) => {
                 assert_eq!(page, 1);
-                assert!(matches!(err, BlockError::Checksum { what: "page", .. }), "{err}");
+                assert!(
+                    matches!(err, BlockError::Checksum { what: "page", .. }),
+                    "{err}"
+                );
                 assert!(err.to_string().contains("page checksum mismatch"), "{err}");
                 failed += 1;
             }
@@ -179,7 +186,15 @@ fn damage_to_footer_index_or_bloom_refuses_the_block() {
     let (data, _) = build(500, 2);
     let index = open_bytes(&data).unwrap();
     let index_at = index.footer.index_offset as usize;
-    for at in [index_at, index_at + 20, data.len() - FOOTER_BYTES - 3, data.len() - 30, data.len() - 1, 0, 6] {
+    for at in [
+        index_at,
+        index_at + 20,
+        data.len() - FOOTER_BYTES - 3,
+        data.len() - 30,
+        data.len() - 1,
+        0,
+        6,
+    ] {
         let mut bad = data.clone();
         bad[at] ^= 1;
         assert!(open_bytes(&bad).is_err(), "flip at {at}");

@@ -1,0 +1,200 @@
+//! The IO edge of blocks: publishing a block directory and reading from an open block,
+//! through monoio files (io_uring). Everything here is thin around the sans-IO codec in the
+//! rest of `block`; the shard decides what to write and when.
+//!
+//! Publishing (crash-safe): `<tenant dir>/.tmp-<shard-dir>-<block-id>/` gets `data` and
+//! `meta.json`, each written and fsynced; the temporary directory is fsynced, renamed to
+//! `<tenant dir>/<block-id>/`, and the tenant directory is fsynced. A directory named like a
+//! block ID therefore always holds a whole block; a `.tmp-` directory is debris of a crash
+//! and is removed at startup by the shard that wrote it.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    check_header, BlockIndex, BlockMeta, Footer, PageView, BLOCK_HEADER_BYTES, FOOTER_BYTES,
+};
+use crate::ids::{Tenant, TraceId};
+
+pub const DATA_FILE: &str = "data";
+pub const META_FILE: &str = "meta.json";
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// A published block, its index and bloom filter in memory, its data file open.
+pub struct OpenBlock {
+    pub meta: BlockMeta,
+    pub index: BlockIndex,
+    pub dir: PathBuf,
+    file: monoio::fs::File,
+    /// Set when a page failed its checksum: compaction leaves the block alone.
+    pub damaged: std::cell::Cell<bool>,
+}
+
+/// The name of a temporary block directory: `.tmp-shard-001-of-004-<block id>`.
+pub fn tmp_dir_name(shard_dir: &str, block_id: &str) -> String {
+    format!("{TMP_PREFIX}{shard_dir}-{block_id}")
+}
+
+/// fsync of a directory, so that entries created, renamed or removed in it are durable.
+pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+async fn write_file(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    let file = monoio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await?;
+    let (result, _) = file.write_all_at(bytes, 0).await;
+    result?;
+    file.sync_all().await?;
+    file.close().await
+}
+
+/// Writes and publishes a block under `tenant_dir`, returning its directory.
+pub async fn publish(
+    tenant_dir: &Path,
+    shard_dir: &str,
+    meta: &BlockMeta,
+    data: Vec<u8>,
+) -> std::io::Result<PathBuf> {
+    assert_eq!(meta.data_bytes, data.len() as u64, "meta matches the data");
+    std::fs::create_dir_all(tenant_dir)?;
+    let tmp = tenant_dir.join(tmp_dir_name(shard_dir, &meta.block_id));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir(&tmp)?;
+    write_file(&tmp.join(DATA_FILE), data).await?;
+    write_file(&tmp.join(META_FILE), meta.to_json().into_bytes()).await?;
+    sync_dir(&tmp)?;
+    let dir = tenant_dir.join(&meta.block_id);
+    std::fs::rename(&tmp, &dir)?;
+    sync_dir(tenant_dir)?;
+    Ok(dir)
+}
+
+/// Removes a block directory and makes the removal durable.
+pub fn remove_block(dir: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+async fn read_at(file: &monoio::fs::File, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
+    let (result, buffer) = file.read_exact_at(vec![0u8; length], offset).await;
+    result?;
+    Ok(buffer)
+}
+
+impl OpenBlock {
+    /// Opens the block in `dir`: reads and checks `meta.json`, the header, footer, index and
+    /// bloom filter, and that they agree. Any failure is an error naming what is wrong.
+    pub async fn open(dir: &Path, tenant: &Tenant) -> Result<OpenBlock, String> {
+        let meta_bytes = std::fs::read(dir.join(META_FILE))
+            .map_err(|err| format!("reading {META_FILE}: {err}"))?;
+        let meta = BlockMeta::from_json(&meta_bytes)?;
+        if meta.format_version != super::BLOCK_FORMAT_VERSION {
+            return Err(format!(
+                "unsupported block format version {}",
+                meta.format_version
+            ));
+        }
+        if &meta.tenant != tenant {
+            return Err(format!("meta.json names tenant {}", meta.tenant));
+        }
+        if dir.file_name().and_then(|n| n.to_str()) != Some(meta.block_id.as_str()) {
+            return Err(format!("meta.json names block {}", meta.block_id));
+        }
+        let path = dir.join(DATA_FILE);
+        let file_bytes = std::fs::metadata(&path)
+            .map_err(|err| format!("{DATA_FILE}: {err}"))?
+            .len();
+        if file_bytes != meta.data_bytes {
+            return Err(format!(
+                "{DATA_FILE} has {file_bytes} bytes, meta.json says {}",
+                meta.data_bytes
+            ));
+        }
+        if file_bytes < (BLOCK_HEADER_BYTES + FOOTER_BYTES) as u64 {
+            return Err(format!("{DATA_FILE} is only {file_bytes} bytes"));
+        }
+        let file = monoio::fs::File::open(&path)
+            .await
+            .map_err(|err| format!("{DATA_FILE}: {err}"))?;
+        let io = |err: std::io::Error| format!("reading {DATA_FILE}: {err}");
+        let header = read_at(&file, 0, BLOCK_HEADER_BYTES).await.map_err(io)?;
+        check_header(&header).map_err(|err| err.to_string())?;
+        let footer_bytes = read_at(&file, file_bytes - FOOTER_BYTES as u64, FOOTER_BYTES)
+            .await
+            .map_err(io)?;
+        let footer = Footer::decode(&footer_bytes, file_bytes).map_err(|err| err.to_string())?;
+        if footer.footer_crc32 != meta.footer_crc32 {
+            return Err("meta.json and the data footer disagree (footer_crc32)".to_string());
+        }
+        let tail_len = usize::try_from(footer.tail_bytes()).map_err(|_| "index too large")?;
+        let tail = read_at(&file, footer.index_offset, tail_len)
+            .await
+            .map_err(io)?;
+        let index = BlockIndex::decode(footer, &tail).map_err(|err| err.to_string())?;
+        if index.footer.trace_count != meta.trace_count
+            || index.pages.len() as u64 != meta.page_count
+        {
+            return Err("meta.json and the data index disagree (counts)".to_string());
+        }
+        Ok(OpenBlock {
+            meta,
+            index,
+            dir: dir.to_path_buf(),
+            file,
+            damaged: std::cell::Cell::new(false),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.meta.block_id
+    }
+
+    /// The payload of a trace, reading at most one page. The error names the block and page.
+    pub async fn find(&self, trace_id: &TraceId) -> Result<Option<Vec<u8>>, String> {
+        let Some((number, entry)) = self.index.page_for(trace_id) else {
+            return Ok(None);
+        };
+        let bytes = read_at(&self.file, entry.offset, entry.length as usize)
+            .await
+            .map_err(|err| {
+                format!(
+                    "block {} page {number}: read failed: {err}",
+                    self.meta.block_id
+                )
+            })?;
+        let found = PageView::decode(&bytes).and_then(|page| page.find_trace(trace_id));
+        found.map_err(|err| {
+            self.damaged.set(true);
+            format!(
+                "block {} (tenant {}) page {number} at byte {}: {err}",
+                self.meta.block_id, self.meta.tenant, entry.offset
+            )
+        })
+    }
+
+    /// Every page's traces, in ID order (for compaction).
+    pub async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>, String> {
+        let mut traces = Vec::with_capacity(self.meta.trace_count as usize);
+        for (number, entry) in self.index.pages.iter().enumerate() {
+            let bytes = read_at(&self.file, entry.offset, entry.length as usize)
+                .await
+                .map_err(|err| format!("block {} page {number}: {err}", self.meta.block_id))?;
+            let page = PageView::decode(&bytes)
+                .and_then(|page| page.traces())
+                .map_err(|err| {
+                    self.damaged.set(true);
+                    format!("block {} page {number}: {err}", self.meta.block_id)
+                })?;
+            traces.extend(page);
+        }
+        Ok(traces)
+    }
+}
