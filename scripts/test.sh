@@ -17,3 +17,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== fuzz targets build (type-checked on stable; run them with scripts/fuzz.sh)"
+for crate in net/hpack/fuzz net/h2/fuzz engine/fuzz; do
+  CARGO_TARGET_DIR=target/fuzz-check cargo check --quiet --bins --manifest-path "$crate/Cargo.toml"
+done
+echo "fuzz targets: ok"

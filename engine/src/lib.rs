@@ -5,6 +5,7 @@ pub mod block;
 pub mod ids;
 pub mod otlp;
 pub mod shard;
+pub mod traceql;
 pub mod wal;
 
 pub use ids::{SpanId, Tenant, TraceId};
