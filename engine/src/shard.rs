@@ -456,6 +456,8 @@ struct ShardState {
     live_bytes: u64,
     /// A compaction/retention task is running.
     maintaining: bool,
+    /// A background cut (a head block due by size or age) is running.
+    cutting: bool,
     /// Blocks created by this shard in this run (part of new block IDs).
     blocks_created: u64,
 }
@@ -477,6 +479,7 @@ impl ShardTask {
             tenants: HashMap::new(),
             live_bytes: 0,
             maintaining: false,
+            cutting: false,
             blocks_created: 0,
         }));
         load_blocks(&state).await;
@@ -530,6 +533,11 @@ impl ShardTask {
             }
             let mut cut = false;
             if !flushes.is_empty() {
+                // A flush cuts everything: first let a background cut finish, so that
+                // everything acknowledged before the flush is in a published block.
+                while state.borrow().cutting {
+                    monoio::time::sleep(Duration::from_millis(2)).await;
+                }
                 let result = cut_tenants(&state, None).await;
                 cut = true;
                 for reply in flushes {
@@ -545,10 +553,19 @@ impl ShardTask {
                 last_sync = now;
             }
             evict_idle(&state, now);
-            let due = heads_due(&state, now);
-            if !due.is_empty() {
-                let _ = cut_tenants(&state, Some(due)).await;
-                cut = true;
+            // Heads due by size or age are cut in the background: the shard keeps taking
+            // appends and reads (the cut yields every 1024 traces) while the block is built.
+            if !state.borrow().cutting {
+                let due = heads_due(&state, now);
+                if !due.is_empty() {
+                    state.borrow_mut().cutting = true;
+                    let background = state.clone();
+                    monoio::spawn(async move {
+                        let _ = cut_tenants(&background, Some(due)).await;
+                        background.borrow_mut().cutting = false;
+                        start_maintenance(&background);
+                    });
+                }
             }
             if cut || now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
                 last_maintenance = now;

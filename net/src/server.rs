@@ -777,7 +777,22 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
                 Ok(tenant) => tenant,
                 Err(response) => return response,
             };
-            match shared.engine.get_trace(&tenant, query.trace_id).await {
+            // `start`/`end` (unix seconds) narrow the blocks searched, as in Tempo; live
+            // traces and the WAL are always searched.
+            let range = match (query.start_unix_secs, query.end_unix_secs) {
+                (None, None) => None,
+                (start, end) => Some((
+                    start.unwrap_or(0).saturating_mul(1_000_000_000),
+                    end.map_or(u64::MAX, |e| {
+                        e.saturating_add(1).saturating_mul(1_000_000_000)
+                    }),
+                )),
+            };
+            match shared
+                .engine
+                .get_trace_in(&tenant, query.trace_id, range)
+                .await
+            {
                 Ok(trace) => api::trace_response(&query, trace.as_deref()),
                 Err(err) => {
                     log::error!("trace {}: {err}", query.trace_id);

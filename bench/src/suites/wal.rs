@@ -240,11 +240,13 @@ impl Segments {
     fn create_next(&mut self) -> io::Result<File> {
         self.sequence += 1;
         self.offset = 0;
-        OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(self.path(self.sequence))
+            .open(self.path(self.sequence))?;
+        if std::env::var_os("PREALLOC").is_some() { f.set_len(WAL_SEGMENT_BYTES_MAX)?; }
+        Ok(f)
     }
 
     fn remove_previous(&self) -> io::Result<()> {

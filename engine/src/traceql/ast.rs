@@ -304,7 +304,10 @@ pub enum StaticType {
 
 impl StaticType {
     pub fn is_numeric(self) -> bool {
-        matches!(self, StaticType::Int | StaticType::Float | StaticType::Duration)
+        matches!(
+            self,
+            StaticType::Int | StaticType::Float | StaticType::Duration
+        )
     }
 }
 
@@ -514,16 +517,28 @@ pub(crate) fn format_go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{f:e}"); // shortest round-trip digits, e.g. "1.234e6"
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..6).contains(&exp) {
-        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        );
     }
     format!("{f}")
 }

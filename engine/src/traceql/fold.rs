@@ -125,7 +125,10 @@ fn execute_binary(op: BinaryOp, l: &Static, r: &Static) -> Result<Option<Static>
         });
     }
     let floats = lt.is_numeric() && rt.is_numeric();
-    let (a, b) = (l.as_f64().unwrap_or(f64::NAN), r.as_f64().unwrap_or(f64::NAN));
+    let (a, b) = (
+        l.as_f64().unwrap_or(f64::NAN),
+        r.as_f64().unwrap_or(f64::NAN),
+    );
     Ok(match op {
         Add if floats => Some(Static::Float(a + b)),
         Sub if floats => Some(Static::Float(a - b)),
@@ -133,7 +136,9 @@ fn execute_binary(op: BinaryOp, l: &Static, r: &Static) -> Result<Option<Static>
         Div if floats => Some(Static::Float(a / b)),
         Mod if floats => Some(Static::Float(a % b)),
         Pow if floats => Some(Static::Float(a.powf(b))),
-        Gt | Gte | Lt | Lte if floats => compare(op, a.partial_cmp(&b)).or(Some(Static::Bool(false))),
+        Gt | Gte | Lt | Lte if floats => {
+            compare(op, a.partial_cmp(&b)).or(Some(Static::Bool(false)))
+        }
         Eq => Some(Static::Bool(static_equals(l, r))),
         Neq => Some(Static::Bool(!static_equals(l, r))),
         And | Or => match (l, r) {

@@ -291,7 +291,11 @@ pub(super) enum Act {
     AggregateExpr,
     /// A metrics function: `$1` names it; `attr`: `$3` is its attribute; `by`: index of the
     /// `by(...)` list; `nums`: `$5` is the quantile list.
-    Metrics { attr: bool, by: u8, nums: bool },
+    Metrics {
+        attr: bool,
+        by: u8,
+        nums: bool,
+    },
     Compare(u8),
     Hint,
     Hints,
@@ -348,23 +352,43 @@ fn grammar() -> Vec<Prod> {
 
     p(Root, &[N(SpansetPipeline)], Act::RootPipeline);
     p(Root, &[N(SpansetPipelineExpression)], Act::RootExpression);
-    p(Root, &[N(ScalarPipelineExpressionFilter)], Act::RootScalarFilter);
-    p(Root, &[N(SpansetPipeline), T(Tok::Pipe), N(MetricsAggregation)], Act::RootMetrics);
+    p(
+        Root,
+        &[N(ScalarPipelineExpressionFilter)],
+        Act::RootScalarFilter,
+    );
+    p(
+        Root,
+        &[N(SpansetPipeline), T(Tok::Pipe), N(MetricsAggregation)],
+        Act::RootMetrics,
+    );
     p(Root, &[N(Root), N(Hints)], Act::RootHints);
 
     p(
         SpansetPipelineExpression,
-        &[T(Tok::OpenParens), N(SpansetPipelineExpression), T(Tok::CloseParens)],
+        &[
+            T(Tok::OpenParens),
+            N(SpansetPipelineExpression),
+            T(Tok::CloseParens),
+        ],
         Act::Pass(2),
     );
     for op in spanset_ops {
         p(
             SpansetPipelineExpression,
-            &[N(SpansetPipelineExpression), T(op), N(SpansetPipelineExpression)],
+            &[
+                N(SpansetPipelineExpression),
+                T(op),
+                N(SpansetPipelineExpression),
+            ],
             Act::SpansetOp,
         );
     }
-    p(SpansetPipelineExpression, &[N(WrappedSpansetPipeline)], Act::Pass(1));
+    p(
+        SpansetPipelineExpression,
+        &[N(WrappedSpansetPipeline)],
+        Act::Pass(1),
+    );
 
     p(
         WrappedSpansetPipeline,
@@ -372,16 +396,36 @@ fn grammar() -> Vec<Prod> {
         Act::Pass(2),
     );
 
-    for first in [SpansetExpression, ScalarFilter, GroupOperation, SelectOperation] {
+    for first in [
+        SpansetExpression,
+        ScalarFilter,
+        GroupOperation,
+        SelectOperation,
+    ] {
         p(SpansetPipeline, &[N(first)], Act::PipelineNew);
     }
-    for next in [SpansetExpression, ScalarFilter, GroupOperation, CoalesceOperation, SelectOperation] {
-        p(SpansetPipeline, &[N(SpansetPipeline), T(Tok::Pipe), N(next)], Act::PipelineAdd);
+    for next in [
+        SpansetExpression,
+        ScalarFilter,
+        GroupOperation,
+        CoalesceOperation,
+        SelectOperation,
+    ] {
+        p(
+            SpansetPipeline,
+            &[N(SpansetPipeline), T(Tok::Pipe), N(next)],
+            Act::PipelineAdd,
+        );
     }
 
     p(
         GroupOperation,
-        &[T(Tok::By), T(Tok::OpenParens), N(FieldExpression), T(Tok::CloseParens)],
+        &[
+            T(Tok::By),
+            T(Tok::OpenParens),
+            N(FieldExpression),
+            T(Tok::CloseParens),
+        ],
         Act::Group,
     );
     p(
@@ -391,7 +435,12 @@ fn grammar() -> Vec<Prod> {
     );
     p(
         SelectOperation,
-        &[T(Tok::Select), T(Tok::OpenParens), N(AttributeList), T(Tok::CloseParens)],
+        &[
+            T(Tok::Select),
+            T(Tok::OpenParens),
+            N(AttributeList),
+            T(Tok::CloseParens),
+        ],
         Act::Select,
     );
 
@@ -400,16 +449,32 @@ fn grammar() -> Vec<Prod> {
     p(Attribute, &[N(ScopedIntrinsicField)], Act::Pass(1));
 
     p(AttributeList, &[N(Attribute)], Act::ListNew);
-    p(AttributeList, &[N(AttributeList), T(Tok::Comma), N(Attribute)], Act::ListAdd);
+    p(
+        AttributeList,
+        &[N(AttributeList), T(Tok::Comma), N(Attribute)],
+        Act::ListAdd,
+    );
 
     p(NumericList, &[T(Tok::Float)], Act::NumNew);
     p(NumericList, &[T(Tok::Integer)], Act::NumNew);
-    p(NumericList, &[N(NumericList), T(Tok::Comma), T(Tok::Float)], Act::NumAdd);
-    p(NumericList, &[N(NumericList), T(Tok::Comma), T(Tok::Integer)], Act::NumAdd);
+    p(
+        NumericList,
+        &[N(NumericList), T(Tok::Comma), T(Tok::Float)],
+        Act::NumAdd,
+    );
+    p(
+        NumericList,
+        &[N(NumericList), T(Tok::Comma), T(Tok::Integer)],
+        Act::NumAdd,
+    );
 
     p(
         SpansetExpression,
-        &[T(Tok::OpenParens), N(SpansetExpression), T(Tok::CloseParens)],
+        &[
+            T(Tok::OpenParens),
+            N(SpansetExpression),
+            T(Tok::CloseParens),
+        ],
         Act::Pass(2),
     );
     for op in spanset_ops {
@@ -421,7 +486,11 @@ fn grammar() -> Vec<Prod> {
     }
     p(SpansetExpression, &[N(SpansetFilter)], Act::Pass(1));
 
-    p(SpansetFilter, &[T(Tok::OpenBrace), T(Tok::CloseBrace)], Act::FilterEmpty);
+    p(
+        SpansetFilter,
+        &[T(Tok::OpenBrace), T(Tok::CloseBrace)],
+        Act::FilterEmpty,
+    );
     p(
         SpansetFilter,
         &[T(Tok::OpenBrace), N(FieldExpression), T(Tok::CloseBrace)],
@@ -430,7 +499,11 @@ fn grammar() -> Vec<Prod> {
 
     p(
         ScalarFilter,
-        &[N(ScalarExpression), N(ScalarFilterOperation), N(ScalarExpression)],
+        &[
+            N(ScalarExpression),
+            N(ScalarFilterOperation),
+            N(ScalarExpression),
+        ],
         Act::ScalarFilter,
     );
     for op in [Tok::Eq, Tok::Neq, Tok::Lt, Tok::Lte, Tok::Gt, Tok::Gte] {
@@ -439,28 +512,48 @@ fn grammar() -> Vec<Prod> {
 
     p(
         ScalarPipelineExpressionFilter,
-        &[N(ScalarPipelineExpression), N(ScalarFilterOperation), N(ScalarPipelineExpression)],
+        &[
+            N(ScalarPipelineExpression),
+            N(ScalarFilterOperation),
+            N(ScalarPipelineExpression),
+        ],
         Act::ScalarFilter,
     );
     p(
         ScalarPipelineExpressionFilter,
-        &[N(ScalarPipelineExpression), N(ScalarFilterOperation), N(Static)],
+        &[
+            N(ScalarPipelineExpression),
+            N(ScalarFilterOperation),
+            N(Static),
+        ],
         Act::ScalarFilter,
     );
 
     p(
         ScalarPipelineExpression,
-        &[T(Tok::OpenParens), N(ScalarPipelineExpression), T(Tok::CloseParens)],
+        &[
+            T(Tok::OpenParens),
+            N(ScalarPipelineExpression),
+            T(Tok::CloseParens),
+        ],
         Act::Pass(2),
     );
     for op in scalar_ops {
         p(
             ScalarPipelineExpression,
-            &[N(ScalarPipelineExpression), T(op), N(ScalarPipelineExpression)],
+            &[
+                N(ScalarPipelineExpression),
+                T(op),
+                N(ScalarPipelineExpression),
+            ],
             Act::ScalarOp,
         );
     }
-    p(ScalarPipelineExpression, &[N(WrappedScalarPipeline)], Act::Pass(1));
+    p(
+        ScalarPipelineExpression,
+        &[N(WrappedScalarPipeline)],
+        Act::Pass(1),
+    );
 
     p(
         WrappedScalarPipeline,
@@ -501,12 +594,22 @@ fn grammar() -> Vec<Prod> {
     for t in [Tok::Max, Tok::Min, Tok::Avg, Tok::Sum] {
         p(
             Aggregate,
-            &[T(t), T(Tok::OpenParens), N(FieldExpression), T(Tok::CloseParens)],
+            &[
+                T(t),
+                T(Tok::OpenParens),
+                N(FieldExpression),
+                T(Tok::CloseParens),
+            ],
             Act::AggregateExpr,
         );
     }
 
-    let by = [T(Tok::By), T(Tok::OpenParens), N(AttributeList), T(Tok::CloseParens)];
+    let by = [
+        T(Tok::By),
+        T(Tok::OpenParens),
+        N(AttributeList),
+        T(Tok::CloseParens),
+    ];
     for t in [Tok::Rate, Tok::CountOverTime] {
         let base = [T(t), T(Tok::OpenParens), T(Tok::CloseParens)];
         let metrics = |by_at: u8| Act::Metrics {
@@ -515,7 +618,11 @@ fn grammar() -> Vec<Prod> {
             nums: false,
         };
         p(MetricsAggregation, &base, metrics(0));
-        p(MetricsAggregation, &[&base[..], &by[..]].concat(), metrics(6));
+        p(
+            MetricsAggregation,
+            &[&base[..], &by[..]].concat(),
+            metrics(6),
+        );
     }
     for t in [
         Tok::MinOverTime,
@@ -531,7 +638,11 @@ fn grammar() -> Vec<Prod> {
             nums: false,
         };
         p(MetricsAggregation, &base, metrics(0));
-        p(MetricsAggregation, &[&base[..], &by[..]].concat(), metrics(7));
+        p(
+            MetricsAggregation,
+            &[&base[..], &by[..]].concat(),
+            metrics(7),
+        );
     }
     let quantile = [
         T(Tok::QuantileOverTime),
@@ -547,7 +658,11 @@ fn grammar() -> Vec<Prod> {
         nums: true,
     };
     p(MetricsAggregation, &quantile, metrics(0));
-    p(MetricsAggregation, &[&quantile[..], &by[..]].concat(), metrics(9));
+    p(
+        MetricsAggregation,
+        &[&quantile[..], &by[..]].concat(),
+        metrics(9),
+    );
     let compare = [T(Tok::Compare), T(Tok::OpenParens), N(SpansetFilter)];
     p(
         MetricsAggregation,
@@ -556,7 +671,11 @@ fn grammar() -> Vec<Prod> {
     );
     p(
         MetricsAggregation,
-        &[&compare[..], &[T(Tok::Comma), T(Tok::Integer), T(Tok::CloseParens)]].concat(),
+        &[
+            &compare[..],
+            &[T(Tok::Comma), T(Tok::Integer), T(Tok::CloseParens)],
+        ]
+        .concat(),
         Act::Compare(1),
     );
     p(
@@ -577,14 +696,27 @@ fn grammar() -> Vec<Prod> {
         Act::Compare(3),
     );
 
-    p(Hint, &[T(Tok::Identifier), T(Tok::Eq), N(Static)], Act::Hint);
+    p(
+        Hint,
+        &[T(Tok::Identifier), T(Tok::Eq), N(Static)],
+        Act::Hint,
+    );
     p(
         Hints,
-        &[T(Tok::With), T(Tok::OpenParens), N(HintList), T(Tok::CloseParens)],
+        &[
+            T(Tok::With),
+            T(Tok::OpenParens),
+            N(HintList),
+            T(Tok::CloseParens),
+        ],
         Act::Hints,
     );
     p(HintList, &[N(Hint)], Act::HintNew);
-    p(HintList, &[N(HintList), T(Tok::Comma), N(Hint)], Act::HintAdd);
+    p(
+        HintList,
+        &[N(HintList), T(Tok::Comma), N(Hint)],
+        Act::HintAdd,
+    );
 
     p(
         FieldExpression,
@@ -615,8 +747,16 @@ fn grammar() -> Vec<Prod> {
             Act::BinaryOp,
         );
     }
-    p(FieldExpression, &[T(Tok::Sub), N(FieldExpression)], Act::UnaryOp);
-    p(FieldExpression, &[T(Tok::Not), N(FieldExpression)], Act::UnaryOp);
+    p(
+        FieldExpression,
+        &[T(Tok::Sub), N(FieldExpression)],
+        Act::UnaryOp,
+    );
+    p(
+        FieldExpression,
+        &[T(Tok::Not), N(FieldExpression)],
+        Act::UnaryOp,
+    );
     p(FieldExpression, &[N(Static)], Act::Pass(1));
     p(FieldExpression, &[N(IntrinsicField)], Act::Pass(1));
     p(FieldExpression, &[N(AttributeField)], Act::Pass(1));
@@ -683,7 +823,11 @@ fn grammar() -> Vec<Prod> {
     ];
     for (scope, names) in scoped {
         for name in names {
-            p(ScopedIntrinsicField, &[T(scope), T(*name)], Act::ScopedIntrinsic);
+            p(
+                ScopedIntrinsicField,
+                &[T(scope), T(*name)],
+                Act::ScopedIntrinsic,
+            );
         }
     }
 
@@ -706,7 +850,6 @@ fn grammar() -> Vec<Prod> {
     ] {
         p(AttributeField, &attr(scope), Act::AttributeField);
     }
-    drop(p);
     g
 }
 
@@ -727,6 +870,7 @@ pub(super) struct Tables {
     defaults: Vec<Option<u16>>,
     gotos: Vec<HashMap<u8, u16>>,
     /// Conflicts resolved without precedence (yacc's warnings), for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub unresolved_conflicts: usize,
 }
 
@@ -1053,5 +1197,11 @@ mod tests {
         let t = Tables::get();
         assert!(t.actions.len() > 100);
         assert!(t.prods.len() > 150);
+        // yacc resolves these by shifting, as goyacc does for Tempo's grammar.
+        println!(
+            "states {} unresolved conflicts {}",
+            t.actions.len(),
+            t.unresolved_conflicts
+        );
     }
 }

@@ -32,7 +32,10 @@ pub(super) fn decode(bytes: &[u8]) -> Vec<Unit> {
                 // `valid_up_to` bytes are valid UTF-8 by contract.
                 let good = std::str::from_utf8(good).unwrap_or_default();
                 units.extend(good.chars().map(|ch| Unit { ch, invalid: false }));
-                units.push(Unit { ch: '\u{FFFD}', invalid: true });
+                units.push(Unit {
+                    ch: '\u{FFFD}',
+                    invalid: true,
+                });
                 rest = bad.get(1..).unwrap_or_default();
             }
         }
@@ -354,7 +357,11 @@ impl<'a> Scanner<'a> {
     }
 
     fn scan_digits(&mut self, mut ch: i32, base: u32, mut n: u32) -> i32 {
-        while n > 0 && to_char(ch).and_then(|c| c.to_digit(16)).is_some_and(|d| d < base) {
+        while n > 0
+            && to_char(ch)
+                .and_then(|c| c.to_digit(16))
+                .is_some_and(|d| d < base)
+        {
             ch = self.next_rune();
             n -= 1;
         }
@@ -438,9 +445,15 @@ impl<'a> Scanner<'a> {
         let e = lower(ch);
         if e == 'e' as i32 || e == 'p' as i32 {
             if e == 'e' as i32 && prefix != '\0' && prefix != '0' {
-                self.error(format!("{} exponent requires decimal mantissa", quote_rune(ch)));
+                self.error(format!(
+                    "{} exponent requires decimal mantissa",
+                    quote_rune(ch)
+                ));
             } else if e == 'p' as i32 && prefix != 'x' {
-                self.error(format!("{} exponent requires hexadecimal mantissa", quote_rune(ch)));
+                self.error(format!(
+                    "{} exponent requires hexadecimal mantissa",
+                    quote_rune(ch)
+                ));
             }
             ch = self.next_rune();
             class = Class::Float;
@@ -654,8 +667,7 @@ impl<'a> Lexer<'a> {
         // Combination tokens: extend the text one rune at a time while it names a token.
         let mut multi = None;
         let mut text = self.scanner.token_text();
-        loop {
-            let Some(c) = to_char(self.scanner.peek()) else { break };
+        while let Some(c) = to_char(self.scanner.peek()) {
             text.push(c);
             match Tok::from_text(&text) {
                 Some(tok) => {
@@ -932,7 +944,11 @@ fn parse_go_duration(s: &str) -> Option<i64> {
             "h" => 3_600_000_000_000,
             _ => return None,
         };
-        let int: u64 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        let int: u64 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
         let mut value = int.checked_mul(mult)?;
         if !frac_part.is_empty() {
             // Go keeps at most the digits that fit and scales exactly.

@@ -205,7 +205,8 @@ fn too_deep(lexer: &Lexer<'_>) -> ParseError {
 const BUG: Fail = Fail::Internal("unexpected value for production");
 
 fn take(vals: &mut [Val], i: usize) -> Val {
-    vals.get_mut(i).map_or(Val::None, |v| std::mem::replace(v, Val::None))
+    vals.get_mut(i)
+        .map_or(Val::None, |v| std::mem::replace(v, Val::None))
 }
 
 fn tok_at(vals: &[Val], i: usize) -> Option<Tok> {
@@ -437,9 +438,7 @@ fn reduce(act: Act, rhs: &[Sym], mut v: Vec<Val>) -> Result<Val, Fail> {
             }
             _ => return Err(BUG),
         },
-        Act::Group => Val::Element(PipelineElement::GroupBy(into_field_expr(take(
-            &mut v, 2,
-        ))?)),
+        Act::Group => Val::Element(PipelineElement::GroupBy(into_field_expr(take(&mut v, 2))?)),
         Act::Coalesce => Val::Element(PipelineElement::Coalesce),
         Act::Select => match take(&mut v, 2) {
             Val::Attrs(a) => Val::Element(PipelineElement::Select(a)),
@@ -461,9 +460,9 @@ fn reduce(act: Act, rhs: &[Sym], mut v: Vec<Val>) -> Result<Val, Fail> {
             }
             _ => return Err(BUG),
         },
-        Act::FilterEmpty => Val::Spanset(SpansetExpr::Filter(FieldExpr::Static(Static::Bool(
-            true,
-        )))),
+        Act::FilterEmpty => {
+            Val::Spanset(SpansetExpr::Filter(FieldExpr::Static(Static::Bool(true))))
+        }
         Act::Filter => Val::Spanset(SpansetExpr::Filter(into_field_expr(take(&mut v, 1))?)),
         Act::ScalarFilter => {
             let op = match take(&mut v, 1) {
@@ -586,9 +585,7 @@ fn reduce(act: Act, rhs: &[Sym], mut v: Vec<Val>) -> Result<Val, Fail> {
             })
         }
         Act::Hint => match (take(&mut v, 0), take(&mut v, 2)) {
-            (Val::Tok(_, TokVal::Str(name)), Val::Static(value)) => {
-                Val::Hint(Hint { name, value })
-            }
+            (Val::Tok(_, TokVal::Str(name)), Val::Static(value)) => Val::Hint(Hint { name, value }),
             _ => return Err(BUG),
         },
         Act::Hints => take(&mut v, 2),

@@ -35,7 +35,8 @@ pub(super) fn check(pattern: &str) -> Result<(), String> {
                             if name.is_empty()
                                 || !name.iter().all(|c| c.is_alphanumeric() || *c == '_')
                             {
-                                let text: String = chars[start..=named_start + close].iter().collect();
+                                let text: String =
+                                    chars[start..=named_start + close].iter().collect();
                                 return Err(format!("invalid named capture: `{text}`"));
                             }
                             i = named_start + close + 1;
@@ -227,7 +228,11 @@ fn check_class(chars: &[char], start: usize) -> Result<usize, String> {
             }
         } else if c == '\\' {
             let end = check_escape(chars, i, true)?;
-            let single = if end == i + 2 { chars.get(i + 1).copied() } else { None };
+            let single = if end == i + 2 {
+                chars.get(i + 1).copied()
+            } else {
+                None
+            };
             i = end;
             single.filter(|c| !c.is_ascii_alphanumeric())
         } else {
@@ -292,7 +297,9 @@ fn check_escape(chars: &[char], i: usize, in_class: bool) -> Result<usize, Strin
             if chars.get(i + 2) == Some(&'{') {
                 let close = chars[i + 3..].iter().position(|&c| c == '}');
                 match close {
-                    Some(n) if n > 0 && chars[i + 3..i + 3 + n].iter().all(char::is_ascii_hexdigit) => {
+                    Some(n)
+                        if n > 0 && chars[i + 3..i + 3 + n].iter().all(char::is_ascii_hexdigit) =>
+                    {
                         Ok(i + 4 + n)
                     }
                     _ => bad(i + 3),
@@ -341,8 +348,23 @@ mod tests {
     #[test]
     fn accepts_and_rejects() {
         for ok in [
-            "a", ".*", "^foo$", "[a-z]+", "(?i)abc", "(?P<x>a)", "a{2,3}", "\\d+", "[[:alpha:]]",
-            "a|b|", "x{", "\\.", "[]a]", "a*?", "\\x41", "\\pL", "(a)(b)",
+            "a",
+            ".*",
+            "^foo$",
+            "[a-z]+",
+            "(?i)abc",
+            "(?P<x>a)",
+            "a{2,3}",
+            "\\d+",
+            "[[:alpha:]]",
+            "a|b|",
+            "x{",
+            "\\.",
+            "[]a]",
+            "a*?",
+            "\\x41",
+            "\\pL",
+            "(a)(b)",
         ] {
             assert!(check(ok).is_ok(), "{ok}: {:?}", check(ok));
         }
