@@ -119,7 +119,11 @@ pub fn capture_h2_client(frames: &[Vec<u8>]) -> H2Capture {
     });
     let client_bytes = std::mem::take(&mut *log.lock().expect("tap log"));
     let header_blocks = request_header_blocks(&client_bytes);
-    assert_eq!(header_blocks.len(), frames.len(), "one header block per export");
+    assert_eq!(
+        header_blocks.len(),
+        frames.len(),
+        "one header block per export"
+    );
     H2Capture {
         client_bytes,
         requests: frames.len(),
@@ -129,7 +133,11 @@ pub fn capture_h2_client(frames: &[Vec<u8>]) -> H2Capture {
 
 /// The HEADERS fragments of a client byte stream (preface first).
 fn request_header_blocks(client_bytes: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(&client_bytes[..PREFACE_BYTES], allegro_h2::PREFACE, "preface");
+    assert_eq!(
+        &client_bytes[..PREFACE_BYTES],
+        allegro_h2::PREFACE,
+        "preface"
+    );
     let mut rest = &client_bytes[PREFACE_BYTES..];
     let mut blocks = Vec::new();
     while !rest.is_empty() {

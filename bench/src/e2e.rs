@@ -52,8 +52,19 @@ pub struct LoadRun {
     pub wall_s: f64,
     /// Server user + system CPU seconds during the run.
     pub server_cpu_s: f64,
+    /// The loadgen's user + system CPU seconds (`getrusage(RUSAGE_CHILDREN)` around it).
+    pub loadgen_cpu_s: f64,
+    /// CPU seconds the server's core spent on anything but the server (other processes,
+    /// interrupts), from `/proc/stat`; likewise for the loadgen's core. Above zero, the
+    /// machine was not quiet.
+    pub server_core_other_s: f64,
+    pub loadgen_core_other_s: f64,
+    /// Seconds the hypervisor took from both cores (`steal` in `/proc/stat`).
+    pub steal_s: f64,
     /// `(seconds since start, VmRSS bytes)` of the server.
     pub rss_samples: Vec<(f64, u64)>,
+    /// The loadgen's once-a-second progress lines (stderr).
+    pub progress: Vec<String>,
 }
 
 impl LoadRun {
@@ -85,6 +96,18 @@ impl LoadRun {
     pub fn rss_max_bytes(&self) -> Option<u64> {
         self.rss_samples.iter().map(|s| s.1).max()
     }
+
+    /// Acknowledged spans in each second of the run, from the progress lines.
+    pub fn acked_per_second(&self) -> Vec<u64> {
+        self.progress
+            .iter()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|w| *w == "acked")?;
+                words.next()?.replace(',', "").parse().ok()
+            })
+            .collect()
+    }
 }
 
 /// Everything [`run`] measured.
@@ -96,7 +119,8 @@ pub struct Outcome {
     pub null_sink: LoadRun,
     pub warmup: LoadRun,
     pub max: LoadRun,
-    pub latency: LoadRun,
+    /// `None` when the max run acknowledged nothing (the server stopped answering).
+    pub latency: Option<LoadRun>,
     /// `None` when the server's max is below the memory target's rate.
     pub rss: Option<LoadRun>,
     pub wal_bytes_allocated: u64,
@@ -108,18 +132,27 @@ pub struct Outcome {
     /// Server peak RSS (VmHWM) at the end.
     pub rss_peak_bytes: Option<u64>,
     pub server_exit: String,
-    /// Lines of the server log with WARN or ERROR.
+    /// Lines of the server log with WARN, ERROR or a panic (with the line after it, the
+    /// panic message).
     pub server_warnings: Vec<String>,
 }
 
 impl Outcome {
     /// Spans acknowledged over all runs against the server.
     pub fn spans_acked_total(&self) -> u64 {
-        [&self.warmup, &self.max, &self.latency]
-            .into_iter()
-            .chain(self.rss.as_ref())
-            .map(LoadRun::spans_acked)
-            .sum()
+        self.server_runs().map(LoadRun::spans_acked).sum()
+    }
+
+    /// The runs against the server, in order.
+    pub fn server_runs(&self) -> impl Iterator<Item = &LoadRun> {
+        [
+            Some(&self.warmup),
+            Some(&self.max),
+            self.latency.as_ref(),
+            self.rss.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     pub fn metric(&self, name: &str) -> Option<f64> {
@@ -238,7 +271,9 @@ fn start_server(settings: &Settings, config: &Path) -> Result<(Server, String), 
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("the server did not listen within {READY_TIMEOUT:?}:\n{text}"));
+            return Err(format!(
+                "the server did not listen within {READY_TIMEOUT:?}:\n{text}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -247,7 +282,9 @@ fn start_server(settings: &Settings, config: &Path) -> Result<(Server, String), 
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("/ready did not answer 200 within {READY_TIMEOUT:?}"));
+            return Err(format!(
+                "/ready did not answer 200 within {READY_TIMEOUT:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -306,6 +343,55 @@ fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(total as f64 / hz.max(1) as f64)
 }
 
+/// Busy and stolen time of one core since boot.
+#[derive(Debug, Clone, Copy, Default)]
+struct CoreTimes {
+    /// user + nice + system + irq + softirq, seconds.
+    busy_s: f64,
+    steal_s: f64,
+}
+
+/// Per-core times from `/proc/stat`, indexed by core number.
+fn core_times() -> Vec<CoreTimes> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut cores = Vec::new();
+    for line in stat.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(name) = fields.next() else { continue };
+        let Some(index) = name
+            .strip_prefix("cpu")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let ticks: Vec<f64> = fields.filter_map(|f| f.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        let tick = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        if cores.len() <= index {
+            cores.resize(index + 1, CoreTimes::default());
+        }
+        cores[index] = CoreTimes {
+            busy_s: (tick(0) + tick(1) + tick(2) + tick(5) + tick(6)) / hz,
+            steal_s: tick(7) / hz,
+        };
+    }
+    cores
+}
+
+/// User + system CPU seconds of the children this process has waited for.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// A `kB` line of /proc/<pid>/status (`VmRSS`, `VmHWM`), in bytes.
 fn status_bytes(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -326,6 +412,8 @@ fn load(
     let rendered = render(&command);
     let pid = server.map(|s| s.child.id());
     let cpu_before = pid.map(cpu_seconds).transpose()?;
+    let children_before = children_cpu_seconds();
+    let cores_before = core_times();
     let start = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
@@ -359,8 +447,32 @@ fn load(
     };
     let wall_s = start.elapsed().as_secs_f64();
     let cpu_after = pid.map(cpu_seconds).transpose()?;
+    let loadgen_cpu_s = children_cpu_seconds() - children_before;
+    let cores_after = core_times();
+    let core_delta = |cpu: usize| -> CoreTimes {
+        match (cores_before.get(cpu), cores_after.get(cpu)) {
+            (Some(before), Some(after)) => CoreTimes {
+                busy_s: after.busy_s - before.busy_s,
+                steal_s: after.steal_s - before.steal_s,
+            },
+            _ => CoreTimes::default(),
+        }
+    };
+    let (server_core, loadgen_core) = (
+        core_delta(settings.server_cpu),
+        core_delta(settings.loadgen_cpu),
+    );
+    let server_cpu_s = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => after - before,
+        _ => 0.0,
+    };
     let stdout = out_thread.join().unwrap_or_default();
     let stderr = err_thread.join().unwrap_or_default();
+    let progress = stderr
+        .lines()
+        .filter(|line| line.starts_with('['))
+        .map(str::to_string)
+        .collect();
     let result = stdout
         .lines()
         .find_map(|line| line.strip_prefix("RESULT "))
@@ -372,11 +484,13 @@ fn load(
         result,
         exit_code: status.code(),
         wall_s,
-        server_cpu_s: match (cpu_before, cpu_after) {
-            (Some(before), Some(after)) => after - before,
-            _ => 0.0,
-        },
+        server_cpu_s,
+        loadgen_cpu_s,
+        server_core_other_s: (server_core.busy_s - server_cpu_s).max(0.0),
+        loadgen_core_other_s: (loadgen_core.busy_s - loadgen_cpu_s).max(0.0),
+        steal_s: server_core.steal_s + loadgen_core.steal_s,
         rss_samples,
+        progress,
     })
 }
 
@@ -411,8 +525,12 @@ fn disk_usage(dir: &Path) -> (u64, u64, u64) {
 fn metric_sums(text: &str) -> Vec<(String, f64)> {
     let mut sums: Vec<(String, f64)> = Vec::new();
     for line in text.lines().filter(|l| l.starts_with("allegro_")) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(value) = value.parse::<f64>() else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
         let name = series.split('{').next().unwrap_or(series).to_string();
         match sums.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 += value,
@@ -427,9 +545,7 @@ pub fn json_number(json: &str, key: &str) -> Option<f64> {
     let needle = format!("\"{key}\":");
     let start = json.find(&needle)? + needle.len();
     let rest = &json[start..];
-    let end = rest
-        .find([',', '}'])
-        .unwrap_or(rest.len());
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().ok()
 }
 
@@ -467,7 +583,6 @@ fn run_in_dir(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Out
             "1".into(),
             "--duration".into(),
             secs(settings.null_sink),
-            "--quiet".into(),
         ],
         None,
     )?;
@@ -488,22 +603,36 @@ fn run_in_dir(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Out
             secs(duration),
             "--rate".into(),
             rate.to_string(),
-            "--quiet".into(),
         ]
     };
 
     progress(&format!("warm-up at full speed for {:?}", settings.warmup));
-    let warmup = load(settings, "warm-up", &base(settings.warmup, 0), Some(&server))?;
+    let warmup = load(
+        settings,
+        "warm-up",
+        &base(settings.warmup, 0),
+        Some(&server),
+    )?;
     progress(&format!("full speed for {:?}", settings.max_run));
     let max = load(settings, "max", &base(settings.max_run, 0), Some(&server))?;
-    let half = (max.spans_per_sec() / 2.0).max(1000.0) as u64;
-    progress(&format!(
-        "max {:.0} spans/s; half of it ({half} spans/s) for {:?}",
-        max.spans_per_sec(),
-        settings.latency_run
-    ));
-    let latency = load(settings, "latency", &base(settings.latency_run, half), Some(&server))?;
-    let rss = if max.spans_per_sec() >= settings.rss_rate as f64 {
+    let half = (max.spans_per_sec() / 2.0) as u64;
+    let latency = if half > 0 {
+        progress(&format!(
+            "max {:.0} spans/s; half of it ({half} spans/s) for {:?}",
+            max.spans_per_sec(),
+            settings.latency_run
+        ));
+        Some(load(
+            settings,
+            "latency",
+            &base(settings.latency_run, half),
+            Some(&server),
+        )?)
+    } else {
+        progress("the max run acknowledged nothing: no latency run");
+        None
+    };
+    let rss = if half > 0 && max.spans_per_sec() >= settings.rss_rate as f64 {
         progress(&format!(
             "{} spans/s for {:?} (memory)",
             settings.rss_rate, settings.rss_run
@@ -549,12 +678,19 @@ fn run_in_dir(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Out
         }
     };
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-    let server_warnings = log
-        .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        .take(20)
-        .map(str::to_string)
-        .collect();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut server_warnings = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("WARN") || line.contains("ERROR") {
+            server_warnings.push(line.to_string());
+        } else if line.contains("panicked at") {
+            server_warnings.push(line.to_string());
+            server_warnings.extend(lines.get(i + 1).map(|l| l.to_string()));
+        }
+        if server_warnings.len() >= 20 {
+            break;
+        }
+    }
     let listening = std::mem::take(&mut server.listening);
     drop(server);
 
@@ -584,7 +720,8 @@ mod tests {
 
     #[test]
     fn json_numbers() {
-        let json = r#"{"mode":"load","spans_per_sec":512.5,"p99_us":1500,"sched_p99_us":9,"errors":{}}"#;
+        let json =
+            r#"{"mode":"load","spans_per_sec":512.5,"p99_us":1500,"sched_p99_us":9,"errors":{}}"#;
         assert_eq!(json_number(json, "spans_per_sec"), Some(512.5));
         assert_eq!(json_number(json, "p99_us"), Some(1500.0));
         assert_eq!(json_number(json, "sched_p99_us"), Some(9.0));

@@ -112,8 +112,16 @@ impl Config {
     }
 
     fn check(&self) {
-        assert!(self.runs >= 1 && self.runs <= RUNS_MAX, "runs: {}", self.runs);
-        assert!(self.run_time <= RUN_TIME_MAX, "run_time: {:?}", self.run_time);
+        assert!(
+            self.runs >= 1 && self.runs <= RUNS_MAX,
+            "runs: {}",
+            self.runs
+        );
+        assert!(
+            self.run_time <= RUN_TIME_MAX,
+            "run_time: {:?}",
+            self.run_time
+        );
         assert!(self.warmup <= RUN_TIME_MAX, "warmup: {:?}", self.warmup);
     }
 }
@@ -159,7 +167,8 @@ pub fn measure(config: &Config, mut batch: impl FnMut(u64)) -> Stats {
             n *= 2;
         }
     };
-    let iters = ((config.run_time.as_nanos() as f64 / per_iter_ns.max(0.001)) as u64).clamp(1, BATCH_ITERS_MAX);
+    let iters = ((config.run_time.as_nanos() as f64 / per_iter_ns.max(0.001)) as u64)
+        .clamp(1, BATCH_ITERS_MAX);
     let mut samples: Vec<f64> = (0..config.runs)
         .map(|_| {
             let start = Instant::now();
@@ -273,9 +282,20 @@ pub struct Line {
 
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} | {} | {}", self.suite, self.title, self.subject.render())?;
+        write!(
+            f,
+            "{} | {} | {}",
+            self.suite,
+            self.title,
+            self.subject.render()
+        )?;
         for base in &self.baselines {
-            write!(f, " | vs {} => {}", base.render(), compare(&self.subject, base))?;
+            write!(
+                f,
+                " | vs {} => {}",
+                base.render(),
+                compare(&self.subject, base)
+            )?;
         }
         Ok(())
     }
@@ -369,7 +389,13 @@ pub fn bench_main(name: &str, suite: Suite) {
 }
 
 /// Copies `src` into `dst` `n` times: the memcpy yardstick of every suite.
-pub fn memcpy_case(config: &Config, name: impl Into<String>, src: &[u8], items: u64, item: &'static str) -> Case {
+pub fn memcpy_case(
+    config: &Config,
+    name: impl Into<String>,
+    src: &[u8],
+    items: u64,
+    item: &'static str,
+) -> Case {
     let mut dst = vec![0u8; src.len()];
     Case::run(config, name, src.len() as u64, items, item, |n| {
         for _ in 0..n {
@@ -414,8 +440,15 @@ pub fn filesystem_of(path: &std::path::Path) -> String {
         let [device, mount_point, fs_type, ..] = fields[..] else {
             continue;
         };
-        if path.starts_with(mount_point) && best.as_ref().is_none_or(|(len, _)| mount_point.len() >= *len) {
-            best = Some((mount_point.len(), format!("{fs_type} on {device} (mounted at {mount_point})")));
+        if path.starts_with(mount_point)
+            && best
+                .as_ref()
+                .is_none_or(|(len, _)| mount_point.len() >= *len)
+        {
+            best = Some((
+                mount_point.len(),
+                format!("{fs_type} on {device} (mounted at {mount_point})"),
+            ));
         }
     }
     best.map_or_else(|| "unknown filesystem".to_string(), |(_, text)| text)

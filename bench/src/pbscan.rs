@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn counts_the_spans_of_generated_requests() {
         let requests = crate::data::otlp_requests(2);
-        let counted: u64 = requests.messages().map(|m| count_spans(m).expect("valid")).sum();
+        let counted: u64 = requests
+            .messages()
+            .map(|m| count_spans(m).expect("valid"))
+            .sum();
         assert_eq!(counted, requests.spans);
     }
 

@@ -193,6 +193,13 @@ pub enum Msg {
     },
     /// Sync everything and stop.
     Shutdown { reply: flume::Sender<()> },
+    /// Search, tag names or tag values over the tenant's traces (live, WAL, blocks whose
+    /// time range meets the job's); runs as a task beside the loop; logic in `search`.
+    Search {
+        tenant: Tenant,
+        job: Arc<crate::search::Job>,
+        reply: flume::Sender<crate::search::ShardAnswer>,
+    },
 }
 
 /// The handle every thread holds: senders to all shards. Cheap to clone.
@@ -338,6 +345,26 @@ impl Engine {
         }
         let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         Ok(Some(otlp::assemble_trace(&slices)))
+    }
+
+    /// Sends a search job to every shard; each answers once on the returned channel (as it
+    /// finishes), which closes when all have answered. Merge with `search::merge`.
+    pub async fn search(
+        &self,
+        tenant: &Tenant,
+        job: Arc<crate::search::Job>,
+    ) -> flume::Receiver<crate::search::ShardAnswer> {
+        let (reply, receiver) = flume::bounded(self.shards());
+        for sender in &self.inner.senders {
+            let msg = Msg::Search {
+                tenant: tenant.clone(),
+                job: job.clone(),
+                reply: reply.clone(),
+            };
+            // A stopped shard drops its sender: the caller sees fewer answers.
+            let _ = sender.send_async(msg).await;
+        }
+        receiver
     }
 
     /// Cuts every shard's head blocks now and waits until they are published (`/flush`).
@@ -528,6 +555,12 @@ impl ShardTask {
                     }
                     Msg::Flush { reply } => flushes.push(reply),
                     Msg::Shutdown { reply } => stop = Some(reply),
+                    Msg::Search { tenant, job, reply } => {
+                        let state = state.clone();
+                        monoio::spawn(async move {
+                            let _ = reply.send(search_shard(&state, &tenant, job).await);
+                        });
+                    }
                     Msg::Append { .. } => unreachable!("sorted into appends"),
                 }
             }
@@ -1278,6 +1311,94 @@ async fn read_trace(
 }
 
 /// Traces idle for `trace_idle_period` leave memory (they stay readable from the WAL).
+/// One shard's part of a search job (`Msg::Search`): every trace of the index (memory and
+/// WAL, merged with its block parts by `read_trace`), then every trace of each block whose
+/// time range meets the job's that the index did not cover. A trace stored in several blocks
+/// (bloom filters say so) is read whole once.
+async fn search_shard(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    job: Arc<crate::search::Job>,
+) -> crate::search::ShardAnswer {
+    let mut search = crate::search::ShardSearch::new(job);
+    if search.is_refused() {
+        return search.finish();
+    }
+    let (start, end) = search.range();
+    let (ids, blocks) = {
+        let s = state.borrow();
+        match s.tenants.get(tenant) {
+            None => (Vec::new(), Vec::new()),
+            Some(t) => (
+                t.traces.keys().copied().collect::<Vec<TraceId>>(),
+                t.blocks
+                    .iter()
+                    .filter(|b| {
+                        b.meta.min_start_unix_nanos <= end && b.meta.max_end_unix_nanos >= start
+                    })
+                    .cloned()
+                    .collect::<Vec<Rc<OpenBlock>>>(),
+            ),
+        }
+    };
+    let mut seen: std::collections::HashSet<TraceId> = std::collections::HashSet::new();
+    for (n, id) in ids.iter().enumerate() {
+        if search.is_full() {
+            break;
+        }
+        match read_trace(state, tenant, *id, Some((start, end))).await {
+            Ok(payloads) if !payloads.is_empty() => {
+                let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                search.offer(id, &otlp::assemble_trace(&slices));
+            }
+            Ok(_) => {}
+            Err(err) => search.error(err),
+        }
+        seen.insert(*id);
+        if n % 256 == 255 {
+            yield_now().await;
+        }
+    }
+    for (index, block) in blocks.iter().enumerate() {
+        if search.is_full() {
+            break;
+        }
+        match block.read_all().await {
+            Ok(traces) => {
+                for (n, (id, payload)) in traces.into_iter().enumerate() {
+                    if seen.contains(&id) {
+                        continue;
+                    }
+                    let elsewhere = blocks
+                        .iter()
+                        .enumerate()
+                        .any(|(other, b)| other != index && b.index.bloom.may_contain(&id));
+                    if elsewhere {
+                        seen.insert(id);
+                        match read_trace(state, tenant, id, Some((start, end))).await {
+                            Ok(payloads) if !payloads.is_empty() => {
+                                let slices: Vec<&[u8]> =
+                                    payloads.iter().map(Vec::as_slice).collect();
+                                search.offer(&id, &otlp::assemble_trace(&slices));
+                            }
+                            Ok(_) => {}
+                            Err(err) => search.error(err),
+                        }
+                    } else {
+                        search.offer(&id, &payload);
+                    }
+                    if n % 256 == 255 {
+                        yield_now().await;
+                    }
+                }
+            }
+            Err(err) => search.error(err),
+        }
+        search.block_done();
+    }
+    search.finish()
+}
+
 fn evict_idle(state: &Rc<RefCell<ShardState>>, now: Instant) {
     let mut s = state.borrow_mut();
     let idle = s.config.trace_idle_period;
@@ -1578,6 +1699,23 @@ async fn cut_tenants(
 /// a block, publish it, then delete the segments and forget their traces. On failure the
 /// segments stay the head block (nothing is lost; a later cut retries).
 async fn cut_tenant(state: &Rc<RefCell<ShardState>>, tenant: &Tenant) -> Result<(), String> {
+    // A WAL write in flight holds a clone of its segment's file. Roll only between writes:
+    // a write that lands after the roll would go to a segment this cut reads (maybe before
+    // the write) and then deletes. No await between this check and the roll below.
+    loop {
+        let busy = {
+            let s = state.borrow();
+            s.tenants
+                .get(tenant)
+                .and_then(|t| t.segment.as_ref())
+                .and_then(|segment| s.files.get(segment.file_index as usize)?.as_ref())
+                .is_some_and(|file| Rc::strong_count(file) > 1)
+        };
+        if !busy {
+            break;
+        }
+        monoio::time::sleep(Duration::from_micros(200)).await;
+    }
     let (segments, paths, dirty) = {
         let mut s = state.borrow_mut();
         let t = tenant_state(&mut s, tenant);
@@ -1944,23 +2082,52 @@ async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
     let Some((tenant, sources)) = group else {
         return Ok(false);
     };
-    let mut traces: std::collections::BTreeMap<TraceId, Vec<Vec<u8>>> =
-        std::collections::BTreeMap::new();
-    for source in &sources {
-        for (trace_id, payload) in source.read_all().await? {
-            traces.entry(trace_id).or_default().push(payload);
-        }
-        yield_now().await;
+    // A k-way merge by trace ID, one page of each source in memory at a time.
+    struct Source {
+        block: Rc<OpenBlock>,
+        next_page: usize,
+        traces: std::iter::Peekable<std::vec::IntoIter<(TraceId, Vec<u8>)>>,
     }
+    let mut merging: Vec<Source> = sources
+        .iter()
+        .map(|block| Source {
+            block: block.clone(),
+            next_page: 0,
+            traces: Vec::new().into_iter().peekable(),
+        })
+        .collect();
     let mut writer = BlockWriter::new();
-    for (n, (trace_id, payloads)) in traces.iter().enumerate() {
+    let mut written = 0usize;
+    loop {
+        for source in &mut merging {
+            while source.traces.peek().is_none()
+                && source.next_page < source.block.index.pages.len()
+            {
+                let page = source.block.read_page(source.next_page).await?;
+                source.next_page += 1;
+                source.traces = page.into_iter().peekable();
+            }
+        }
+        let Some(trace_id) = merging
+            .iter_mut()
+            .filter_map(|source| source.traces.peek().map(|(id, _)| *id))
+            .min()
+        else {
+            break;
+        };
+        let payloads: Vec<Vec<u8>> = merging
+            .iter_mut()
+            .filter_map(|source| source.traces.next_if(|(id, _)| *id == trace_id))
+            .map(|(_, payload)| payload)
+            .collect();
         let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
-        if n % 1024 == 1023 {
+        writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        written += 1;
+        if written % 1024 == 0 {
             yield_now().await;
         }
     }
-    drop(traces);
+    drop(merging);
     let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();
     let mut wal_segments: Vec<u64> = sources
         .iter()

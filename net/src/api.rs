@@ -12,6 +12,7 @@
 //! | `/api/echo`, `/ready`, `/metrics`, `/api/traces/{id}`, `/api/v2/traces/{id}` | any (as Tempo) | `Echo`, `Ready`, `Metrics`, `TraceById` |
 //! | `/api/status/buildinfo`, `/status/version` | GET, HEAD | `BuildInfo`, `StatusVersion` |
 //! | `/flush`, `/shutdown`         | GET, POST      | `Flush`, `Shutdown`           |
+//! | `/api/search`, `/api/search/tags`, `/api/v2/search/tags`, `/api/search/tag/{tag}/values`, `/api/v2/search/tag/{tag}/values`, `/api/metrics/*` | any (as Tempo) | `Search` or an immediate error (`crate::search_api`) |
 //!
 //! A known path with another method gets 405 with an empty body, as mux answers. Tempo
 //! accepts any method on `/flush` and `/shutdown`; we do not, so a `HEAD` or `OPTIONS` probe
@@ -108,6 +109,8 @@ pub enum Route {
     Flush,
     Shutdown,
     TraceById(TraceQuery),
+    /// Search, tag names, tag values (`crate::search_api`).
+    Search(crate::search_api::Call),
     /// Answered without touching the engine: a bad request, 404, 405, a redirect.
     Immediate(Response),
 }
@@ -157,6 +160,9 @@ pub fn route(req: &Request) -> Route {
         "/flush" => (GET_POST, Route::Flush),
         "/shutdown" => (GET_POST, Route::Shutdown),
         other => {
+            if let Some(route) = crate::search_api::route(req, other) {
+                return route;
+            }
             let (id, v2) = if let Some(id) = other.strip_prefix("/api/traces/") {
                 (id, false)
             } else if let Some(id) = other.strip_prefix("/api/v2/traces/") {
@@ -303,6 +309,35 @@ fn trace_bad_request(message: &str) -> Response {
         400,
         &[("Vary", "Accept-Encoding"), ("Content-Type", TEXT_UTF8)],
         message.as_bytes().to_vec(),
+    )
+}
+
+/// A Tempo frontend error: the text as given, `Vary: Accept-Encoding`, sniffed
+/// `text/plain; charset=utf-8`.
+pub(crate) fn plain_vary(status: u16, text: &str) -> Response {
+    Response::new(
+        status,
+        &[("Vary", "Accept-Encoding"), ("Content-Type", TEXT_UTF8)],
+        text.as_bytes().to_vec(),
+    )
+}
+
+/// [`go_http_error`] with `Vary: Accept-Encoding`.
+pub(crate) fn go_http_error_vary(status: u16, text: &str) -> Response {
+    let mut response = go_http_error(status, text);
+    response.headers.insert(0, vary());
+    response
+}
+
+/// A 200 JSON answer of the query API.
+pub(crate) fn json_response(body: Vec<u8>) -> Response {
+    Response::new(
+        200,
+        &[
+            ("Content-Type", APPLICATION_JSON),
+            ("Vary", "Accept-Encoding"),
+        ],
+        body,
     )
 }
 
@@ -570,7 +605,7 @@ fn escape_path(path: &str) -> String {
 
 /// Go's `strconv.ParseInt(text, 10, 64)`, with its error text:
 /// `strconv.ParseInt: parsing "x": invalid syntax` or `...: value out of range`.
-fn go_parse_int64(text: &str) -> Result<i64, String> {
+pub(crate) fn go_parse_int64(text: &str) -> Result<i64, String> {
     let error = |what: &str| format!("strconv.ParseInt: parsing {}: {what}", go_quote(text));
     let (negative, digits) = match text.as_bytes().first() {
         Some(b'-') => (true, text.get(1..).unwrap_or_default()),
@@ -602,7 +637,7 @@ fn go_parse_int64(text: &str) -> Result<i64, String> {
 /// Go's `strconv.Quote`, closely enough for error messages: `\"`, `\\`, the C escapes,
 /// `\xNN` for other ASCII controls, `\uNNNN` for non-ASCII controls, spaces and format
 /// characters; other characters as they are.
-fn go_quote(text: &str) -> String {
+pub(crate) fn go_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for character in text.chars() {
@@ -850,6 +885,7 @@ mod tests {
                 let found = hex == STORED_TRACE_ID || hex == OTHER_STORED_TRACE_ID;
                 trace_response(&q, found.then_some(stored.as_slice()))
             }
+            Route::Search(_) => not_found(),
             Route::Immediate(response) => response,
         }
     }

@@ -7,5 +7,6 @@ pub mod http1;
 pub mod limits;
 pub mod metrics;
 pub mod otlp_json;
+pub mod search_api;
 pub mod server;
 pub mod tempopb;

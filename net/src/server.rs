@@ -482,7 +482,13 @@ fn dispatch(
     let shared = shared.clone();
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
     monoio::spawn(async move {
-        if is_grpc(&pending.headers) {
+        let streaming = port == Port::Http
+            && shared.settings.stream_over_http
+            && grpc::split_path(&pending.path)
+                .is_some_and(|(service, _)| service == crate::search_api::STREAMING_SERVICE);
+        if is_grpc(&pending.headers) && streaming {
+            serve_streaming(&conn, stream_id, &pending, &shared).await;
+        } else if is_grpc(&pending.headers) {
             let (status, message) = handle_grpc(&pending, port, &shared).await;
             match status {
                 None => {
@@ -570,6 +576,61 @@ fn send_grpc_status(conn: &Rc<H2Conn>, stream_id: u32, status: &Status) {
         ],
         true,
     );
+    conn.wake_writer();
+}
+
+/// Serves one server-streaming `tempopb.StreamingQuerier` call (`stream_over_http_enabled`):
+/// headers, one message per shard as it finishes and a final one with everything, then
+/// `grpc-status` in the trailers. Bad requests get a trailers-only status.
+async fn serve_streaming(
+    conn: &Rc<H2Conn>,
+    stream_id: u32,
+    pending: &PendingStream,
+    shared: &Arc<Shared>,
+) {
+    let prepared = (|| -> Result<_, Status> {
+        if pending.method != "POST" {
+            return Err(Status::new(
+                Code::Unimplemented,
+                format!("gRPC requires POST, got {}", pending.method),
+            ));
+        }
+        let method = grpc::split_path(&pending.path).map_or("", |(_, method)| method);
+        let tenant = grpc_tenant(&pending.headers, shared)?;
+        let encoding = grpc::Encoding::parse(header(&pending.headers, "grpc-encoding"))?;
+        let message = grpc::decode_unary(
+            &pending.body,
+            encoding,
+            shared.settings.grpc_message_bytes_max,
+        )?;
+        let call = crate::search_api::grpc_call(method, &message)?;
+        Ok((tenant, call))
+    })();
+    let (tenant, call) = match prepared {
+        Ok(prepared) => prepared,
+        Err(status) => {
+            shared.metrics.count_grpc_error(status.code);
+            send_grpc_status(conn, stream_id, &status);
+            return;
+        }
+    };
+    conn.codec.borrow_mut().send_headers(
+        stream_id,
+        200,
+        &[("content-type", b"application/grpc")],
+        false,
+    );
+    conn.wake_writer();
+    crate::search_api::stream(&shared.engine, &tenant, &call, |message| {
+        let mut framed = Vec::with_capacity(message.len() + grpc::PREFIX_BYTES);
+        grpc::encode_message(&message, &mut framed);
+        conn.codec.borrow_mut().send_data(stream_id, &framed, false);
+        conn.wake_writer();
+    })
+    .await;
+    conn.codec
+        .borrow_mut()
+        .send_trailers(stream_id, &[("grpc-status", b"0")]);
     conn.wake_writer();
 }
 
@@ -799,6 +860,14 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
                     api::text_response(500, &format!("{err}\n"))
                 }
             }
+        }
+        api::Route::Search(call) => {
+            let tenant = match http_tenant(&request, shared) {
+                Ok(tenant) => tenant,
+                Err(response) => return response,
+            };
+            let gzip = api::accepts_gzip(&request);
+            crate::search_api::answer_http(&shared.engine, &tenant, &call, gzip).await
         }
         api::Route::Immediate(response) => response,
     }

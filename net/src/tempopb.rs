@@ -1,7 +1,7 @@
 //! Tempo's own wire messages, declared by hand at Tempo's field numbers.
 //!
 //! Source: grafana/tempo `pkg/tempopb/tempo.proto` (v2.7.x). Only the messages the query API
-//! needs so far are here; the search messages come with the search API.
+//! needs are here: trace by ID, and the search messages (drawn above their declarations).
 //!
 //! ```text
 //! message Trace             { repeated tempopb.trace.v1.ResourceSpans resourceSpans = 1; }
@@ -68,6 +68,239 @@ pub fn trace_by_id_response_bytes(trace: &[u8]) -> Vec<u8> {
     out.push(length as u8);
     out.extend_from_slice(trace);
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// Search (`tempopb.StreamingQuerier` and the bodies of the search endpoints).
+//
+// ```text
+// message SearchRequest        { map<string,string> Tags = 1; uint32 MinDurationMs = 2;
+//                                uint32 MaxDurationMs = 3; uint32 Limit = 4; uint32 start = 5;
+//                                uint32 end = 6; string Query = 8; uint32 SpansPerSpanSet = 9; }
+// message SearchResponse       { repeated TraceSearchMetadata traces = 1; SearchMetrics metrics = 2; }
+// message TraceSearchMetadata  { string traceID = 1; string rootServiceName = 2;
+//                                string rootTraceName = 3; uint64 startTimeUnixNano = 4;
+//                                uint32 durationMs = 5; SpanSet spanSet = 6;
+//                                repeated SpanSet spanSets = 7;
+//                                map<string, ServiceStats> serviceStats = 8; }
+// message ServiceStats         { uint32 spanCount = 1; uint32 errorCount = 2; }
+// message SpanSet              { repeated Span spans = 1; uint32 matched = 2;
+//                                repeated KeyValue attributes = 3; }
+// message Span                 { string spanID = 1; string name = 2; uint64 startTimeUnixNano = 3;
+//                                uint64 durationNanos = 4; repeated KeyValue attributes = 5; }
+// message SearchMetrics        { uint32 inspectedTraces = 1; uint64 inspectedBytes = 2;
+//                                uint32 totalBlocks = 3; uint32 completedJobs = 4;
+//                                uint32 totalJobs = 5; uint64 totalBlockBytes = 6;
+//                                uint64 inspectedSpans = 7; }
+// message SearchTagsRequest    { string scope = 1; uint32 start = 2; uint32 end = 3;
+//                                uint32 maxTagsPerScope = 4; uint32 staleValueThreshold = 5;
+//                                string query = 6; }
+// message SearchTagsResponse   { repeated string tagNames = 1; MetadataMetrics metrics = 2; }
+// message SearchTagsV2Response { repeated SearchTagsV2Scope scopes = 1; MetadataMetrics metrics = 2; }
+// message SearchTagsV2Scope    { string name = 1; repeated string tags = 2; }
+// message SearchTagValuesRequest { string tagName = 1; string query = 2; uint32 start = 4;
+//                                uint32 end = 5; uint32 maxTagValues = 6;
+//                                uint32 staleValueThreshold = 7; }
+// message SearchTagValuesResponse   { repeated string tagValues = 1; MetadataMetrics metrics = 2; }
+// message SearchTagValuesV2Response { repeated TagValue tagValues = 1; MetadataMetrics metrics = 2; }
+// message TagValue             { string type = 1; string value = 2; }
+// message MetadataMetrics      { uint64 inspectedBytes = 1; uint32 totalJobs = 2;
+//                                uint32 completedJobs = 3; uint64 totalBlocks = 4;
+//                                uint64 totalBlockBytes = 5; }
+// ```
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchRequest {
+    #[prost(map = "string, string", tag = "1")]
+    pub tags: std::collections::HashMap<String, String>,
+    #[prost(uint32, tag = "2")]
+    pub min_duration_ms: u32,
+    #[prost(uint32, tag = "3")]
+    pub max_duration_ms: u32,
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+    #[prost(uint32, tag = "5")]
+    pub start: u32,
+    #[prost(uint32, tag = "6")]
+    pub end: u32,
+    #[prost(string, tag = "8")]
+    pub query: String,
+    #[prost(uint32, tag = "9")]
+    pub spans_per_span_set: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub traces: Vec<TraceSearchMetadata>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<SearchMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TraceSearchMetadata {
+    #[prost(string, tag = "1")]
+    pub trace_id: String,
+    #[prost(string, tag = "2")]
+    pub root_service_name: String,
+    #[prost(string, tag = "3")]
+    pub root_trace_name: String,
+    #[prost(uint64, tag = "4")]
+    pub start_time_unix_nano: u64,
+    #[prost(uint32, tag = "5")]
+    pub duration_ms: u32,
+    #[prost(message, optional, tag = "6")]
+    pub span_set: Option<SpanSet>,
+    #[prost(message, repeated, tag = "7")]
+    pub span_sets: Vec<SpanSet>,
+    #[prost(btree_map = "string, message", tag = "8")]
+    pub service_stats: std::collections::BTreeMap<String, ServiceStats>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceStats {
+    #[prost(uint32, tag = "1")]
+    pub span_count: u32,
+    #[prost(uint32, tag = "2")]
+    pub error_count: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SpanSet {
+    #[prost(message, repeated, tag = "1")]
+    pub spans: Vec<Span>,
+    #[prost(uint32, tag = "2")]
+    pub matched: u32,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Span {
+    #[prost(string, tag = "1")]
+    pub span_id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint64, tag = "3")]
+    pub start_time_unix_nano: u64,
+    #[prost(uint64, tag = "4")]
+    pub duration_nanos: u64,
+    #[prost(message, repeated, tag = "5")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchMetrics {
+    #[prost(uint32, tag = "1")]
+    pub inspected_traces: u32,
+    #[prost(uint64, tag = "2")]
+    pub inspected_bytes: u64,
+    #[prost(uint32, tag = "3")]
+    pub total_blocks: u32,
+    #[prost(uint32, tag = "4")]
+    pub completed_jobs: u32,
+    #[prost(uint32, tag = "5")]
+    pub total_jobs: u32,
+    #[prost(uint64, tag = "6")]
+    pub total_block_bytes: u64,
+    #[prost(uint64, tag = "7")]
+    pub inspected_spans: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagsRequest {
+    #[prost(string, tag = "1")]
+    pub scope: String,
+    #[prost(uint32, tag = "2")]
+    pub start: u32,
+    #[prost(uint32, tag = "3")]
+    pub end: u32,
+    #[prost(uint32, tag = "4")]
+    pub max_tags_per_scope: u32,
+    #[prost(uint32, tag = "5")]
+    pub stale_value_threshold: u32,
+    #[prost(string, tag = "6")]
+    pub query: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetadataMetrics {
+    #[prost(uint64, tag = "1")]
+    pub inspected_bytes: u64,
+    #[prost(uint32, tag = "2")]
+    pub total_jobs: u32,
+    #[prost(uint32, tag = "3")]
+    pub completed_jobs: u32,
+    #[prost(uint64, tag = "4")]
+    pub total_blocks: u64,
+    #[prost(uint64, tag = "5")]
+    pub total_block_bytes: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagsResponse {
+    #[prost(string, repeated, tag = "1")]
+    pub tag_names: Vec<String>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<MetadataMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagsV2Scope {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, repeated, tag = "2")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagsV2Response {
+    #[prost(message, repeated, tag = "1")]
+    pub scopes: Vec<SearchTagsV2Scope>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<MetadataMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagValuesRequest {
+    #[prost(string, tag = "1")]
+    pub tag_name: String,
+    #[prost(string, tag = "2")]
+    pub query: String,
+    #[prost(uint32, tag = "4")]
+    pub start: u32,
+    #[prost(uint32, tag = "5")]
+    pub end: u32,
+    #[prost(uint32, tag = "6")]
+    pub max_tag_values: u32,
+    #[prost(uint32, tag = "7")]
+    pub stale_value_threshold: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagValuesResponse {
+    #[prost(string, repeated, tag = "1")]
+    pub tag_values: Vec<String>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<MetadataMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TagValue {
+    #[prost(string, tag = "1")]
+    pub r#type: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SearchTagValuesV2Response {
+    #[prost(message, repeated, tag = "1")]
+    pub tag_values: Vec<TagValue>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<MetadataMetrics>,
 }
 
 #[cfg(test)]

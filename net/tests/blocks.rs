@@ -228,7 +228,8 @@ fn a_corrupt_page_fails_only_its_traces_and_a_corrupt_block_is_skipped() {
     let tiny_window = format!("compactor:\n  compaction:\n    compaction_window: 1ns\n{ONE_SHARD}");
     let mut server = Server::start(&tiny_window);
     let mut gen = TraceGen::new(4);
-    let traces = ingest(&server, &mut gen, 200, 8);
+    // Enough spans for several pages (a page holds ~256 KiB of columns).
+    let traces = ingest(&server, &mut gen, 200, 100);
     flush(&server);
     let others = ingest(&server, &mut gen, 5, 2);
     flush(&server);

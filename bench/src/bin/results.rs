@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use allegro_bench::e2e::{self, LoadRun, Outcome};
 use allegro_bench::suites;
 use allegro_bench::{
-    format_count, format_ns, format_rate, scratch_dir, workspace_dir, Case, Config, Entry,
-    Report, Suite,
+    format_count, format_ns, format_rate, scratch_dir, workspace_dir, Case, Config, Entry, Report,
+    Suite,
 };
 
 /// The targets of issue #4 and Tempo 2.7.2's measured figures quoted there (not measured
@@ -326,7 +326,12 @@ fn render(r: &Rendering<'_>) -> String {
     let _ = writeln!(w, "| CPU model (/proc/cpuinfo) | {} |", m.model);
     let _ = writeln!(w, "| kernel | {} |", m.kernel);
     let _ = writeln!(w, "| memory | {} |", m.memory);
-    let _ = writeln!(w, "| data dir | `{}`: {} |", scratch_dir().display(), m.data_fs);
+    let _ = writeln!(
+        w,
+        "| data dir | `{}`: {} |",
+        scratch_dir().display(),
+        m.data_fs
+    );
     let _ = writeln!(w, "| toolchain | {} (release profile: thin LTO) |", m.rustc);
     let _ = writeln!(w, "| commit | {} |", m.commit);
     let _ = writeln!(w, "| date | {} |\n", m.date);
@@ -334,8 +339,12 @@ fn render(r: &Rendering<'_>) -> String {
     let walk = r.report.find("otlp", "protobuf tag walk");
     let split = r.report.find("otlp", "allegro split_export");
     let prost = r.report.find("otlp", "prost full decode");
-    let always_4k = r.report.find("wal", "append 4 KiB, fsync=always (yardstick)");
-    let always_64k = r.report.find("wal", "append 64 KiB, fsync=always (yardstick)");
+    let always_4k = r
+        .report
+        .find("wal", "append 4 KiB, fsync=always (yardstick)");
+    let always_64k = r
+        .report
+        .find("wal", "append 64 KiB, fsync=always (yardstick)");
 
     // Headline.
     let _ = writeln!(w, "## Against the targets (issue #4)\n");
@@ -348,6 +357,8 @@ fn render(r: &Rendering<'_>) -> String {
         }
         Some((settings, Ok(o))) => headline(w, settings, o, walk, split, always_64k),
     }
+
+    observations(w, r);
 
     // Yardsticks.
     let _ = writeln!(w, "## Physical yardsticks on this machine\n");
@@ -453,14 +464,21 @@ fn headline(
         "server on core {} (`taskset -c {}`, `allegro.shards: 1`, `wal_fsync: always`), loadgen on core {} (`--threads 1`)",
         settings.server_cpu, settings.server_cpu, settings.loadgen_cpu
     );
-    let _ = writeln!(w, "{cores}; commands and raw results in [End to end](#end-to-end).\n");
+    let _ = writeln!(
+        w,
+        "{cores}; commands and raw results in [End to end](#end-to-end).\n"
+    );
     let _ = writeln!(
         w,
         "| figure | Allegro, this run | target | Tempo 2.7.2 (issue #4, not measured here) | yardstick on this machine | verdict |\n|---|---|---|---|---|---|"
     );
 
     let max = &o.max;
-    let per_cpu = max.spans_per_cpu_s();
+    let per_cpu = if max.server_cpu_s > 0.0 {
+        max.spans_per_cpu_s()
+    } else {
+        0.0
+    };
     let busy = max.server_cpu_s / max.wall_s.max(1e-9);
     let _ = writeln!(
         w,
@@ -471,21 +489,43 @@ fn headline(
         busy * 100.0,
         split.map_or("-".into(), |l| format!("{} spans/s per core", format_count(l.subject.items_per_sec()))),
         walk.map_or("-".into(), |l| format_count(l.subject.items_per_sec())),
-        verdict(
-            per_cpu >= TARGET_SPANS_PER_CPU_S,
-            format!("{:.0}% of target", per_cpu / TARGET_SPANS_PER_CPU_S * 100.0)
-        )
+        if max.spans_acked() == 0 {
+            "**MISSED** (no span acknowledged)".to_string()
+        } else {
+            verdict(
+                per_cpu >= TARGET_SPANS_PER_CPU_S,
+                format!("{:.0}% of target", per_cpu / TARGET_SPANS_PER_CPU_S * 100.0),
+            )
+        }
     );
+    let seconds = max.acked_per_second();
+    let stalled = seconds.iter().filter(|&&n| n == 0).count();
     let _ = writeln!(
         w,
-        "| max spans/s (1 server core, fsync=always) | {} spans/s, export p99 {} | - | - | loadgen alone (null sink, 1 core): {} spans/s | {} |",
+        "| max spans/s (1 server core, fsync=always), acked, averaged over the run | {} spans/s (best second {}; {stalled} of {} seconds with nothing acknowledged; {} failed requests), export p99 {} | - | - | the loadgen building requests alone (`--null-sink`, no HTTP/2): {} spans/s | {} |",
         format_count(max.spans_per_sec()),
+        format_count(seconds.iter().copied().max().unwrap_or(0) as f64),
+        seconds.len(),
+        max.number("requests_failed").unwrap_or(0.0),
         max.number("p99_us").map_or("-".into(), ms),
         format_count(o.null_sink.number("spans_per_sec").unwrap_or(0.0)),
         limited_by(o, busy)
     );
-    let lat = &o.latency;
+    let Some(lat) = &o.latency else {
+        let _ = writeln!(
+            w,
+            "| export p99 at 50% of max | not measured: the max run acknowledged nothing | < 5 ms | {TEMPO_P99} | - | **MISSED** (the server stopped answering) |"
+        );
+        let _ = writeln!(
+            w,
+            "| RSS at steady state | not measured (peak {}) | < 200 MB at 200k spans/s | {TEMPO_RSS} | - | **not measured** |",
+            o.rss_peak_bytes.map_or("-".into(), mb)
+        );
+        disk_row(w, o);
+        return;
+    };
     let p99_us = lat.number("p99_us").unwrap_or(f64::NAN);
+    let ok = lat.number("requests_ok").unwrap_or(0.0);
     let _ = writeln!(
         w,
         "| export p99 at 50% of max ({} spans/s) | {} (p50 {}, p99.9 {}; from schedule: p99 {}) | < 5 ms | {TEMPO_P99} | fdatasync of a 64 KiB group commit: {} | {} |",
@@ -495,10 +535,14 @@ fn headline(
         lat.number("p999_us").map_or("-".into(), ms),
         lat.number("sched_p99_us").map_or("-".into(), ms),
         always_64k.map_or("-".into(), |l| format_ns(l.subject.ns_per_item())),
-        verdict(
-            p99_us / 1000.0 < TARGET_P99_MS,
-            format!("{:.1}x the target", p99_us / 1000.0 / TARGET_P99_MS)
-        )
+        if ok == 0.0 {
+            "**MISSED** (no request succeeded)".to_string()
+        } else {
+            verdict(
+                p99_us / 1000.0 < TARGET_P99_MS,
+                format!("{:.1}x the target", p99_us / 1000.0 / TARGET_P99_MS),
+            )
+        }
     );
     match &o.rss {
         Some(run) => {
@@ -530,36 +574,59 @@ fn headline(
             );
         }
     }
+    disk_row(w, o);
+}
+
+fn disk_row(w: &mut String, o: &Outcome) {
     let spans = o.spans_acked_total();
-    let per_span = o.wal_bytes_allocated as f64 / spans.max(1) as f64;
-    let wire = max.number("bytes_per_span").unwrap_or(0.0);
+    let on_disk = o.wal_bytes_allocated + o.blocks_bytes_allocated;
+    let per_span = on_disk as f64 / spans.max(1) as f64;
+    let wire = o.max.number("bytes_per_span").unwrap_or(0.0);
+    let wal_written = match (
+        o.metric("allegro_wal_bytes_total"),
+        o.metric("allegro_spans_received_total"),
+    ) {
+        (Some(bytes), Some(received)) if received > 0.0 => {
+            format!(
+                "; written to the WAL: {:.0} B per span received",
+                bytes / received
+            )
+        }
+        _ => String::new(),
+    };
     let _ = writeln!(
         w,
-        "| bytes on disk per span (WAL) | {per_span:.0} B ({} allocated / {} spans acked; apparent {:.0} B) | - | - | OTLP request bytes per span: {wire:.0} B | {:.2}x the request bytes |",
+        "| bytes on disk per span, WAL + blocks, after the runs | {per_span:.0} B ({} WAL + {} blocks allocated / {} spans acked){wal_written} | - | - | OTLP request bytes per span: {wire:.0} B | {:.2}x the request bytes |",
         mb(o.wal_bytes_allocated),
+        mb(o.blocks_bytes_allocated),
         format_count(spans as f64),
-        o.wal_bytes_apparent as f64 / spans.max(1) as f64,
         per_span / wire.max(1.0)
     );
     let _ = writeln!(w);
 }
 
-/// Why the max is what it is, from the server's CPU use and the loadgen's ceiling.
+/// What bounds the max run, from the CPU use of both processes.
 fn limited_by(o: &Outcome, busy: f64) -> String {
-    let ceiling = o.null_sink.number("spans_per_sec").unwrap_or(0.0);
-    let max = o.max.spans_per_sec();
-    if busy >= 0.9 {
-        format!("server-bound: its core {:.0}% busy", busy * 100.0)
-    } else if ceiling > 0.0 && max >= 0.8 * ceiling {
+    let loadgen = o.max.loadgen_cpu_s / o.max.wall_s.max(1e-9);
+    if o.max.spans_acked() == 0 {
+        "**the server stopped answering** (its log below)".to_string()
+    } else if busy >= 0.9 {
         format!(
-            "loadgen-bound: {:.0}% of the loadgen's ceiling, server core {:.0}% busy",
-            max / ceiling * 100.0,
+            "server-bound: server core {:.0}% busy, loadgen core {:.0}%",
+            busy * 100.0,
+            loadgen * 100.0
+        )
+    } else if loadgen >= 0.9 {
+        format!(
+            "loadgen-bound: loadgen core {:.0}% busy, server core {:.0}%",
+            loadgen * 100.0,
             busy * 100.0
         )
     } else {
         format!(
-            "server core only {:.0}% busy: waits (fsync, scheduling) bound it",
-            busy * 100.0
+            "neither core saturated (server {:.0}%, loadgen {:.0}%): waits (fsync, stalls) bound it",
+            busy * 100.0,
+            loadgen * 100.0
         )
     }
 }
@@ -568,7 +635,7 @@ fn run_row(w: &mut String, run: &LoadRun) {
     let n = |key: &str| run.number(key).unwrap_or(f64::NAN);
     let _ = writeln!(
         w,
-        "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.2} / {:.2}, {:.2} |",
         run.name,
         format_count(n("spans_per_sec")),
         format_count(n("spans_acked")),
@@ -581,7 +648,11 @@ fn run_row(w: &mut String, run: &LoadRun) {
         } else {
             "-".into()
         },
-        run.rss_steady_bytes().map_or("-".into(), mb)
+        run.rss_steady_bytes().map_or("-".into(), mb),
+        run.loadgen_cpu_s,
+        run.server_core_other_s,
+        run.loadgen_core_other_s,
+        run.steal_s
     );
 }
 
@@ -596,29 +667,55 @@ fn end_to_end(w: &mut String, settings: &e2e::Settings, o: &Outcome) {
          every {} ms, steady state = median of the second half of the run.\n",
         settings.rss_sample.as_millis()
     );
-    let _ = writeln!(w, "Server:\n\n```text\n{}\n{}\n```\n", o.server_command, o.server_listening);
-    let _ = writeln!(w, "Config (`tempo.yaml`):\n\n```yaml\n{}```\n", o.config_yaml);
     let _ = writeln!(
         w,
-        "| run | acked spans/s | spans acked | failed requests | p50 | p99 | server CPU-s | spans per CPU-s | RSS steady |\n|---|---|---|---|---|---|---|---|---|"
+        "Server:\n\n```text\n{}\n{}\n```\n",
+        o.server_command, o.server_listening
     );
-    for run in [&o.null_sink, &o.warmup, &o.max, &o.latency]
-        .into_iter()
-        .chain(o.rss.as_ref())
-    {
+    let _ = writeln!(
+        w,
+        "Config (`tempo.yaml`):\n\n```yaml\n{}```\n",
+        o.config_yaml
+    );
+    let _ = writeln!(
+        w,
+        "| run | acked spans/s | spans acked | failed requests | p50 | p99 | server CPU-s | spans per CPU-s | RSS steady | loadgen CPU-s | other CPU-s on server / loadgen core, steal |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for run in std::iter::once(&o.null_sink).chain(o.server_runs()) {
         run_row(w, run);
     }
     let _ = writeln!(w);
     let _ = writeln!(w, "Commands and `RESULT` lines, verbatim:\n\n```text");
-    for run in [&o.null_sink, &o.warmup, &o.max, &o.latency]
-        .into_iter()
-        .chain(o.rss.as_ref())
-    {
+    for run in std::iter::once(&o.null_sink).chain(o.server_runs()) {
         let _ = writeln!(
             w,
-            "$ {}\n# exit {:?}, {:.1} s wall, server {:.2} CPU-s\nRESULT {}\n",
-            run.command, run.exit_code, run.wall_s, run.server_cpu_s, run.result
+            "$ {}\n# exit {:?}, {:.1} s wall, server {:.2} CPU-s, loadgen {:.2} CPU-s\nRESULT {}\n",
+            run.command, run.exit_code, run.wall_s, run.server_cpu_s, run.loadgen_cpu_s, run.result
         );
+    }
+    let _ = writeln!(w, "```\n");
+    let _ = writeln!(
+        w,
+        "Timelines: spans acknowledged in each second (the loadgen's progress lines) and the \
+         server's RSS at each second.\n"
+    );
+    let _ = writeln!(w, "```text");
+    for run in o.server_runs() {
+        let acked: Vec<String> = run
+            .acked_per_second()
+            .iter()
+            .map(|&n| format_count(n as f64))
+            .collect();
+        let mut rss = Vec::new();
+        let mut next = 1.0;
+        for &(at, bytes) in &run.rss_samples {
+            if at >= next {
+                rss.push(format!("{:.0}", bytes as f64 / 1e6));
+                next += 1.0;
+            }
+        }
+        let _ = writeln!(w, "{:<8} acked/s: {}", run.name, acked.join(" "));
+        let _ = writeln!(w, "{:<8} RSS MB:  {}", run.name, rss.join(" "));
     }
     let _ = writeln!(w, "```\n");
     let _ = writeln!(w, "After the runs:\n");
@@ -657,10 +754,142 @@ fn end_to_end(w: &mut String, settings: &e2e::Settings, o: &Outcome) {
     if o.server_warnings.is_empty() {
         let _ = writeln!(w, "- Server log: no WARN or ERROR lines.\n");
     } else {
-        let _ = writeln!(w, "- Server log, WARN/ERROR lines (first 20):\n\n```text");
+        let _ = writeln!(
+            w,
+            "- Server log, WARN/ERROR/panic lines (first 20):\n\n```text"
+        );
         for line in &o.server_warnings {
             let _ = writeln!(w, "{line}");
         }
         let _ = writeln!(w, "```\n");
     }
+}
+
+/// Statements computed from this run's figures (so that they stay true when it is re-run).
+fn observations(w: &mut String, r: &Rendering<'_>) {
+    let mut items = Vec::new();
+    if let Some((_, Ok(o))) = r.e2e {
+        let busy_neighbours: Vec<String> = std::iter::once(&o.null_sink)
+            .chain(o.server_runs())
+            .filter(|run| run.server_core_other_s + run.loadgen_core_other_s + run.steal_s > 0.05 * run.wall_s)
+            .map(|run| {
+                format!(
+                    "{} run {:.2} s on the server's core, {:.2} s on the loadgen's, {:.2} s stolen, of {:.1} s",
+                    run.name, run.server_core_other_s, run.loadgen_core_other_s, run.steal_s, run.wall_s
+                )
+            })
+            .collect();
+        if !busy_neighbours.is_empty() {
+            items.push(format!(
+                "The machine was not quiet: other processes (or the hypervisor) took CPU time \
+                 from the measured cores ({}). Figures of those runs are pessimistic.",
+                busy_neighbours.join("; ")
+            ));
+        }
+        let seconds = o.max.acked_per_second();
+        let stalled = seconds.iter().filter(|&&n| n == 0).count();
+        if stalled > 0 {
+            items.push(format!(
+                "During the max run the server acknowledged nothing for {stalled} of {} seconds \
+                 (its core {:.0}% busy over the run; peak RSS {}). See the timelines under \
+                 [End to end](#end-to-end).",
+                seconds.len(),
+                o.max.server_cpu_s / o.max.wall_s.max(1e-9) * 100.0,
+                o.rss_peak_bytes.map_or("-".into(), mb)
+            ));
+        }
+        let panics = o
+            .server_warnings
+            .iter()
+            .filter(|l| l.contains("panicked at"))
+            .count();
+        if panics > 0 {
+            items.push(format!(
+                "The server log holds {panics} panic(s) of a server thread (quoted under \
+                 [End to end](#end-to-end)); the process stayed up but stopped answering."
+            ));
+        }
+        let failed: f64 = o
+            .server_runs()
+            .filter_map(|run| run.number("requests_failed"))
+            .sum();
+        if failed > 0.0 {
+            items.push(format!(
+                "{failed:.0} Export requests failed across the runs (see the `errors` field of \
+                 each `RESULT` line)."
+            ));
+        }
+        let per_cpu: Vec<String> = o
+            .server_runs()
+            .filter(|run| run.server_cpu_s > 0.0)
+            .map(|run| {
+                format!(
+                    "{} in the {} run",
+                    format_count(run.spans_per_cpu_s()),
+                    run.name
+                )
+            })
+            .collect();
+        if !per_cpu.is_empty() {
+            items.push(format!(
+                "Spans per server CPU-second by run: {} (the warm-up starts from an empty server).",
+                per_cpu.join(", ")
+            ));
+        }
+    }
+    let std_never = r
+        .report
+        .find("wal", "append 4 KiB, fsync=never (yardstick)");
+    let monoio_never = r
+        .report
+        .lines()
+        .find(|l| l.title == "append 4 KiB, fsync=never" && l.subject.name.starts_with("monoio"));
+    // Said only when io_uring is clearly the slower way to do a buffered append.
+    let slow_uring = std_never.zip(monoio_never).filter(|(std_line, uring)| {
+        uring.subject.ns_per_item() > 2.0 * std_line.subject.ns_per_item()
+    });
+    if let Some((std_line, monoio_line)) = slow_uring {
+        items.push(format!(
+            "Without fsync, a 4 KiB append through monoio (io_uring) takes {} against {} for a \
+             plain pwrite: on this kernel and filesystem each buffered io_uring write costs \
+             much more than a pwrite of the same bytes, so the WAL gains from writing few, large \
+             group commits.",
+            format_ns(monoio_line.subject.ns_per_item()),
+            format_ns(std_line.subject.ns_per_item())
+        ));
+    }
+    if let (Some(split), Some(prost)) = (
+        r.report.find("otlp", "allegro split_export"),
+        r.report.find("otlp", "prost full decode"),
+    ) {
+        let mut text = format!(
+            "split_export scans {} spans/s on one core, {} prost's full decode",
+            format_count(split.subject.items_per_sec()),
+            allegro_bench::compare(&split.subject, &prost.subject)
+                .replace("slower", "slower than")
+                .replace("faster", "faster than"),
+        );
+        let end_to_end = r
+            .e2e
+            .and_then(|(_, o)| o.as_ref().ok())
+            .filter(|o| o.max.spans_acked() > 0 && o.max.server_cpu_s > 0.0)
+            .map(|o| o.max.spans_per_cpu_s());
+        if let Some(rate) = end_to_end {
+            text.push_str(&format!(
+                "; end to end the server handles {} spans per CPU-second, so everything but \
+                 the scan costs {:.1}x the scan",
+                format_count(rate),
+                split.subject.items_per_sec() / rate - 1.0
+            ));
+        }
+        items.push(format!("{text}."));
+    }
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "Computed from this run:\n");
+    for item in items {
+        let _ = writeln!(w, "- {item}");
+    }
+    let _ = writeln!(w);
 }

@@ -63,16 +63,23 @@ fn parse_all(mut stream: &[u8]) -> u64 {
 }
 
 fn parse_stream(config: &Config, report: &mut Report, stream: &[u8], frames: u64) {
-    let ours = Case::run(config, "allegro-h2 frame::parse", stream.len() as u64, frames, "frame", |n| {
-        for _ in 0..n {
-            assert_eq!(parse_all(black_box(stream)), frames);
-        }
-    });
+    let ours = Case::run(
+        config,
+        "allegro-h2 frame::parse",
+        stream.len() as u64,
+        frames,
+        "frame",
+        |n| {
+            for _ in 0..n {
+                assert_eq!(parse_all(black_box(stream)), frames);
+            }
+        },
+    );
     let memcpy = memcpy_case(config, "memcpy", stream, frames, "frame");
     report.line(Line {
         suite: SUITE,
         title: format!(
-            "parse gRPC client stream ({REQUESTS} Export calls, {} B, {frames} frames)",
+            "parse gRPC client stream ({REQUESTS} Export calls, {} B, {frames} frames; DATA payloads are borrowed, not read)",
             stream.len()
         ),
         subject: ours,
@@ -121,11 +128,18 @@ fn parse_control(config: &Config, report: &mut Report, header_block: &[u8]) {
     }
     let frames = (CONTROL_FRAMES_PER_KIND * 5) as u64;
     assert_eq!(count_frames(&stream).0, frames);
-    let ours = Case::run(config, "allegro-h2 frame::parse", stream.len() as u64, frames, "frame", |n| {
-        for _ in 0..n {
-            assert_eq!(parse_all(black_box(&stream)), frames);
-        }
-    });
+    let ours = Case::run(
+        config,
+        "allegro-h2 frame::parse",
+        stream.len() as u64,
+        frames,
+        "frame",
+        |n| {
+            for _ in 0..n {
+                assert_eq!(parse_all(black_box(&stream)), frames);
+            }
+        },
+    );
     let memcpy = memcpy_case(config, "memcpy", &stream, frames, "frame");
     report.line(Line {
         suite: SUITE,
@@ -166,7 +180,12 @@ fn serve(client_bytes: &[u8], out: &mut Vec<u8>) -> usize {
                 }
             };
             if let Some(stream_id) = done {
-                conn.send_headers(stream_id, 200, &[("content-type", b"application/grpc")], false);
+                conn.send_headers(
+                    stream_id,
+                    200,
+                    &[("content-type", b"application/grpc")],
+                    false,
+                );
                 conn.send_data(stream_id, &[0, 0, 0, 0, 0], false);
                 conn.send_trailers(stream_id, &[("grpc-status", b"0")]);
                 answered += 1;
@@ -181,7 +200,11 @@ fn serve(client_bytes: &[u8], out: &mut Vec<u8>) -> usize {
 
 fn connection(config: &Config, report: &mut Report, client_bytes: &[u8], requests: usize) {
     let mut out = Vec::with_capacity(READ_BYTES);
-    assert_eq!(serve(client_bytes, &mut out), requests, "every request answered");
+    assert_eq!(
+        serve(client_bytes, &mut out),
+        requests,
+        "every request answered"
+    );
     let ours = Case::run(
         config,
         "allegro-h2 Connection",

@@ -19,10 +19,8 @@ const HEADER_LIST_BYTES_MAX: usize = 16 * 1024;
 
 /// The response header fields the server sends on an Export (net/src/server.rs), `:status`
 /// first as `Connection::send_headers` encodes it.
-const RESPONSE_HEADERS: &[(&[u8], &[u8])] = &[
-    (b":status", b"200"),
-    (b"content-type", b"application/grpc"),
-];
+const RESPONSE_HEADERS: &[(&[u8], &[u8])] =
+    &[(b":status", b"200"), (b"content-type", b"application/grpc")];
 const RESPONSE_TRAILERS: &[(&[u8], &[u8])] = &[(b"grpc-status", b"0")];
 
 pub fn run(config: &Config, report: &mut Report) {
@@ -47,22 +45,34 @@ pub fn run(config: &Config, report: &mut Report) {
     decode_first(config, report, first, fields.len());
     decode_later(config, report, blocks, fields.len());
     encode(config, report, "encode response headers", RESPONSE_HEADERS);
-    encode(config, report, "encode response trailers", RESPONSE_TRAILERS);
+    encode(
+        config,
+        report,
+        "encode response trailers",
+        RESPONSE_TRAILERS,
+    );
 }
 
 /// A fresh decoder per block: the first request of a connection.
 fn decode_first(config: &Config, report: &mut Report, block: &[u8], fields: usize) {
     let mut out = Vec::with_capacity(fields);
-    let ours = Case::run(config, "allegro-hpack Decoder", block.len() as u64, 1, "block", |n| {
-        for _ in 0..n {
-            out.clear();
-            let mut decoder = Decoder::new(TABLE_BYTES_DEFAULT);
-            decoder
-                .decode(black_box(block), HEADER_LIST_BYTES_MAX, &mut out)
-                .expect("decodes");
-            black_box(&out);
-        }
-    });
+    let ours = Case::run(
+        config,
+        "allegro-hpack Decoder",
+        block.len() as u64,
+        1,
+        "block",
+        |n| {
+            for _ in 0..n {
+                out.clear();
+                let mut decoder = Decoder::new(TABLE_BYTES_DEFAULT);
+                decoder
+                    .decode(black_box(block), HEADER_LIST_BYTES_MAX, &mut out)
+                    .expect("decodes");
+                black_box(&out);
+            }
+        },
+    );
     assert_eq!(out.len(), fields);
     let memcpy = memcpy_case(config, "memcpy", block, 1, "block");
     report.line(Line {
@@ -95,21 +105,31 @@ fn decode_later(config: &Config, report: &mut Report, blocks: &[Vec<u8>], fields
     decoder
         .decode(block, HEADER_LIST_BYTES_MAX, &mut out)
         .expect("decodes");
-    assert_eq!(out, expected, "a later block decodes to the same list again");
+    assert_eq!(
+        out, expected,
+        "a later block decodes to the same list again"
+    );
     assert_eq!(
         decoder.dynamic_table_size(),
         table_before,
         "a later block does not change the dynamic table"
     );
-    let ours = Case::run(config, "allegro-hpack Decoder", block.len() as u64, 1, "block", |n| {
-        for _ in 0..n {
-            out.clear();
-            decoder
-                .decode(black_box(block), HEADER_LIST_BYTES_MAX, &mut out)
-                .expect("decodes");
-            black_box(&out);
-        }
-    });
+    let ours = Case::run(
+        config,
+        "allegro-hpack Decoder",
+        block.len() as u64,
+        1,
+        "block",
+        |n| {
+            for _ in 0..n {
+                out.clear();
+                decoder
+                    .decode(black_box(block), HEADER_LIST_BYTES_MAX, &mut out)
+                    .expect("decodes");
+                black_box(&out);
+            }
+        },
+    );
     let memcpy = memcpy_case(config, "memcpy", block, 1, "block");
     report.line(Line {
         suite: SUITE,
@@ -128,14 +148,21 @@ fn encode(config: &Config, report: &mut Report, what: &str, fields: &[(&[u8], &[
     let mut dst = Vec::with_capacity(256);
     Encoder::new().encode(fields, &mut dst);
     let first = dst.clone();
-    let cold = Case::run(config, "allegro-hpack Encoder", first.len() as u64, 1, "block", |n| {
-        for _ in 0..n {
-            dst.clear();
-            let mut encoder = Encoder::new();
-            encoder.encode(black_box(fields), &mut dst);
-            black_box(&dst);
-        }
-    });
+    let cold = Case::run(
+        config,
+        "allegro-hpack Encoder",
+        first.len() as u64,
+        1,
+        "block",
+        |n| {
+            for _ in 0..n {
+                dst.clear();
+                let mut encoder = Encoder::new();
+                encoder.encode(black_box(fields), &mut dst);
+                black_box(&dst);
+            }
+        },
+    );
     let memcpy = memcpy_case(config, "memcpy", &first, 1, "block");
     report.line(Line {
         suite: SUITE,
@@ -154,13 +181,20 @@ fn encode(config: &Config, report: &mut Report, what: &str, fields: &[(&[u8], &[
         encoder.encode(fields, &mut dst);
     }
     let later = dst.clone();
-    let warm = Case::run(config, "allegro-hpack Encoder", later.len() as u64, 1, "block", |n| {
-        for _ in 0..n {
-            dst.clear();
-            encoder.encode(black_box(fields), &mut dst);
-            black_box(&dst);
-        }
-    });
+    let warm = Case::run(
+        config,
+        "allegro-hpack Encoder",
+        later.len() as u64,
+        1,
+        "block",
+        |n| {
+            for _ in 0..n {
+                dst.clear();
+                encoder.encode(black_box(fields), &mut dst);
+                black_box(&dst);
+            }
+        },
+    );
     assert_eq!(dst, later, "a warm encoder repeats itself");
     let memcpy = memcpy_case(config, "memcpy", &later, 1, "block");
     report.line(Line {

@@ -95,7 +95,9 @@ pub fn run(config: &Config, report: &mut Report) {
     ));
     let uring = uring_available();
     if let Err(err) = &uring {
-        report.note(format!("io_uring unavailable ({err}): monoio and tokio-uring skipped"));
+        report.note(format!(
+            "io_uring unavailable ({err}): monoio and tokio-uring skipped"
+        ));
     }
     for policy in POLICIES {
         // Enough time per run for an interval policy to fsync at least once a run.
@@ -240,13 +242,11 @@ impl Segments {
     fn create_next(&mut self) -> io::Result<File> {
         self.sequence += 1;
         self.offset = 0;
-        let f = OpenOptions::new()
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(self.path(self.sequence))?;
-        if std::env::var_os("PREALLOC").is_some() { f.set_len(WAL_SEGMENT_BYTES_MAX)?; }
-        Ok(f)
+            .open(self.path(self.sequence))
     }
 
     fn remove_previous(&self) -> io::Result<()> {
@@ -342,7 +342,10 @@ impl MonoioWal {
                 previous.close().await?;
                 self.segments.remove_previous()?;
             }
-            let buffer = self.buffer.take().expect("the buffer is back after each write");
+            let buffer = self
+                .buffer
+                .take()
+                .expect("the buffer is back after each write");
             let (result, buffer) = self.file.write_all_at(buffer, step.offset).await;
             self.buffer = Some(buffer);
             result?;
@@ -386,7 +389,10 @@ impl UringWal {
                 previous.close().await?;
                 self.segments.remove_previous()?;
             }
-            let buffer = self.buffer.take().expect("the buffer is back after each write");
+            let buffer = self
+                .buffer
+                .take()
+                .expect("the buffer is back after each write");
             let (result, buffer) = self.file.write_all_at(buffer, step.offset).await;
             self.buffer = Some(buffer);
             result?;
@@ -446,15 +452,22 @@ fn codec(config: &Config, report: &mut Report) {
     let memcpy = memcpy_case(config, "memcpy", records_only, count, "record");
 
     let mut buffer = Vec::with_capacity(segment.len());
-    let encode = Case::run(config, "allegro wal::encode_record", record_bytes, count, "record", |n| {
-        for _ in 0..n {
-            buffer.clear();
-            for record in &records {
-                wal::encode_record(black_box(record), &mut buffer);
+    let encode = Case::run(
+        config,
+        "allegro wal::encode_record",
+        record_bytes,
+        count,
+        "record",
+        |n| {
+            for _ in 0..n {
+                buffer.clear();
+                for record in &records {
+                    wal::encode_record(black_box(record), &mut buffer);
+                }
+                black_box(&buffer);
             }
-            black_box(&buffer);
-        }
-    });
+        },
+    );
     assert_eq!(buffer, records_only, "encoding is deterministic");
     report.line(Line {
         suite: SUITE,
@@ -466,12 +479,19 @@ fn codec(config: &Config, report: &mut Report) {
     let replay = wal::replay_segment(&segment);
     assert_eq!(replay.records.len() as u64, count);
     assert_eq!(replay.end, ReplayEnd::Clean);
-    let replay = Case::run(config, "allegro wal::replay_segment", record_bytes, count, "record", |n| {
-        for _ in 0..n {
-            let replay = wal::replay_segment(black_box(&segment));
-            black_box(&replay);
-        }
-    });
+    let replay = Case::run(
+        config,
+        "allegro wal::replay_segment",
+        record_bytes,
+        count,
+        "record",
+        |n| {
+            for _ in 0..n {
+                let replay = wal::replay_segment(black_box(&segment));
+                black_box(&replay);
+            }
+        },
+    );
     report.line(Line {
         suite: SUITE,
         title: format!("replay a segment of {count} records (checksums verified)"),

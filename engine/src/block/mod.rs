@@ -12,7 +12,8 @@
 //! data file:
 //! offset  size  field
 //!   0       6   magic              b"ALGBLK"
-//!   6       1   version            BLOCK_FORMAT_VERSION = 1
+//!   6       1   version            BLOCK_FORMAT_VERSION = 2 (v2: columnar pages, no
+//!                                  payload copy; v1 blocks are refused)
 //!   7       1   reserved           0
 //!   8       ..  pages              page_count pages (layout on `page`), traces sorted by
 //!                                  trace ID across pages; a page holds whole traces
@@ -30,9 +31,10 @@
 //! ```
 //!
 //! A lookup: bloom filter, binary search of the index for the last page whose first trace
-//! ID is <= the ID, one read of that page, CRC check, decompress three columns
-//! (`TRACE_IDS`, `TRACE_PAYLOAD_LENS`, `PAYLOADS`), binary search. The index and the bloom
-//! filter (about 1.25 bytes per trace plus 56 per page) stay in memory.
+//! ID is <= the ID, one positioned read of that page only, CRC check, binary search of its
+//! `TRACE_IDS` column, then the other columns are decompressed and only that trace is
+//! rebuilt. The index and the bloom filter (about 1.25 bytes per trace plus 56 per page)
+//! stay in memory.
 //!
 //! Recovery policy: the footer, index and bloom filter are checked when a block is opened;
 //! any damage there (or a `meta.json` that does not match the footer) makes the whole block
@@ -60,14 +62,16 @@ use crate::ids::TraceId;
 
 pub const BLOCK_MAGIC: [u8; 6] = *b"ALGBLK";
 pub const FOOTER_MAGIC: [u8; 8] = *b"ALGBLKFT";
-pub const BLOCK_FORMAT_VERSION: u8 = 1;
+pub const BLOCK_FORMAT_VERSION: u8 = 2;
 pub const BLOCK_HEADER_BYTES: usize = 8;
 pub const FOOTER_BYTES: usize = 64;
 /// first_trace_id, offset, length, trace_count, span_count, reserved, min_start, max_end.
 pub const INDEX_ENTRY_BYTES: usize = 16 + 8 + 4 + 4 + 4 + 4 + 8 + 8;
-/// A page is closed once its buffered columns reach this many bytes (a single larger trace
-/// makes a page of its own). Small pages make lookups cheap; 64 KiB is lz4's window.
-pub const PAGE_TARGET_BYTES: usize = 64 << 10;
+/// A page is closed once its buffered columns (before compression) reach this many bytes (a
+/// single larger trace makes a page of its own). Larger pages share their dictionary among
+/// more spans (smaller blocks); smaller pages make a lookup decode less. A page of this size
+/// holds about 4000 realistic spans and decodes in well under a millisecond.
+pub const PAGE_TARGET_BYTES: usize = 256 << 10;
 /// Pages per block at most (bounds the index a reader allocates).
 pub const PAGES_PER_BLOCK_MAX: u64 = 1 << 24;
 
@@ -444,7 +448,8 @@ impl BlockWriter {
     }
 
     /// Adds one trace: its payload is a run of `tempopb.Trace` field 1 (already assembled
-    /// and de-duplicated by the caller).
+    /// and de-duplicated by the caller). It is stored as columns and read back as prost
+    /// would encode it (see `page`).
     pub fn add_trace(&mut self, trace_id: TraceId, payload: &[u8]) {
         assert!(
             self.last.is_none_or(|last| last < trace_id),

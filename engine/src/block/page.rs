@@ -1,5 +1,8 @@
-//! One page of a block (sans-IO): a run of whole traces, sorted by trace ID, stored as
-//! columns so that a lookup decodes three of them and a search only those it filters on.
+//! One page of a block (sans-IO): a run of whole traces, sorted by trace ID, stored fully
+//! columnar. The OTLP payload of a trace is not kept: it is taken apart into columns when
+//! the page is built (with a zero-copy wire scan, no prost) and put back together on read.
+//! A search decodes only the columns it filters on; a lookup decodes the page's columns and
+//! rebuilds one trace.
 //!
 //! ```text
 //! page, at IndexEntry.offset, IndexEntry.length bytes:
@@ -7,59 +10,80 @@
 //!   0      4  body_len           u32 LE, bytes after the crc field
 //!   4      4  crc32              u32 LE, crc32fast of the body
 //!   8         body:
-//!   +0     1  page_version       PAGE_VERSION = 1
+//!   +0     1  page_version       PAGE_VERSION = 2
 //!   +1     4  trace_count        u32 LE, >= 1
-//!   +5     4  span_count         u32 LE, span rows (spans that decoded)
-//!   +9     4  attr_count         u32 LE, attribute rows
+//!   +5     4  span_count         u32 LE, span rows (spans of columnar traces)
+//!   +9     4  attr_count         u32 LE, span attribute rows
 //!  +13     1  column_count       c
 //!  +14  c*10  directory          per column: id u8, codec u8 (0 raw, 1 lz4_flex block),
 //!                                raw_len u32 LE, stored_len u32 LE
 //!   ..        column data        stored_len bytes per column, in directory order
 //! ```
 //!
-//! Columns (`raw` contents; every integer little-endian; dictionary entries are indexes
-//! into the page's dictionary `DICT_ENDS`/`DICT_BYTES`, entry `i` being
-//! `DICT_BYTES[DICT_ENDS[i-1]..DICT_ENDS[i]]`):
+//! Column contents (`raw`). `v` is an unsigned LEB128 varint, `z` a zigzag varint; `d` is a
+//! varint index into the page dictionary (entry `i` is `DICT_BYTES[sum(DICT_LENS[..i])..]`,
+//! `DICT_LENS[i]` bytes), and `d+1` is such an index plus one, 0 meaning absent. Rows of a
+//! level follow the order of their parents, so counts (`TRACE_RS`, `RS_SCOPES`, `SS_SPANS`,
+//! `SPAN_ATTRS`) say which rows belong to which parent.
 //!
 //! ```text
-//! id column              rows          type  contents
-//!  1 TRACE_IDS           trace_count   16B   trace IDs, strictly ascending
-//!  2 TRACE_SPAN_ROWS     trace_count   u32   span rows of each trace (rows are in trace order)
-//!  3 TRACE_PAYLOAD_LENS  trace_count   u32   bytes of each trace's payload in PAYLOADS
-//!  4 PAYLOADS            -             bytes the traces' payloads (runs of tempopb.Trace
-//!                                            field 1, see `otlp::TraceBatch`), concatenated
-//!  5 DICT_ENDS           dict entries  u32   end offset of each entry in DICT_BYTES
-//!  6 DICT_BYTES          -             bytes the dictionary's entries, concatenated
-//!  7 SPAN_START          span_count    u64   start_time_unix_nano
-//!  8 SPAN_DURATION       span_count    u64   end - start in nanoseconds (0 if negative)
-//!  9 SPAN_STATUS         span_count    u8    Status.code
-//! 10 SPAN_KIND           span_count    u8    Span.kind
-//! 11 SPAN_SERVICE        span_count    u32   dict: the resource's service.name
-//! 12 SPAN_NAME           span_count    u32   dict: the span name
-//! 13 SPAN_ATTR_ROWS      span_count    u32   attribute rows of each span (rows in span order)
-//! 14 ATTR_KEY            attr_count    u32   dict: attribute key
-//! 15 ATTR_VALUE          attr_count    u32   dict: type byte + value: 's' UTF-8, 'b' 0|1,
-//!                                            'i' i64 LE, 'd' f64 LE bits, 'x' bytes,
-//!                                            'a' encoded AnyValue (arrays, maps)
-//! 16 ATTR_SCOPE          attr_count    u8    0 span attribute, 1 resource attribute
+//! id column            rows            type contents
+//!  1 TRACE_IDS         trace_count     16B  trace IDs, strictly ascending
+//!  2 TRACE_FORM        trace_count     u8   0 columnar, 1 raw (payload in RAW_*, no rows)
+//!  3 TRACE_START       columnar traces z    min span start - previous trace's (first: - 0)
+//!  4 TRACE_RS          columnar traces v    ResourceSpans rows of the trace
+//!  5 DICT_LENS         entries         v    byte length of each dictionary entry
+//!  6 DICT_BYTES        -               -    the dictionary entries, concatenated
+//!  7 RS_RESOURCE       rs rows         d+1  the encoded Resource message, verbatim
+//!  8 RS_SCHEMA         rs rows         d+1  schema_url (0: empty)
+//!  9 RS_SERVICE        rs rows         d+1  the resource's service.name string (search)
+//! 10 RS_SCOPES         rs rows         v    ScopeSpans rows
+//! 11 SS_SCOPE          ss rows         d+1  the encoded InstrumentationScope, verbatim
+//! 12 SS_SCHEMA         ss rows         d+1  schema_url (0: empty)
+//! 13 SS_SPANS          ss rows         v    span rows
+//! 14 SPAN_ID           span_count      8B   span_id
+//! 15 SPAN_PARENT       span_count      v    0 none, 1 next 8 bytes of PARENT_RAW,
+//!                                           k+2: span_id of span k of the same trace
+//! 16 PARENT_RAW        -               8B   parent IDs not in their trace
+//! 17 SPAN_START        span_count      v    start_time_unix_nano - the trace's start
+//! 18 SPAN_DURATION     span_count      z    end_time_unix_nano - start (wrapping, as i64)
+//! 19 SPAN_KIND         span_count      u8   Span.kind
+//! 20 SPAN_STATUS       span_count      u8   Status.code; STATUS_ABSENT: no Status
+//! 21 SPAN_STATUS_MSG   span_count      d+1  Status.message (0: empty)
+//! 22 SPAN_NAME         span_count      d+1  Span.name (0: empty)
+//! 23 SPAN_ATTRS        span_count      v    attribute rows of the span
+//! 24 ATTR_KEY          attr_count      d+1  KeyValue.key; 0: ATTR_VALUE holds the whole
+//!                                           encoded KeyValue (one of unusual shape)
+//! 25 ATTR_VALUE        attr_count      d+1  KeyValue.value, an encoded AnyValue (0: absent)
+//! 26 SPAN_REST_LENS    span_count      v    bytes of the span's other fields in SPAN_REST
+//! 27 SPAN_REST         -               -    every other field of the span (trace_state,
+//!                                           events, links, dropped counts, flags, unknown
+//!                                           fields), tags included, verbatim, in order
+//! 28 RAW_LENS          raw traces      v    payload bytes of each raw trace
+//! 29 RAW_PAYLOADS      -               -    payloads of raw traces (runs of tempopb.Trace
+//!                                           field 1, see `otlp::TraceBatch`)
 //! ```
 //!
-//! The payloads are the source of truth (they keep every field byte-for-byte); the span and
-//! attribute columns are derived from them for search and may be ignored by a lookup.
+//! Round trip: a trace is rebuilt as prost would encode it (fields in number order, the
+//! span's other fields merged back in by field number), so a payload in prost's canonical
+//! encoding (what `otlp::split_export` and `otlp::assemble_trace` produce) comes back byte
+//! for byte, and any payload decodes to the same prost structs. A payload the columns cannot
+//! hold exactly (a span's trace_id that is not the trace's, a span_id that is not 8 bytes, a
+//! repeated singular field, a group, ...) is stored raw (`TRACE_FORM` 1) and has no rows.
+//!
+//! Search columns (service, name, kind, status, start, duration, span attributes) decode
+//! on their own: a filter reads `SPAN_*`/`ATTR_*` plus the dictionary and never touches
+//! `SPAN_REST`, `SPAN_ID` or the Resource bytes.
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::TracesData;
-use prost::Message;
-
 use super::{BlockError, Cursor};
 use crate::ids::TraceId;
 
-pub const PAGE_VERSION: u8 = 1;
+pub const PAGE_VERSION: u8 = 2;
 pub const PAGE_FRAME_BYTES: usize = 8;
 const DIRECTORY_ENTRY_BYTES: usize = 10;
 /// The largest column, decompressed. Also bounds a page body.
@@ -67,27 +91,47 @@ pub const PAGE_COLUMN_BYTES_MAX: usize = 256 << 20;
 /// lz4 cannot expand input more than ~255 times; a larger claim is corruption, refused
 /// before allocating.
 const LZ4_EXPANSION_MAX: usize = 255;
+/// `SPAN_STATUS` of a span without a Status message. Codes above it are stored raw.
+pub const STATUS_ABSENT: u8 = 255;
+/// Kinds and status codes up to this are columnar; others make the trace raw.
+const ENUM_COLUMNAR_MAX: u64 = 254;
 
 const CODEC_RAW: u8 = 0;
 const CODEC_LZ4: u8 = 1;
 
 pub const TRACE_IDS: u8 = 1;
-pub const TRACE_SPAN_ROWS: u8 = 2;
-pub const TRACE_PAYLOAD_LENS: u8 = 3;
-pub const PAYLOADS: u8 = 4;
-pub const DICT_ENDS: u8 = 5;
+pub const TRACE_FORM: u8 = 2;
+pub const TRACE_START: u8 = 3;
+pub const TRACE_RS: u8 = 4;
+pub const DICT_LENS: u8 = 5;
 pub const DICT_BYTES: u8 = 6;
-pub const SPAN_START: u8 = 7;
-pub const SPAN_DURATION: u8 = 8;
-pub const SPAN_STATUS: u8 = 9;
-pub const SPAN_KIND: u8 = 10;
-pub const SPAN_SERVICE: u8 = 11;
-pub const SPAN_NAME: u8 = 12;
-pub const SPAN_ATTR_ROWS: u8 = 13;
-pub const ATTR_KEY: u8 = 14;
-pub const ATTR_VALUE: u8 = 15;
-pub const ATTR_SCOPE: u8 = 16;
-const COLUMN_COUNT: usize = 16;
+pub const RS_RESOURCE: u8 = 7;
+pub const RS_SCHEMA: u8 = 8;
+pub const RS_SERVICE: u8 = 9;
+pub const RS_SCOPES: u8 = 10;
+pub const SS_SCOPE: u8 = 11;
+pub const SS_SCHEMA: u8 = 12;
+pub const SS_SPANS: u8 = 13;
+pub const SPAN_ID: u8 = 14;
+pub const SPAN_PARENT: u8 = 15;
+pub const PARENT_RAW: u8 = 16;
+pub const SPAN_START: u8 = 17;
+pub const SPAN_DURATION: u8 = 18;
+pub const SPAN_KIND: u8 = 19;
+pub const SPAN_STATUS: u8 = 20;
+pub const SPAN_STATUS_MSG: u8 = 21;
+pub const SPAN_NAME: u8 = 22;
+pub const SPAN_ATTRS: u8 = 23;
+pub const ATTR_KEY: u8 = 24;
+pub const ATTR_VALUE: u8 = 25;
+pub const SPAN_REST_LENS: u8 = 26;
+pub const SPAN_REST: u8 = 27;
+pub const RAW_LENS: u8 = 28;
+pub const RAW_PAYLOADS: u8 = 29;
+const COLUMN_COUNT: usize = 29;
+
+const TRACE_FORM_COLUMNAR: u8 = 0;
+const TRACE_FORM_RAW: u8 = 1;
 
 /// What the index records of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,40 +143,471 @@ pub struct PageSummary {
     pub max_end_unix_nanos: u64,
 }
 
-/// Collects traces (in ascending ID order) and encodes them as one page.
+// ---------------------------------------------------------------------------------------
+// A minimal protobuf field reader: the input is our own (trusted, validated on ingest), but
+// anything it cannot read simply makes the trace raw.
+
+enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32,
+    Bytes(&'a [u8]),
+}
+
+struct Field<'a> {
+    number: u64,
+    value: Wire<'a>,
+    /// The whole field, tag included.
+    raw: &'a [u8],
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in 0..10 {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << (7 * shift);
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The next field of `bytes` from `at`; `None` at the end, `Some(None)` on anything this
+/// reader does not take (groups, bad wire types, truncation).
+fn next_field<'a>(bytes: &'a [u8], at: &mut usize) -> Option<Option<Field<'a>>> {
+    if *at >= bytes.len() {
+        return None;
+    }
+    let start = *at;
+    let field = (|| {
+        let key = read_varint(bytes, at)?;
+        let number = key >> 3;
+        if number == 0 {
+            return None;
+        }
+        let value = match key & 7 {
+            0 => Wire::Varint(read_varint(bytes, at)?),
+            1 => {
+                let word: [u8; 8] = bytes.get(*at..*at + 8)?.try_into().ok()?;
+                *at += 8;
+                Wire::Fixed64(u64::from_le_bytes(word))
+            }
+            2 => {
+                let len = usize::try_from(read_varint(bytes, at)?).ok()?;
+                let body = bytes.get(*at..at.checked_add(len)?)?;
+                *at += len;
+                Wire::Bytes(body)
+            }
+            5 => {
+                bytes.get(*at..*at + 4)?;
+                *at += 4;
+                Wire::Fixed32
+            }
+            _ => return None,
+        };
+        Some(Field {
+            number,
+            value,
+            raw: bytes.get(start..*at)?,
+        })
+    })();
+    if field.is_none() {
+        // Stop the caller's loop on the next call.
+        *at = bytes.len();
+    }
+    Some(field)
+}
+
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+fn put_tag(number: u64, wire_type: u64, out: &mut Vec<u8>) {
+    put_varint((number << 3) | wire_type, out);
+}
+
+fn put_bytes_field(number: u64, body: &[u8], out: &mut Vec<u8>) {
+    put_tag(number, 2, out);
+    put_varint(body.len() as u64, out);
+    out.extend_from_slice(body);
+}
+
+// ---------------------------------------------------------------------------------------
+// Taking a trace apart.
+
+/// One attribute: key and value dictionary entries, or the whole KeyValue.
+#[derive(Clone, Copy)]
+enum Attr<'a> {
+    Split {
+        key: &'a [u8],
+        value: Option<&'a [u8]>,
+    },
+    Whole(&'a [u8]),
+}
+
+#[derive(Clone)]
+struct SpanParts<'a> {
+    span_id: [u8; 8],
+    parent: Option<[u8; 8]>,
+    name: &'a [u8],
+    kind: u8,
+    start: u64,
+    end: u64,
+    /// `None`: no Status; else (code, message).
+    status: Option<(u8, &'a [u8])>,
+    attrs: std::ops::Range<usize>,
+    rest: std::ops::Range<usize>,
+}
+
+struct ScopeParts<'a> {
+    scope: Option<&'a [u8]>,
+    schema_url: &'a [u8],
+    spans: std::ops::Range<usize>,
+}
+
+struct ResourceParts<'a> {
+    resource: Option<&'a [u8]>,
+    schema_url: &'a [u8],
+    scopes: std::ops::Range<usize>,
+}
+
+/// A trace taken apart, borrowing its payload; the vectors are reused across traces.
 #[derive(Default)]
+struct Parts<'a> {
+    resources: Vec<ResourceParts<'a>>,
+    scopes: Vec<ScopeParts<'a>>,
+    spans: Vec<SpanParts<'a>>,
+    attrs: Vec<Attr<'a>>,
+    rest: Vec<u8>,
+}
+
+impl<'a> Parts<'a> {
+    /// Takes `payload` apart; `None` when it must be stored raw.
+    fn split(&mut self, trace_id: &TraceId, payload: &'a [u8]) -> Option<()> {
+        let mut at = 0;
+        while let Some(field) = next_field(payload, &mut at) {
+            let field = field?;
+            match (field.number, field.value) {
+                (1, Wire::Bytes(body)) => self.resource_spans(trace_id, body)?,
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
+    fn resource_spans(&mut self, trace_id: &TraceId, body: &'a [u8]) -> Option<()> {
+        let mut resource = None;
+        let mut schema_url = None;
+        let first_scope = self.scopes.len();
+        let mut at = 0;
+        while let Some(field) = next_field(body, &mut at) {
+            let field = field?;
+            match (field.number, field.value) {
+                (1, Wire::Bytes(bytes)) if resource.is_none() => resource = Some(bytes),
+                (2, Wire::Bytes(bytes)) => self.scope_spans(trace_id, bytes)?,
+                (3, Wire::Bytes(bytes)) if schema_url.is_none() => schema_url = Some(bytes),
+                _ => return None,
+            }
+        }
+        self.resources.push(ResourceParts {
+            resource,
+            schema_url: schema_url.unwrap_or_default(),
+            scopes: first_scope..self.scopes.len(),
+        });
+        Some(())
+    }
+
+    fn scope_spans(&mut self, trace_id: &TraceId, body: &'a [u8]) -> Option<()> {
+        let mut scope = None;
+        let mut schema_url = None;
+        let first_span = self.spans.len();
+        let mut at = 0;
+        while let Some(field) = next_field(body, &mut at) {
+            let field = field?;
+            match (field.number, field.value) {
+                (1, Wire::Bytes(bytes)) if scope.is_none() => scope = Some(bytes),
+                (2, Wire::Bytes(bytes)) => self.span(trace_id, bytes)?,
+                (3, Wire::Bytes(bytes)) if schema_url.is_none() => schema_url = Some(bytes),
+                _ => return None,
+            }
+        }
+        self.scopes.push(ScopeParts {
+            scope,
+            schema_url: schema_url.unwrap_or_default(),
+            spans: first_span..self.spans.len(),
+        });
+        Some(())
+    }
+
+    fn span(&mut self, trace_id: &TraceId, body: &'a [u8]) -> Option<()> {
+        let mut seen = 0u32;
+        let mut once = |number: u64| {
+            let bit = 1u32 << number;
+            let first = seen & bit == 0;
+            seen |= bit;
+            first.then_some(())
+        };
+        let mut span = SpanParts {
+            span_id: [0; 8],
+            parent: None,
+            name: &[],
+            kind: 0,
+            start: 0,
+            end: 0,
+            status: None,
+            attrs: self.attrs.len()..self.attrs.len(),
+            rest: self.rest.len()..self.rest.len(),
+        };
+        let mut at = 0;
+        while let Some(field) = next_field(body, &mut at) {
+            let field = field?;
+            match (field.number, field.value) {
+                (1, Wire::Bytes(id)) => {
+                    once(1)?;
+                    if id != trace_id.as_bytes() {
+                        return None;
+                    }
+                }
+                (2, Wire::Bytes(id)) => {
+                    once(2)?;
+                    span.span_id = id.try_into().ok()?;
+                }
+                (4, Wire::Bytes(id)) => {
+                    once(4)?;
+                    if !id.is_empty() {
+                        span.parent = Some(id.try_into().ok()?);
+                    }
+                }
+                (5, Wire::Bytes(name)) => {
+                    once(5)?;
+                    span.name = name;
+                }
+                (6, Wire::Varint(kind)) => {
+                    once(6)?;
+                    if kind > ENUM_COLUMNAR_MAX {
+                        return None;
+                    }
+                    span.kind = kind as u8;
+                }
+                (7, Wire::Fixed64(start)) => {
+                    once(7)?;
+                    span.start = start;
+                }
+                (8, Wire::Fixed64(end)) => {
+                    once(8)?;
+                    span.end = end;
+                }
+                (9, Wire::Bytes(kv)) => self.attrs.push(attribute(kv)),
+                (15, Wire::Bytes(status)) => {
+                    once(15)?;
+                    span.status = Some(status_parts(status)?);
+                }
+                (1 | 2 | 4..=9 | 15, _) => return None,
+                _ => self.rest.extend_from_slice(field.raw),
+            }
+        }
+        // trace_id and span_id are required (split_export refuses spans without them).
+        if seen & 0b110 != 0b110 {
+            return None;
+        }
+        span.attrs.end = self.attrs.len();
+        span.rest.end = self.rest.len();
+        self.spans.push(span);
+        Some(())
+    }
+}
+
+fn attribute(kv: &[u8]) -> Attr<'_> {
+    let mut key = None;
+    let mut value = None;
+    let mut at = 0;
+    while let Some(field) = next_field(kv, &mut at) {
+        match field {
+            Some(Field {
+                number: 1,
+                value: Wire::Bytes(bytes),
+                ..
+            }) if key.is_none() => key = Some(bytes),
+            Some(Field {
+                number: 2,
+                value: Wire::Bytes(bytes),
+                ..
+            }) if value.is_none() => value = Some(bytes),
+            _ => return Attr::Whole(kv),
+        }
+    }
+    match key {
+        // An empty key is written by prost as no field: the same KeyValue.
+        Some(key) => Attr::Split { key, value },
+        None => Attr::Split { key: &[], value },
+    }
+}
+
+fn status_parts(status: &[u8]) -> Option<(u8, &[u8])> {
+    let mut message: Option<&[u8]> = None;
+    let mut code: Option<u64> = None;
+    let mut at = 0;
+    while let Some(field) = next_field(status, &mut at) {
+        match field? {
+            Field {
+                number: 2,
+                value: Wire::Bytes(bytes),
+                ..
+            } if message.is_none() => message = Some(bytes),
+            Field {
+                number: 3,
+                value: Wire::Varint(value),
+                ..
+            } if code.is_none() => code = Some(value),
+            _ => return None,
+        }
+    }
+    let code = code.unwrap_or(0);
+    if code >= u64::from(STATUS_ABSENT) {
+        return None;
+    }
+    Some((code as u8, message.unwrap_or_default()))
+}
+
+/// The string value of `service.name` in an encoded Resource, if any.
+fn service_name(resource: &[u8]) -> Option<&[u8]> {
+    let mut found = None;
+    let mut at = 0;
+    while let Some(field) = next_field(resource, &mut at) {
+        let Field {
+            number: 1,
+            value: Wire::Bytes(kv),
+            ..
+        } = field?
+        else {
+            continue;
+        };
+        if let Attr::Split {
+            key: b"service.name",
+            value: Some(value),
+        } = attribute(kv)
+        {
+            let mut at = 0;
+            while let Some(field) = next_field(value, &mut at) {
+                if let Some(Field {
+                    number: 1,
+                    value: Wire::Bytes(name),
+                    ..
+                }) = field
+                {
+                    found = Some(name);
+                }
+            }
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------
+// Building a page.
+
+/// The page dictionary: each distinct byte string once.
+#[derive(Default)]
+struct Dictionary {
+    /// xxh3 of an entry -> its index. A (never seen) collision just adds a second entry.
+    index: HashMap<u64, u32>,
+    ends: Vec<usize>,
+    lens: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+impl Dictionary {
+    fn intern(&mut self, entry: &[u8]) -> u32 {
+        let hash = xxhash_rust::xxh3::xxh3_64(entry);
+        if let Some(&index) = self.index.get(&hash) {
+            let start = match index.checked_sub(1) {
+                Some(previous) => self.ends.get(previous as usize).copied().unwrap_or(0),
+                None => 0,
+            };
+            let end = self.ends.get(index as usize).copied().unwrap_or(0);
+            if self.bytes.get(start..end) == Some(entry) {
+                return index;
+            }
+        }
+        let index = self.ends.len() as u32;
+        self.index.insert(hash, index);
+        self.bytes.extend_from_slice(entry);
+        self.ends.push(self.bytes.len());
+        put_varint(entry.len() as u64, &mut self.lens);
+        index
+    }
+
+    /// `d+1` of an optional entry.
+    fn optional(&mut self, entry: Option<&[u8]>) -> u64 {
+        entry.map_or(0, |entry| u64::from(self.intern(entry)) + 1)
+    }
+
+    /// `d+1` of a string that is absent when empty.
+    fn nonempty(&mut self, entry: &[u8]) -> u64 {
+        self.optional((!entry.is_empty()).then_some(entry))
+    }
+}
+
+/// Collects traces (in ascending ID order) and encodes them as one page.
 pub struct PageBuilder {
-    trace_ids: Vec<u8>,
-    trace_span_rows: Vec<u8>,
-    trace_payload_lens: Vec<u8>,
-    payloads: Vec<u8>,
-    dict: HashMap<Vec<u8>, u32>,
-    dict_ends: Vec<u8>,
-    dict_bytes: Vec<u8>,
-    span_start: Vec<u8>,
-    span_duration: Vec<u8>,
-    span_status: Vec<u8>,
-    span_kind: Vec<u8>,
-    span_service: Vec<u8>,
-    span_name: Vec<u8>,
-    span_attr_rows: Vec<u8>,
-    attr_key: Vec<u8>,
-    attr_value: Vec<u8>,
-    attr_scope: Vec<u8>,
+    dict: Dictionary,
+    /// `d+1` of the service of a Resource entry, by the Resource's dictionary index.
+    services: HashMap<u32, u64>,
+    columns: [Vec<u8>; COLUMN_COUNT],
     first: Option<TraceId>,
     last: Option<TraceId>,
+    previous_start: u64,
     trace_count: u32,
     span_count: u32,
+    raw_span_count: u32,
     attr_count: u32,
     min_start: u64,
     max_end: u64,
 }
 
+impl Default for PageBuilder {
+    fn default() -> Self {
+        PageBuilder::new()
+    }
+}
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "column ids are the constants 1..=COLUMN_COUNT"
+)]
+fn col(columns: &mut [Vec<u8>; COLUMN_COUNT], id: u8) -> &mut Vec<u8> {
+    &mut columns[usize::from(id) - 1]
+}
+
 impl PageBuilder {
     pub fn new() -> PageBuilder {
         PageBuilder {
+            dict: Dictionary::default(),
+            services: HashMap::new(),
+            columns: Default::default(),
+            first: None,
+            last: None,
+            previous_start: 0,
+            trace_count: 0,
+            span_count: 0,
+            raw_span_count: 0,
+            attr_count: 0,
             min_start: u64::MAX,
-            ..PageBuilder::default()
+            max_end: 0,
         }
     }
 
@@ -140,16 +615,13 @@ impl PageBuilder {
         self.trace_count == 0
     }
 
-    /// Bytes buffered so far (before compression).
+    /// Bytes buffered so far (the columns before compression).
     pub fn raw_bytes(&self) -> usize {
-        self.payloads.len()
-            + self.trace_ids.len()
-            + self.dict_bytes.len()
-            + self.span_start.len() * 3
-            + self.attr_key.len() * 2
+        self.columns.iter().map(Vec::len).sum::<usize>() + self.dict.bytes.len()
     }
 
-    /// Adds a trace; IDs must ascend across calls.
+    /// Adds a trace; IDs must ascend across calls. `payload` is a run of `tempopb.Trace`
+    /// field 1 (see `otlp::TraceBatch`).
     pub fn add(&mut self, trace_id: TraceId, payload: &[u8]) {
         assert!(
             self.last.is_none_or(|last| last < trace_id),
@@ -162,113 +634,125 @@ impl PageBuilder {
         self.first.get_or_insert(trace_id);
         self.last = Some(trace_id);
         self.trace_count += 1;
-        self.trace_ids.extend_from_slice(trace_id.as_bytes());
-        self.trace_payload_lens
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.payloads.extend_from_slice(payload);
-        let rows_before = self.span_count;
-        // The payload was validated on the way in; a trace that does not decode here keeps
-        // its payload and simply has no span rows.
-        if let Ok(data) = TracesData::decode(payload) {
-            for resource_spans in &data.resource_spans {
-                let resource_attributes: &[KeyValue] = resource_spans
-                    .resource
-                    .as_ref()
-                    .map_or(&[], |r| r.attributes.as_slice());
-                let service = resource_attributes
-                    .iter()
-                    .find(|kv| kv.key == "service.name")
-                    .and_then(|kv| kv.value.as_ref())
-                    .and_then(|v| match &v.value {
-                        Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .unwrap_or("");
-                let service = self.intern(service.as_bytes());
-                for scope_spans in &resource_spans.scope_spans {
-                    for span in &scope_spans.spans {
-                        self.add_span(span, service, resource_attributes);
+        col(&mut self.columns, TRACE_IDS).extend_from_slice(trace_id.as_bytes());
+        let mut parts = Parts::default();
+        if parts.split(&trace_id, payload).is_some() {
+            self.add_columnar(&parts);
+        } else {
+            col(&mut self.columns, TRACE_FORM).push(TRACE_FORM_RAW);
+            put_varint(payload.len() as u64, col(&mut self.columns, RAW_LENS));
+            col(&mut self.columns, RAW_PAYLOADS).extend_from_slice(payload);
+            self.raw_span_count = self
+                .raw_span_count
+                .saturating_add(crate::otlp::count_spans(payload));
+        }
+    }
+
+    fn add_columnar(&mut self, parts: &Parts<'_>) {
+        let columns = &mut self.columns;
+        let dict = &mut self.dict;
+        col(columns, TRACE_FORM).push(TRACE_FORM_COLUMNAR);
+        let trace_start = parts.spans.iter().map(|s| s.start).min().unwrap_or(0);
+        let delta = trace_start.wrapping_sub(self.previous_start) as i64;
+        put_varint(zigzag(delta), col(columns, TRACE_START));
+        self.previous_start = trace_start;
+        put_varint(parts.resources.len() as u64, col(columns, TRACE_RS));
+        for rs in &parts.resources {
+            let resource = dict.optional(rs.resource);
+            put_varint(resource, col(columns, RS_RESOURCE));
+            let schema = dict.nonempty(rs.schema_url);
+            put_varint(schema, col(columns, RS_SCHEMA));
+            let service = match resource.checked_sub(1) {
+                None => 0,
+                Some(index) => match self.services.get(&(index as u32)) {
+                    Some(&service) => service,
+                    None => {
+                        let service = dict.optional(rs.resource.and_then(service_name));
+                        self.services.insert(index as u32, service);
+                        service
                     }
+                },
+            };
+            put_varint(service, col(columns, RS_SERVICE));
+            put_varint(rs.scopes.len() as u64, col(columns, RS_SCOPES));
+            for ss in parts.scopes.get(rs.scopes.clone()).unwrap_or_default() {
+                let scope = dict.optional(ss.scope);
+                put_varint(scope, col(columns, SS_SCOPE));
+                let schema = dict.nonempty(ss.schema_url);
+                put_varint(schema, col(columns, SS_SCHEMA));
+                put_varint(ss.spans.len() as u64, col(columns, SS_SPANS));
+            }
+        }
+        // Parents by position in the trace: a small trace is searched linearly.
+        let by_id: Option<HashMap<[u8; 8], usize>> = (parts.spans.len() > 32).then(|| {
+            parts
+                .spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.span_id, i))
+                .collect()
+        });
+        for ss in &parts.scopes {
+            for span in parts.spans.get(ss.spans.clone()).unwrap_or_default() {
+                self.span_count += 1;
+                self.min_start = self.min_start.min(span.start);
+                self.max_end = self.max_end.max(span.end.max(span.start));
+                col(columns, SPAN_ID).extend_from_slice(&span.span_id);
+                let parent = match span.parent {
+                    None => 0,
+                    Some(parent) => {
+                        let position = match &by_id {
+                            Some(map) => map.get(&parent).copied(),
+                            None => parts.spans.iter().position(|s| s.span_id == parent),
+                        };
+                        match position {
+                            Some(k) => k as u64 + 2,
+                            None => {
+                                col(columns, PARENT_RAW).extend_from_slice(&parent);
+                                1
+                            }
+                        }
+                    }
+                };
+                put_varint(parent, col(columns, SPAN_PARENT));
+                put_varint(span.start - trace_start, col(columns, SPAN_START));
+                let duration = span.end.wrapping_sub(span.start) as i64;
+                put_varint(zigzag(duration), col(columns, SPAN_DURATION));
+                col(columns, SPAN_KIND).push(span.kind);
+                let (code, message) = span.status.unwrap_or((STATUS_ABSENT, &[]));
+                col(columns, SPAN_STATUS).push(code);
+                let message = dict.nonempty(message);
+                put_varint(message, col(columns, SPAN_STATUS_MSG));
+                let name = dict.nonempty(span.name);
+                put_varint(name, col(columns, SPAN_NAME));
+                let attrs = parts.attrs.get(span.attrs.clone()).unwrap_or_default();
+                put_varint(attrs.len() as u64, col(columns, SPAN_ATTRS));
+                for attr in attrs {
+                    self.attr_count += 1;
+                    let (key, value) = match *attr {
+                        Attr::Split { key, value } => {
+                            (dict.optional(Some(key)), dict.optional(value))
+                        }
+                        Attr::Whole(kv) => (0, dict.optional(Some(kv))),
+                    };
+                    put_varint(key, col(columns, ATTR_KEY));
+                    put_varint(value, col(columns, ATTR_VALUE));
                 }
+                let rest = parts.rest.get(span.rest.clone()).unwrap_or_default();
+                put_varint(rest.len() as u64, col(columns, SPAN_REST_LENS));
+                col(columns, SPAN_REST).extend_from_slice(rest);
             }
         }
-        self.trace_span_rows
-            .extend_from_slice(&(self.span_count - rows_before).to_le_bytes());
-    }
-
-    fn add_span(
-        &mut self,
-        span: &opentelemetry_proto::tonic::trace::v1::Span,
-        service: u32,
-        resource_attributes: &[KeyValue],
-    ) {
-        self.span_count += 1;
-        let start = span.start_time_unix_nano;
-        let end = span.end_time_unix_nano;
-        self.min_start = self.min_start.min(start);
-        self.max_end = self.max_end.max(end.max(start));
-        self.span_start.extend_from_slice(&start.to_le_bytes());
-        self.span_duration
-            .extend_from_slice(&end.saturating_sub(start).to_le_bytes());
-        let status = span.status.as_ref().map_or(0, |s| s.code);
-        self.span_status
-            .push(u8::try_from(status).unwrap_or(u8::MAX));
-        self.span_kind
-            .push(u8::try_from(span.kind).unwrap_or(u8::MAX));
-        self.span_service.extend_from_slice(&service.to_le_bytes());
-        let name = self.intern(span.name.as_bytes());
-        self.span_name.extend_from_slice(&name.to_le_bytes());
-        let rows = span.attributes.len() + resource_attributes.len();
-        self.span_attr_rows
-            .extend_from_slice(&(rows as u32).to_le_bytes());
-        for (scope, attributes) in [(0u8, span.attributes.as_slice()), (1, resource_attributes)] {
-            for kv in attributes {
-                let key = self.intern(kv.key.as_bytes());
-                let value = encode_value(kv.value.as_ref());
-                let value = self.intern(&value);
-                self.attr_key.extend_from_slice(&key.to_le_bytes());
-                self.attr_value.extend_from_slice(&value.to_le_bytes());
-                self.attr_scope.push(scope);
-                self.attr_count += 1;
-            }
-        }
-    }
-
-    fn intern(&mut self, entry: &[u8]) -> u32 {
-        if let Some(&index) = self.dict.get(entry) {
-            return index;
-        }
-        let index = self.dict.len() as u32;
-        self.dict.insert(entry.to_vec(), index);
-        self.dict_bytes.extend_from_slice(entry);
-        self.dict_ends
-            .extend_from_slice(&(self.dict_bytes.len() as u32).to_le_bytes());
-        index
     }
 
     /// Appends the encoded page to `out` and resets the builder.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> PageSummary {
         assert!(!self.is_empty(), "an empty page");
-        let builder = std::mem::replace(self, PageBuilder::new());
-        let columns: [(u8, &[u8]); COLUMN_COUNT] = [
-            (TRACE_IDS, &builder.trace_ids),
-            (TRACE_SPAN_ROWS, &builder.trace_span_rows),
-            (TRACE_PAYLOAD_LENS, &builder.trace_payload_lens),
-            (PAYLOADS, &builder.payloads),
-            (DICT_ENDS, &builder.dict_ends),
-            (DICT_BYTES, &builder.dict_bytes),
-            (SPAN_START, &builder.span_start),
-            (SPAN_DURATION, &builder.span_duration),
-            (SPAN_STATUS, &builder.span_status),
-            (SPAN_KIND, &builder.span_kind),
-            (SPAN_SERVICE, &builder.span_service),
-            (SPAN_NAME, &builder.span_name),
-            (SPAN_ATTR_ROWS, &builder.span_attr_rows),
-            (ATTR_KEY, &builder.attr_key),
-            (ATTR_VALUE, &builder.attr_value),
-            (ATTR_SCOPE, &builder.attr_scope),
-        ];
-        let mut body = Vec::with_capacity(builder.payloads.len() / 2 + 256);
+        let mut builder = std::mem::replace(self, PageBuilder::new());
+        *col(&mut builder.columns, DICT_LENS) = std::mem::take(&mut builder.dict.lens);
+        *col(&mut builder.columns, DICT_BYTES) = std::mem::take(&mut builder.dict.bytes);
+        let raw_total: usize = builder.columns.iter().map(Vec::len).sum();
+        let mut body = Vec::with_capacity(raw_total / 2 + 512);
         body.push(PAGE_VERSION);
         body.extend_from_slice(&builder.trace_count.to_le_bytes());
         body.extend_from_slice(&builder.span_count.to_le_bytes());
@@ -277,14 +761,20 @@ impl PageBuilder {
         let directory_at = body.len();
         body.resize(directory_at + COLUMN_COUNT * DIRECTORY_ENTRY_BYTES, 0);
         let mut directory = Vec::with_capacity(COLUMN_COUNT * DIRECTORY_ENTRY_BYTES);
-        for (id, raw) in columns {
+        for (index, raw) in builder.columns.iter().enumerate() {
+            let id = index as u8 + 1;
             assert!(raw.len() <= PAGE_COLUMN_BYTES_MAX, "column {id} too large");
-            let compressed = lz4_flex::block::compress(raw);
-            let (codec, stored): (u8, &[u8]) = if compressed.len() < raw.len() {
-                (CODEC_LZ4, &compressed)
+            let compressed = if raw.len() >= 32 {
+                lz4_flex::block::compress(raw)
             } else {
-                (CODEC_RAW, raw)
+                Vec::new()
             };
+            let (codec, stored): (u8, &[u8]) =
+                if !compressed.is_empty() && compressed.len() < raw.len() {
+                    (CODEC_LZ4, &compressed)
+                } else {
+                    (CODEC_RAW, raw)
+                };
             directory.push(id);
             directory.push(codec);
             directory.extend_from_slice(&(raw.len() as u32).to_le_bytes());
@@ -302,7 +792,7 @@ impl PageBuilder {
         PageSummary {
             first_trace_id: builder.first.expect("not empty"),
             trace_count: builder.trace_count,
-            span_count: builder.span_count,
+            span_count: builder.span_count.saturating_add(builder.raw_span_count),
             min_start_unix_nanos: if builder.span_count == 0 {
                 0
             } else {
@@ -313,44 +803,8 @@ impl PageBuilder {
     }
 }
 
-fn encode_value(value: Option<&AnyValue>) -> Vec<u8> {
-    let mut out = Vec::new();
-    match value.and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => {
-            out.push(b's');
-            out.extend_from_slice(s.as_bytes());
-        }
-        Some(any_value::Value::BoolValue(b)) => {
-            out.push(b'b');
-            out.push(u8::from(*b));
-        }
-        Some(any_value::Value::IntValue(i)) => {
-            out.push(b'i');
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        Some(any_value::Value::DoubleValue(d)) => {
-            out.push(b'd');
-            out.extend_from_slice(&d.to_bits().to_le_bytes());
-        }
-        Some(any_value::Value::BytesValue(b)) => {
-            out.push(b'x');
-            out.extend_from_slice(b);
-        }
-        Some(other) => {
-            out.push(b'a');
-            AnyValue {
-                value: Some(other.clone()),
-            }
-            .encode(&mut out)
-            .expect("a Vec grows");
-        }
-        None => out.push(b'a'),
-    }
-    out
-}
-
-/// The trace IDs column and each trace's range in `PAYLOADS`.
-type TraceTable<'a> = (Cow<'a, [u8]>, Vec<std::ops::Range<usize>>);
+// ---------------------------------------------------------------------------------------
+// Reading a page.
 
 /// A page whose frame, checksum and directory were verified; columns decode on demand.
 #[derive(Debug)]
@@ -360,6 +814,462 @@ pub struct PageView<'a> {
     pub attr_count: u32,
     /// `(id, codec, raw_len, stored bytes)`.
     columns: Vec<(u8, u8, usize, &'a [u8])>,
+}
+
+/// Reads varints of one column.
+pub struct Varints<'c> {
+    bytes: &'c [u8],
+    at: usize,
+    id: u8,
+}
+
+impl<'c> Varints<'c> {
+    pub fn new(bytes: &'c [u8], id: u8) -> Varints<'c> {
+        Varints { bytes, at: 0, id }
+    }
+
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "fallible: a Result per item, not an Option"
+    )]
+    pub fn next(&mut self) -> Result<u64, BlockError> {
+        read_varint(self.bytes, &mut self.at)
+            .ok_or_else(|| BlockError::Malformed(format!("column {}: varint", self.id)))
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+}
+
+/// Reads fixed-width rows or byte runs of one column.
+struct Bytes<'c> {
+    bytes: &'c [u8],
+    at: usize,
+    id: u8,
+}
+
+impl<'c> Bytes<'c> {
+    fn take(&mut self, len: usize) -> Result<&'c [u8], BlockError> {
+        let slice = self
+            .at
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(self.at..end))
+            .ok_or_else(|| BlockError::Malformed(format!("column {}: too short", self.id)))?;
+        self.at += len;
+        Ok(slice)
+    }
+}
+
+/// The page dictionary, decoded: entry ranges into its bytes.
+pub struct Dict<'c> {
+    bytes: &'c [u8],
+    ends: Vec<usize>,
+}
+
+impl<'c> Dict<'c> {
+    pub fn decode(lens: &[u8], bytes: &'c [u8]) -> Result<Dict<'c>, BlockError> {
+        let mut reader = Varints::new(lens, DICT_LENS);
+        let mut ends = Vec::new();
+        let mut end = 0usize;
+        while !reader.is_done() {
+            let len = usize::try_from(reader.next()?).unwrap_or(usize::MAX);
+            end = end.saturating_add(len);
+            if end > bytes.len() {
+                return Err(BlockError::Malformed(
+                    "dictionary entry out of range".into(),
+                ));
+            }
+            ends.push(end);
+        }
+        if end != bytes.len() {
+            return Err(BlockError::Malformed("dictionary bytes left over".into()));
+        }
+        Ok(Dict { bytes, ends })
+    }
+
+    /// Entry `index`.
+    pub fn get(&self, index: u64) -> Result<&'c [u8], BlockError> {
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        let end = self.ends.get(index).copied();
+        let start = match index.checked_sub(1) {
+            Some(previous) => self.ends.get(previous).copied(),
+            None => Some(0),
+        };
+        start
+            .zip(end)
+            .and_then(|(start, end)| self.bytes.get(start..end))
+            .ok_or_else(|| BlockError::Malformed(format!("dictionary entry {index}")))
+    }
+
+    /// Entry `d+1 - 1`, `None` for 0.
+    pub fn optional(&self, plus_one: u64) -> Result<Option<&'c [u8]>, BlockError> {
+        match plus_one.checked_sub(1) {
+            None => Ok(None),
+            Some(index) => self.get(index).map(Some),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Every column of a page, decompressed (what a rebuild needs).
+struct AllColumns<'a> {
+    columns: Vec<Cow<'a, [u8]>>,
+}
+
+impl AllColumns<'_> {
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "column ids are the constants 1..=COLUMN_COUNT"
+    )]
+    fn get(&self, id: u8) -> &[u8] {
+        &self.columns[usize::from(id) - 1]
+    }
+}
+
+/// Cursors over every column while traces are walked in order.
+struct Walk<'c> {
+    dict: Dict<'c>,
+    ids: &'c [u8],
+    form: &'c [u8],
+    trace_start: Varints<'c>,
+    trace_rs: Varints<'c>,
+    rs_resource: Varints<'c>,
+    rs_schema: Varints<'c>,
+    rs_service: Varints<'c>,
+    rs_scopes: Varints<'c>,
+    ss_scope: Varints<'c>,
+    ss_schema: Varints<'c>,
+    ss_spans: Varints<'c>,
+    span_id: &'c [u8],
+    span_parent: Varints<'c>,
+    parent_raw: Bytes<'c>,
+    span_start: Varints<'c>,
+    span_duration: Varints<'c>,
+    span_kind: &'c [u8],
+    span_status: &'c [u8],
+    span_status_msg: Varints<'c>,
+    span_name: Varints<'c>,
+    span_attrs: Varints<'c>,
+    attr_key: Varints<'c>,
+    attr_value: Varints<'c>,
+    rest_lens: Varints<'c>,
+    rest: Bytes<'c>,
+    raw_lens: Varints<'c>,
+    raw: Bytes<'c>,
+    /// Spans walked so far (the row of the next span).
+    span_row: usize,
+    previous_start: u64,
+    scratch_span: Vec<u8>,
+    scratch_scope: Vec<u8>,
+    scratch_rs: Vec<u8>,
+}
+
+fn malformed(what: &str) -> BlockError {
+    BlockError::Malformed(what.to_string())
+}
+
+impl<'c> Walk<'c> {
+    fn new(all: &'c AllColumns<'_>, view: &PageView<'_>) -> Result<Walk<'c>, BlockError> {
+        let v = |id| Varints::new(all.get(id), id);
+        let b = |id| Bytes {
+            bytes: all.get(id),
+            at: 0,
+            id,
+        };
+        let traces = view.trace_count as usize;
+        let spans = view.span_count as usize;
+        let ids = all.get(TRACE_IDS);
+        let form = all.get(TRACE_FORM);
+        if ids.len() != traces.saturating_mul(16)
+            || form.len() != traces
+            || all.get(SPAN_ID).len() != spans.saturating_mul(8)
+            || all.get(SPAN_KIND).len() != spans
+            || all.get(SPAN_STATUS).len() != spans
+        {
+            return Err(malformed("fixed-width columns do not match the row counts"));
+        }
+        let mut previous: Option<&[u8]> = None;
+        for id in ids.chunks_exact(16) {
+            if previous.is_some_and(|p| p >= id) {
+                return Err(malformed("trace IDs of a page do not ascend"));
+            }
+            previous = Some(id);
+        }
+        Ok(Walk {
+            dict: Dict::decode(all.get(DICT_LENS), all.get(DICT_BYTES))?,
+            ids,
+            form,
+            trace_start: v(TRACE_START),
+            trace_rs: v(TRACE_RS),
+            rs_resource: v(RS_RESOURCE),
+            rs_schema: v(RS_SCHEMA),
+            rs_service: v(RS_SERVICE),
+            rs_scopes: v(RS_SCOPES),
+            ss_scope: v(SS_SCOPE),
+            ss_schema: v(SS_SCHEMA),
+            ss_spans: v(SS_SPANS),
+            span_id: all.get(SPAN_ID),
+            span_parent: v(SPAN_PARENT),
+            parent_raw: b(PARENT_RAW),
+            span_start: v(SPAN_START),
+            span_duration: v(SPAN_DURATION),
+            span_kind: all.get(SPAN_KIND),
+            span_status: all.get(SPAN_STATUS),
+            span_status_msg: v(SPAN_STATUS_MSG),
+            span_name: v(SPAN_NAME),
+            span_attrs: v(SPAN_ATTRS),
+            attr_key: v(ATTR_KEY),
+            attr_value: v(ATTR_VALUE),
+            rest_lens: v(SPAN_REST_LENS),
+            rest: b(SPAN_REST),
+            raw_lens: v(RAW_LENS),
+            raw: b(RAW_PAYLOADS),
+            span_row: 0,
+            previous_start: 0,
+            scratch_span: Vec::new(),
+            scratch_scope: Vec::new(),
+            scratch_rs: Vec::new(),
+        })
+    }
+
+    fn trace_id(&self, index: usize) -> Result<TraceId, BlockError> {
+        self.ids
+            .get(index * 16..index * 16 + 16)
+            .and_then(TraceId::from_slice)
+            .ok_or_else(|| malformed("trace ID"))
+    }
+
+    fn span_id_at(&self, row: usize) -> Result<&'c [u8], BlockError> {
+        self.span_id
+            .get(row.saturating_mul(8)..row.saturating_mul(8).saturating_add(8))
+            .ok_or_else(|| malformed("span row out of range"))
+    }
+
+    /// Walks trace `index` (traces must be walked in order), appending its payload to
+    /// `out` when given, else only moving the cursors past it.
+    fn trace(&mut self, index: usize, out: Option<&mut Vec<u8>>) -> Result<(), BlockError> {
+        let trace_id = self.trace_id(index)?;
+        let form = self.form.get(index).copied().unwrap_or(u8::MAX);
+        if form == TRACE_FORM_RAW {
+            let len = usize::try_from(self.raw_lens.next()?).unwrap_or(usize::MAX);
+            let payload = self.raw.take(len)?;
+            if let Some(out) = out {
+                out.extend_from_slice(payload);
+            }
+            return Ok(());
+        }
+        if form != TRACE_FORM_COLUMNAR {
+            return Err(malformed("trace form"));
+        }
+        let delta = unzigzag(self.trace_start.next()?);
+        let trace_start = self.previous_start.wrapping_add(delta as u64);
+        self.previous_start = trace_start;
+        let Some(out) = out else {
+            return self.skip_trace();
+        };
+        let first_row = self.span_row;
+        let mut scratch_rs = std::mem::take(&mut self.scratch_rs);
+        let mut scratch_scope = std::mem::take(&mut self.scratch_scope);
+        let mut scratch_span = std::mem::take(&mut self.scratch_span);
+        let result = (|| {
+            for _ in 0..self.trace_rs.next()? {
+                scratch_rs.clear();
+                let resource = self.dict.optional(self.rs_resource.next()?)?;
+                let schema = self.dict.optional(self.rs_schema.next()?)?;
+                self.rs_service.next()?;
+                if let Some(resource) = resource {
+                    put_bytes_field(1, resource, &mut scratch_rs);
+                }
+                for _ in 0..self.rs_scopes.next()? {
+                    scratch_scope.clear();
+                    let scope = self.dict.optional(self.ss_scope.next()?)?;
+                    let scope_schema = self.dict.optional(self.ss_schema.next()?)?;
+                    if let Some(scope) = scope {
+                        put_bytes_field(1, scope, &mut scratch_scope);
+                    }
+                    for _ in 0..self.ss_spans.next()? {
+                        scratch_span.clear();
+                        self.span(&trace_id, trace_start, first_row, &mut scratch_span)?;
+                        put_bytes_field(2, &scratch_span, &mut scratch_scope);
+                    }
+                    if let Some(url) = scope_schema {
+                        put_bytes_field(3, url, &mut scratch_scope);
+                    }
+                    put_bytes_field(2, &scratch_scope, &mut scratch_rs);
+                }
+                if let Some(url) = schema {
+                    put_bytes_field(3, url, &mut scratch_rs);
+                }
+                put_bytes_field(1, &scratch_rs, out);
+            }
+            Ok(())
+        })();
+        self.scratch_rs = scratch_rs;
+        self.scratch_scope = scratch_scope;
+        self.scratch_span = scratch_span;
+        result
+    }
+
+    /// Moves the cursors past the rows of one columnar trace (its start already read)
+    /// without decoding them.
+    fn skip_trace(&mut self) -> Result<(), BlockError> {
+        for _ in 0..self.trace_rs.next()? {
+            self.rs_resource.next()?;
+            self.rs_schema.next()?;
+            self.rs_service.next()?;
+            for _ in 0..self.rs_scopes.next()? {
+                self.ss_scope.next()?;
+                self.ss_schema.next()?;
+                for _ in 0..self.ss_spans.next()? {
+                    self.span_row += 1;
+                    if self.span_parent.next()? == 1 {
+                        self.parent_raw.take(8)?;
+                    }
+                    self.span_start.next()?;
+                    self.span_duration.next()?;
+                    self.span_status_msg.next()?;
+                    self.span_name.next()?;
+                    for _ in 0..self.span_attrs.next()? {
+                        self.attr_key.next()?;
+                        self.attr_value.next()?;
+                    }
+                    let rest_len = usize::try_from(self.rest_lens.next()?).unwrap_or(usize::MAX);
+                    self.rest.take(rest_len)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next span row, encoded into `out` as prost would (other fields merged back in by
+    /// field number).
+    fn span(
+        &mut self,
+        trace_id: &TraceId,
+        trace_start: u64,
+        first_row: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlockError> {
+        let row = self.span_row;
+        self.span_row += 1;
+        let span_id = self.span_id_at(row)?;
+        let parent = match self.span_parent.next()? {
+            0 => None,
+            1 => Some(self.parent_raw.take(8)?),
+            k => {
+                let k = usize::try_from(k - 2).unwrap_or(usize::MAX);
+                Some(self.span_id_at(first_row.saturating_add(k))?)
+            }
+        };
+        let start = trace_start.wrapping_add(self.span_start.next()?);
+        let end = start.wrapping_add(unzigzag(self.span_duration.next()?) as u64);
+        let kind = self.span_kind.get(row).copied().unwrap_or(0);
+        let status = self.span_status.get(row).copied().unwrap_or(STATUS_ABSENT);
+        let status_message = self.dict.optional(self.span_status_msg.next()?)?;
+        let name = self.dict.optional(self.span_name.next()?)?;
+        let attr_count = self.span_attrs.next()?;
+        let rest_len = usize::try_from(self.rest_lens.next()?).unwrap_or(usize::MAX);
+        let rest = self.rest.take(rest_len)?;
+        let mut rest_at = 0usize;
+        // Emits the other fields numbered below `number`.
+        let mut flush_rest = |number: u64, out: &mut Vec<u8>| -> Result<(), BlockError> {
+            while rest_at < rest.len() {
+                let mut at = rest_at;
+                let field = next_field(rest, &mut at)
+                    .flatten()
+                    .ok_or_else(|| malformed("span rest"))?;
+                if field.number >= number {
+                    break;
+                }
+                out.extend_from_slice(field.raw);
+                rest_at = at;
+            }
+            Ok(())
+        };
+        put_bytes_field(1, trace_id.as_bytes(), out);
+        put_bytes_field(2, span_id, out);
+        flush_rest(4, out)?;
+        if let Some(parent) = parent {
+            put_bytes_field(4, parent, out);
+        }
+        if let Some(name) = name {
+            put_bytes_field(5, name, out);
+        }
+        flush_rest(6, out)?;
+        if kind != 0 {
+            put_tag(6, 0, out);
+            put_varint(u64::from(kind), out);
+        }
+        if start != 0 {
+            put_tag(7, 1, out);
+            out.extend_from_slice(&start.to_le_bytes());
+        }
+        if end != 0 {
+            put_tag(8, 1, out);
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        for _ in 0..attr_count {
+            let key = self.attr_key.next()?;
+            let value = self.dict.optional(self.attr_value.next()?)?;
+            match self.dict.optional(key)? {
+                None => {
+                    put_bytes_field(9, value.ok_or_else(|| malformed("attribute"))?, out);
+                }
+                Some(key) => {
+                    let mut body_len = 0;
+                    if !key.is_empty() {
+                        body_len += 1 + varint_len(key.len()) + key.len();
+                    }
+                    if let Some(value) = value {
+                        body_len += 1 + varint_len(value.len()) + value.len();
+                    }
+                    put_tag(9, 2, out);
+                    put_varint(body_len as u64, out);
+                    if !key.is_empty() {
+                        put_bytes_field(1, key, out);
+                    }
+                    if let Some(value) = value {
+                        put_bytes_field(2, value, out);
+                    }
+                }
+            }
+        }
+        flush_rest(15, out)?;
+        if status != STATUS_ABSENT {
+            let message = status_message.unwrap_or_default();
+            let mut body_len = 0;
+            if !message.is_empty() {
+                body_len += 1 + varint_len(message.len()) + message.len();
+            }
+            if status != 0 {
+                body_len += 1 + varint_len(usize::from(status));
+            }
+            put_tag(15, 2, out);
+            put_varint(body_len as u64, out);
+            if !message.is_empty() {
+                put_bytes_field(2, message, out);
+            }
+            if status != 0 {
+                put_tag(3, 0, out);
+                put_varint(u64::from(status), out);
+            }
+        }
+        flush_rest(u64::MAX, out)?;
+        Ok(())
+    }
+}
+
+fn varint_len(value: usize) -> usize {
+    let bits = 64 - (value as u64 | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
 }
 
 impl<'a> PageView<'a> {
@@ -458,118 +1368,82 @@ impl<'a> PageView<'a> {
         Ok(Cow::Owned(raw))
     }
 
-    /// The trace IDs and payload ranges, checked against each other.
-    fn trace_table(&self) -> Result<TraceTable<'a>, BlockError> {
-        let ids = self.column(TRACE_IDS)?;
-        let lens = self.column(TRACE_PAYLOAD_LENS)?;
-        let count = self.trace_count as usize;
-        if ids.len() != count.saturating_mul(16) || lens.len() != count.saturating_mul(4) {
-            return Err(BlockError::Malformed(format!(
-                "trace columns of {} and {} bytes for {count} traces",
-                ids.len(),
-                lens.len()
-            )));
-        }
-        let mut ranges = Vec::with_capacity(count);
-        let mut at = 0usize;
-        for len in lens.chunks_exact(4) {
-            let mut bytes = [0u8; 4];
-            bytes.copy_from_slice(len);
-            let len = u32::from_le_bytes(bytes) as usize;
-            ranges.push(at..at.saturating_add(len));
-            at = at.saturating_add(len);
-        }
-        let mut previous: Option<&[u8]> = None;
-        for id in ids.chunks_exact(16) {
-            if previous.is_some_and(|p| p >= id) {
-                return Err(BlockError::Malformed(
-                    "trace IDs of a page do not ascend".to_string(),
-                ));
-            }
-            previous = Some(id);
-        }
-        Ok((ids, ranges))
+    fn all_columns(&self) -> Result<AllColumns<'a>, BlockError> {
+        let columns = (1..=COLUMN_COUNT as u8)
+            .map(|id| self.column(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AllColumns { columns })
     }
 
-    /// The payload of `trace_id` if this page holds it.
+    /// The payload of `trace_id` (rebuilt from the columns) if this page holds it.
     pub fn find_trace(&self, trace_id: &TraceId) -> Result<Option<Vec<u8>>, BlockError> {
-        let (ids, ranges) = self.trace_table()?;
+        let ids = self.column(TRACE_IDS)?;
+        if ids.len() != (self.trace_count as usize).saturating_mul(16) {
+            return Err(malformed("trace ID column does not match the trace count"));
+        }
         let position = ids
             .chunks_exact(16)
             .collect::<Vec<_>>()
             .binary_search(&trace_id.as_bytes().as_slice());
-        let Ok(index) = position else {
+        let Ok(wanted) = position else {
             return Ok(None);
         };
-        let payloads = self.column(PAYLOADS)?;
-        let total = ranges.last().map_or(0, |r| r.end);
-        if total != payloads.len() {
-            return Err(BlockError::Malformed(format!(
-                "payload lengths add up to {total}, the column has {}",
-                payloads.len()
-            )));
+        let all = self.all_columns()?;
+        let mut walk = Walk::new(&all, self)?;
+        for index in 0..wanted {
+            walk.trace(index, None)?;
         }
-        let range = ranges
-            .get(index)
-            .cloned()
-            .ok_or_else(|| BlockError::Malformed("trace index out of range".to_string()))?;
-        payloads
-            .get(range)
-            .map(|payload| Some(payload.to_vec()))
-            .ok_or_else(|| BlockError::Malformed("payload out of range".to_string()))
+        let mut payload = Vec::new();
+        walk.trace(wanted, Some(&mut payload))?;
+        Ok(Some(payload))
     }
 
-    /// Every trace of the page with its payload, in ID order.
+    /// Every trace of the page with its payload (rebuilt), in ID order.
     pub fn traces(&self) -> Result<Vec<(TraceId, Vec<u8>)>, BlockError> {
-        let (ids, ranges) = self.trace_table()?;
-        let payloads = self.column(PAYLOADS)?;
-        let total = ranges.last().map_or(0, |r| r.end);
-        if total != payloads.len() {
+        let all = self.all_columns()?;
+        let mut walk = Walk::new(&all, self)?;
+        let mut traces = Vec::with_capacity(self.trace_count as usize);
+        for index in 0..self.trace_count as usize {
+            let mut payload = Vec::new();
+            walk.trace(index, Some(&mut payload))?;
+            traces.push((walk.trace_id(index)?, payload));
+        }
+        if walk.span_row != self.span_count as usize {
             return Err(BlockError::Malformed(format!(
-                "payload lengths add up to {total}, the column has {}",
-                payloads.len()
+                "{} span rows walked, the page says {}",
+                walk.span_row, self.span_count
             )));
         }
-        ids.chunks_exact(16)
-            .zip(ranges)
-            .map(|(id, range)| {
-                let trace_id = TraceId::from_slice(id)
-                    .ok_or_else(|| BlockError::Malformed("trace ID".to_string()))?;
-                let payload = payloads
-                    .get(range)
-                    .ok_or_else(|| BlockError::Malformed("payload out of range".to_string()))?;
-                Ok((trace_id, payload.to_vec()))
-            })
-            .collect()
+        Ok(traces)
     }
 
     /// Decodes every column and checks the row counts (the fuzz target and tests use it).
     pub fn check_columns(&self) -> Result<(), BlockError> {
         let spans = self.span_count as usize;
         let attrs = self.attr_count as usize;
-        let traces = self.trace_count as usize;
-        let expected: [(u8, Option<usize>); 14] = [
-            (TRACE_SPAN_ROWS, Some(traces * 4)),
-            (DICT_ENDS, None),
-            (DICT_BYTES, None),
-            (SPAN_START, Some(spans * 8)),
-            (SPAN_DURATION, Some(spans * 8)),
-            (SPAN_STATUS, Some(spans)),
-            (SPAN_KIND, Some(spans)),
-            (SPAN_SERVICE, Some(spans * 4)),
-            (SPAN_NAME, Some(spans * 4)),
-            (SPAN_ATTR_ROWS, Some(spans * 4)),
-            (ATTR_KEY, Some(attrs * 4)),
-            (ATTR_VALUE, Some(attrs * 4)),
-            (ATTR_SCOPE, Some(attrs)),
-            (PAYLOADS, None),
+        let counted: [(u8, usize); 10] = [
+            (SPAN_PARENT, spans),
+            (SPAN_START, spans),
+            (SPAN_DURATION, spans),
+            (SPAN_STATUS_MSG, spans),
+            (SPAN_NAME, spans),
+            (SPAN_ATTRS, spans),
+            (SPAN_REST_LENS, spans),
+            (ATTR_KEY, attrs),
+            (ATTR_VALUE, attrs),
+            (RS_SERVICE, usize::MAX),
         ];
-        for (id, len) in expected {
+        for (id, rows) in counted {
             let column = self.column(id)?;
-            if len.is_some_and(|len| len != column.len()) {
+            let mut reader = Varints::new(&column, id);
+            let mut found = 0usize;
+            while !reader.is_done() {
+                reader.next()?;
+                found += 1;
+            }
+            if rows != usize::MAX && found != rows {
                 return Err(BlockError::Malformed(format!(
-                    "column {id} has {} bytes for its rows",
-                    column.len()
+                    "column {id} has {found} rows, the page says {rows}"
                 )));
             }
         }

@@ -180,20 +180,30 @@ impl OpenBlock {
         })
     }
 
-    /// Every page's traces, in ID order (for compaction).
+    /// The traces of page `number`, in ID order, rebuilt from its columns. The error names
+    /// the block and page.
+    pub async fn read_page(&self, number: usize) -> Result<Vec<(TraceId, Vec<u8>)>, String> {
+        let Some(entry) = self.index.pages.get(number) else {
+            return Err(format!("block {} has no page {number}", self.meta.block_id));
+        };
+        let bytes = read_at(&self.file, entry.offset, entry.length as usize)
+            .await
+            .map_err(|err| format!("block {} page {number}: {err}", self.meta.block_id))?;
+        PageView::decode(&bytes)
+            .and_then(|page| page.traces())
+            .map_err(|err| {
+                self.damaged.set(true);
+                format!("block {} page {number}: {err}", self.meta.block_id)
+            })
+    }
+
+    /// Every page's traces, in ID order: `(trace ID, payload)` where the payload is an
+    /// encoded `tempopb.Trace` (a run of field-1 `ResourceSpans`). Holds the whole block in
+    /// memory; [`OpenBlock::read_page`] reads one page at a time.
     pub async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>, String> {
         let mut traces = Vec::with_capacity(self.meta.trace_count as usize);
-        for (number, entry) in self.index.pages.iter().enumerate() {
-            let bytes = read_at(&self.file, entry.offset, entry.length as usize)
-                .await
-                .map_err(|err| format!("block {} page {number}: {err}", self.meta.block_id))?;
-            let page = PageView::decode(&bytes)
-                .and_then(|page| page.traces())
-                .map_err(|err| {
-                    self.damaged.set(true);
-                    format!("block {} page {number}: {err}", self.meta.block_id)
-                })?;
-            traces.extend(page);
+        for number in 0..self.index.pages.len() {
+            traces.extend(self.read_page(number).await?);
         }
         Ok(traces)
     }

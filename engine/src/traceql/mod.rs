@@ -18,6 +18,7 @@
 //! failure is a typed error.
 
 mod ast;
+pub mod eval;
 mod fold;
 mod grammar;
 mod lexer;

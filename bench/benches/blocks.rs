@@ -1,0 +1,148 @@
+//! `cargo bench -p allegro-bench --bench blocks`: the block store, per core.
+//!
+//! - block build: `BlockWriter` over the payloads of the loadgen's realistic traces (what a
+//!   head-block cut does after reading the WAL), in payload MB/s, against memcpy and against
+//!   prost's decode of the same payloads (the first format filled its columns that way);
+//! - bloom filter probe of a block's trace IDs, present against absent;
+//! - trace lookup in a block held in memory (bloom, index, page CRC, decompress, rebuild one
+//!   trace), against the decompression of that page's bytes alone.
+//!
+//! The bytes per span of the built block are printed as a note (the store's size goal).
+
+use std::hint::black_box;
+
+use allegro_bench::{data, Case, Config, Line, Report};
+use allegro_engine::block::{self, BlockWriter, Bloom};
+use allegro_engine::ids::TraceId;
+use allegro_engine::otlp::split_export;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use prost::Message;
+
+const SUITE: &str = "blocks";
+/// Loadgen templates to draw traces from; each has 10 traces of 10 spans.
+const REQUESTS: usize = 256;
+
+fn main() {
+    allegro_bench::bench_main(SUITE, run);
+}
+
+fn run(config: &Config, report: &mut Report) {
+    let requests = data::otlp_requests(REQUESTS);
+    let mut traces: Vec<(TraceId, Vec<u8>)> = requests
+        .messages()
+        .flat_map(|m| split_export(m).expect("valid request"))
+        .map(|batch| (batch.trace_id, batch.payload))
+        .collect();
+    traces.sort_by_key(|a| a.0);
+    traces.dedup_by(|a, b| a.0 == b.0);
+    let payload_bytes: u64 = traces.iter().map(|(_, p)| p.len() as u64).sum();
+    let spans = requests.spans;
+    let build = || {
+        let mut writer = BlockWriter::new();
+        for (id, payload) in &traces {
+            writer.add_trace(*id, payload);
+        }
+        writer.finish()
+    };
+    let (data, stats) = build();
+    report.note(format!(
+        "blocks input: {} traces, {spans} spans, {payload_bytes} B of payload ({:.0} B/span); \
+         block {} B in {} pages = {:.1} B/span",
+        traces.len(),
+        payload_bytes as f64 / spans as f64,
+        stats.data_bytes,
+        stats.page_count,
+        stats.data_bytes as f64 / spans as f64
+    ));
+
+    let concatenated: Vec<u8> = traces.iter().flat_map(|(_, p)| p.clone()).collect();
+    let memcpy = allegro_bench::memcpy_case(config, "memcpy", &concatenated, spans, "span");
+    let prost = Case::run(config, "prost decode", payload_bytes, spans, "span", |n| {
+        for _ in 0..n {
+            for (_, payload) in &traces {
+                black_box(TracesData::decode(black_box(payload.as_slice())).expect("decodes"));
+            }
+        }
+    });
+    let writer = Case::run(config, "BlockWriter", payload_bytes, spans, "span", |n| {
+        for _ in 0..n {
+            black_box(build());
+        }
+    });
+    report.line(Line {
+        suite: SUITE,
+        title: "block build (payload MB/s per core)".to_string(),
+        subject: writer,
+        baselines: vec![memcpy, prost],
+    });
+
+    let mut bloom = Bloom::with_capacity(traces.len() as u64);
+    for (id, _) in &traces {
+        bloom.insert(id);
+    }
+    let ids: Vec<TraceId> = traces.iter().map(|(id, _)| *id).collect();
+    let absent: Vec<TraceId> = ids
+        .iter()
+        .map(|id| {
+            let mut bytes = id.0;
+            bytes[0] ^= 0x5a;
+            TraceId(bytes)
+        })
+        .collect();
+    let count = ids.len() as u64;
+    let hit = Case::run(config, "bloom probe (present)", 0, count, "probe", |n| {
+        for _ in 0..n {
+            for id in &ids {
+                black_box(bloom.may_contain(black_box(id)));
+            }
+        }
+    });
+    let miss = Case::run(config, "bloom probe (absent)", 0, count, "probe", |n| {
+        for _ in 0..n {
+            for id in &absent {
+                black_box(bloom.may_contain(black_box(id)));
+            }
+        }
+    });
+    report.line(Line {
+        suite: SUITE,
+        title: "bloom filter probe".to_string(),
+        subject: hit,
+        baselines: vec![miss],
+    });
+
+    let index = block::open_bytes(&data).expect("the block opens");
+    let sample: Vec<TraceId> = ids.iter().step_by(7).copied().collect();
+    let lookups = sample.len() as u64;
+    let lookup = Case::run(config, "find_in_bytes", 0, lookups, "lookup", |n| {
+        for _ in 0..n {
+            for id in &sample {
+                let found = block::find_in_bytes(&data, &index, black_box(id));
+                black_box(found.expect("reads").expect("found"));
+            }
+        }
+    });
+    let pages: Vec<Vec<u8>> = sample
+        .iter()
+        .map(|id| {
+            let (_, entry) = index.page_for(id).expect("present");
+            block::page_bytes(&data, &entry).expect("in file").to_vec()
+        })
+        .collect();
+    let crc = Case::run(config, "crc32 of the page", 0, lookups, "lookup", |n| {
+        for _ in 0..n {
+            for page in &pages {
+                black_box(crc32fast::hash(black_box(page)));
+            }
+        }
+    });
+    report.line(Line {
+        suite: SUITE,
+        title: format!(
+            "trace lookup in memory (~{} KiB pages)",
+            data.len() as u64 / stats.page_count.max(1) / 1024
+        ),
+        subject: lookup,
+        baselines: vec![crc],
+    });
+}

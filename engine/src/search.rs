@@ -1,0 +1,760 @@
+//! Search, tag names and tag values over stored traces (sans-IO): a [`Job`] says what to look
+//! for, a [`ShardSearch`] is offered every candidate trace of one shard (live, WAL, blocks)
+//! and yields a [`ShardAnswer`]; [`merge`] combines the answers of all shards like Tempo's
+//! frontend (most recent first, `limit` traces, de-duplicated by trace ID).
+//!
+//! Each trace is decoded whole (prost, OpenTelemetry types) and the TraceQL query evaluated
+//! on it ([`crate::traceql::eval`]), so structural operators see every span.
+//!
+//! Limits: a shard keeps at most `limit` traces; tag values stop at
+//! [`TAG_VALUES_BYTES_MAX`] bytes, tag names at [`TAG_NAMES_BYTES_MAX`].
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use prost::Message;
+
+use crate::ids::TraceId;
+use crate::traceql::eval::{any_value, Evaluator, TraceView, Value};
+use crate::traceql::{Field, Intrinsic, Query, Scope};
+
+/// Tempo's `max_bytes_per_tag_values_query` default (1 MB).
+pub const TAG_VALUES_BYTES_MAX: usize = 1 << 20;
+/// Bytes of tag names collected at most per scope.
+pub const TAG_NAMES_BYTES_MAX: usize = 1 << 20;
+/// Tempo's default `limit` and `spss`.
+pub const LIMIT_DEFAULT: usize = 20;
+pub const SPANS_PER_SPANSET_DEFAULT: usize = 3;
+/// Root names when the root span is not stored (Tempo's text).
+pub const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
+
+/// A trace search. Times in Unix nanoseconds; `end_ns` is `u64::MAX` when unbounded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchRequest {
+    /// TraceQL; `None` for the old tag search (then `tags` applies, all must match).
+    pub query: Option<Query>,
+    pub tags: Vec<(String, String)>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Trace duration bounds in nanoseconds; 0 = none.
+    pub min_duration_ns: u64,
+    pub max_duration_ns: u64,
+    pub limit: usize,
+    pub spans_per_spanset: usize,
+}
+
+/// Attribute scopes of tag names, in Tempo's order of `/api/v2/search/tags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TagScope {
+    Resource,
+    Span,
+    Event,
+    Link,
+    Instrumentation,
+}
+
+impl TagScope {
+    pub const ALL: [TagScope; 5] = [
+        TagScope::Resource,
+        TagScope::Span,
+        TagScope::Event,
+        TagScope::Link,
+        TagScope::Instrumentation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagScope::Resource => "resource",
+            TagScope::Span => "span",
+            TagScope::Event => "event",
+            TagScope::Link => "link",
+            TagScope::Instrumentation => "instrumentation",
+        }
+    }
+}
+
+/// What a shard is asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Job {
+    Search(SearchRequest),
+    /// Attribute names of `scopes`, over the spans matching `query` (all spans when `None`).
+    TagNames {
+        scopes: Vec<TagScope>,
+        query: Option<Query>,
+        start_ns: u64,
+        end_ns: u64,
+    },
+    /// Distinct values of `field`, over the spans matching `query`.
+    TagValues {
+        field: Field,
+        query: Option<Query>,
+        start_ns: u64,
+        end_ns: u64,
+    },
+}
+
+impl Job {
+    /// `[start, end]` in Unix nanoseconds: blocks outside it are skipped.
+    pub fn range(&self) -> (u64, u64) {
+        match self {
+            Job::Search(r) => (r.start_ns, r.end_ns),
+            Job::TagNames {
+                start_ns, end_ns, ..
+            }
+            | Job::TagValues {
+                start_ns, end_ns, ..
+            } => (*start_ns, *end_ns),
+        }
+    }
+}
+
+/// One span of a result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanOut {
+    pub span_id: Vec<u8>,
+    /// Set when the query reads `name`.
+    pub name: Option<String>,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub attributes: Vec<(String, Value)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpansetOut {
+    pub spans: Vec<SpanOut>,
+    pub matched: u32,
+    pub attributes: Vec<(String, Value)>,
+}
+
+/// Tempo's `TraceSearchMetadata`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceMatch {
+    pub trace_id: TraceId,
+    pub root_service_name: String,
+    pub root_trace_name: String,
+    pub start_ns: u64,
+    pub duration_ms: u32,
+    /// Empty for the old tag search (Tempo sends no `spanSet` then).
+    pub spansets: Vec<SpansetOut>,
+    /// Service name -> (spans, error spans).
+    pub service_stats: BTreeMap<String, (u32, u32)>,
+}
+
+/// What a job found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Found {
+    Traces(Vec<TraceMatch>),
+    TagNames(BTreeMap<TagScope, BTreeSet<String>>),
+    /// Distinct values in order of discovery.
+    TagValues(Vec<Value>),
+}
+
+/// One shard's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardAnswer {
+    pub found: Found,
+    pub inspected_traces: u64,
+    pub inspected_bytes: u64,
+    pub inspected_spans: u64,
+    pub blocks: u32,
+    /// The first read error (the answer holds what could be read).
+    pub error: Option<String>,
+}
+
+/// The per-shard collector: offered every candidate trace once.
+pub struct ShardSearch {
+    job: Arc<Job>,
+    evaluator: Option<Evaluator>,
+    traces: Vec<TraceMatch>,
+    names: BTreeMap<TagScope, BTreeSet<String>>,
+    names_bytes: usize,
+    values: Vec<Value>,
+    values_seen: HashSet<String>,
+    values_bytes: usize,
+    inspected_traces: u64,
+    inspected_bytes: u64,
+    inspected_spans: u64,
+    blocks: u32,
+    error: Option<String>,
+    refused: bool,
+}
+
+impl ShardSearch {
+    /// The query must have passed [`crate::traceql::compile`]. A query the evaluator does not
+    /// run (a metrics query) makes a refused search: see [`ShardSearch::is_refused`].
+    pub fn new(job: Arc<Job>) -> ShardSearch {
+        let query = match &*job {
+            Job::Search(r) => r.query.clone(),
+            Job::TagNames { query, .. } | Job::TagValues { query, .. } => query.clone(),
+        };
+        let (evaluator, error) = match query.map(Evaluator::new) {
+            Some(Ok(ev)) => (Some(ev), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+            None => (None, None),
+        };
+        let refused = error.is_some();
+        ShardSearch {
+            job,
+            evaluator,
+            traces: Vec::new(),
+            names: BTreeMap::new(),
+            names_bytes: 0,
+            values: Vec::new(),
+            values_seen: HashSet::new(),
+            values_bytes: 0,
+            inspected_traces: 0,
+            inspected_bytes: 0,
+            inspected_spans: 0,
+            blocks: 0,
+            error,
+            refused,
+        }
+    }
+
+    /// The job cannot run (its answer's `error` says why); offers are ignored.
+    pub fn is_refused(&self) -> bool {
+        self.refused
+    }
+
+    pub fn range(&self) -> (u64, u64) {
+        self.job.range()
+    }
+
+    /// A read failed; the search goes on with the rest.
+    pub fn error(&mut self, message: String) {
+        self.error.get_or_insert(message);
+    }
+
+    pub fn block_done(&mut self) {
+        self.blocks += 1;
+    }
+
+    /// Tag values hit their byte limit: nothing more will be added.
+    pub fn is_full(&self) -> bool {
+        matches!(&*self.job, Job::TagValues { .. }) && self.values_bytes >= TAG_VALUES_BYTES_MAX
+    }
+
+    /// Offers one trace: `payload` is an encoded `tempopb.Trace` (field-1 `ResourceSpans`).
+    pub fn offer(&mut self, trace_id: &TraceId, payload: &[u8]) {
+        if self.refused {
+            return;
+        }
+        self.inspected_traces += 1;
+        self.inspected_bytes += payload.len() as u64;
+        let Ok(data) = TracesData::decode(payload) else {
+            self.error(format!("trace {trace_id}: stored payload does not decode"));
+            return;
+        };
+        let view = TraceView::new(&data.resource_spans);
+        self.inspected_spans += view.spans.len() as u64;
+        let (start, end) = self.range();
+        if view.spans.is_empty() || view.start_ns > end || view.end_ns < start {
+            return;
+        }
+        let job = self.job.clone();
+        match &*job {
+            Job::Search(request) => self.search(trace_id, &view, request),
+            Job::TagNames { scopes, .. } => {
+                let spans = self.matching_spans(&view);
+                for i in spans {
+                    let s = &view.spans[i];
+                    for &scope in scopes {
+                        let attrs: Vec<&[KeyValue]> = match scope {
+                            TagScope::Resource => vec![s.resource],
+                            TagScope::Span => vec![&s.span.attributes],
+                            TagScope::Event => s
+                                .span
+                                .events
+                                .iter()
+                                .map(|e| e.attributes.as_slice())
+                                .collect(),
+                            TagScope::Link => s
+                                .span
+                                .links
+                                .iter()
+                                .map(|l| l.attributes.as_slice())
+                                .collect(),
+                            TagScope::Instrumentation => {
+                                s.scope.iter().map(|sc| sc.attributes.as_slice()).collect()
+                            }
+                        };
+                        for kv in attrs.into_iter().flatten() {
+                            let set = self.names.entry(scope).or_default();
+                            if self.names_bytes < TAG_NAMES_BYTES_MAX && !set.contains(&kv.key) {
+                                self.names_bytes += kv.key.len();
+                                set.insert(kv.key.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            Job::TagValues { field, .. } => {
+                let spans = self.matching_spans(&view);
+                for i in spans {
+                    let values = field_values(&view, i, field, self.evaluator.as_ref());
+                    for v in values {
+                        if v.is_nil() || self.values_bytes >= TAG_VALUES_BYTES_MAX {
+                            continue;
+                        }
+                        let key = format!("{}\u{0}{}", v.type_name(), v.to_text());
+                        if self.values_seen.insert(key) {
+                            self.values_bytes += v.to_text().len();
+                            self.values.push(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn matching_spans(&self, view: &TraceView) -> Vec<usize> {
+        match &self.evaluator {
+            None => (0..view.spans.len()).collect(),
+            Some(ev) => {
+                let mut spans: Vec<usize> = ev
+                    .eval(view)
+                    .iter()
+                    .flat_map(|ss| ss.spans.iter().copied())
+                    .collect();
+                spans.sort_unstable();
+                spans.dedup();
+                spans
+            }
+        }
+    }
+
+    fn search(&mut self, trace_id: &TraceId, view: &TraceView, r: &SearchRequest) {
+        let duration_ns = view.end_ns.saturating_sub(view.start_ns);
+        if r.min_duration_ns > 0 && duration_ns < r.min_duration_ns {
+            return;
+        }
+        if r.max_duration_ns > 0 && duration_ns > r.max_duration_ns {
+            return;
+        }
+        let spansets = match &self.evaluator {
+            Some(ev) => {
+                let sets = ev.eval(view);
+                if sets.is_empty() {
+                    return;
+                }
+                sets.iter()
+                    .map(|ss| SpansetOut {
+                        spans: ss
+                            .spans
+                            .iter()
+                            .take(r.spans_per_spanset)
+                            .map(|&i| span_out(view, i, ev))
+                            .collect(),
+                        matched: ss.spans.len() as u32,
+                        attributes: ss.attributes.clone(),
+                    })
+                    .collect()
+            }
+            None => {
+                if !r.tags.iter().all(|(k, v)| tag_matches(view, k, v)) {
+                    return;
+                }
+                Vec::new()
+            }
+        };
+        let mut service_stats: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+        for s in &view.spans {
+            let entry = service_stats
+                .entry(s.service_name().unwrap_or_default().to_string())
+                .or_default();
+            entry.0 += 1;
+            if s.is_error() {
+                entry.1 += 1;
+            }
+        }
+        let (root_service_name, root_trace_name) = match view.root {
+            Some(root) => (
+                view.spans[root]
+                    .service_name()
+                    .unwrap_or_default()
+                    .to_string(),
+                view.spans[root].span.name.clone(),
+            ),
+            None => (ROOT_NOT_RECEIVED.to_string(), ROOT_NOT_RECEIVED.to_string()),
+        };
+        self.traces.push(TraceMatch {
+            trace_id: *trace_id,
+            root_service_name,
+            root_trace_name,
+            start_ns: view.start_ns,
+            duration_ms: u32::try_from(duration_ns / 1_000_000).unwrap_or(u32::MAX),
+            spansets,
+            service_stats,
+        });
+        if self.traces.len() >= r.limit.saturating_mul(2).max(64) {
+            most_recent_first(&mut self.traces, r.limit);
+        }
+    }
+
+    pub fn finish(mut self) -> ShardAnswer {
+        let found = match &*self.job {
+            Job::Search(r) => {
+                most_recent_first(&mut self.traces, r.limit);
+                Found::Traces(self.traces)
+            }
+            Job::TagNames { .. } => Found::TagNames(self.names),
+            Job::TagValues { .. } => Found::TagValues(self.values),
+        };
+        ShardAnswer {
+            found,
+            inspected_traces: self.inspected_traces,
+            inspected_bytes: self.inspected_bytes,
+            inspected_spans: self.inspected_spans,
+            blocks: self.blocks,
+            error: self.error,
+        }
+    }
+}
+
+fn most_recent_first(traces: &mut Vec<TraceMatch>, limit: usize) {
+    traces.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then(a.trace_id.as_bytes().cmp(b.trace_id.as_bytes()))
+    });
+    traces.truncate(limit);
+}
+
+fn span_out(view: &TraceView, i: usize, ev: &Evaluator) -> SpanOut {
+    let s = &view.spans[i];
+    let mut name = None;
+    let mut attributes = Vec::new();
+    for field in ev.shown_fields() {
+        if *field == Field::Intrinsic(Intrinsic::Name) {
+            name = Some(s.span.name.clone());
+            continue;
+        }
+        let key = match field {
+            Field::Attribute(a) => a.name.clone(),
+            Field::Intrinsic(i) => i.as_str().to_string(),
+        };
+        let value = ev.field_value(view, i, field);
+        if !value.is_nil() && !attributes.iter().any(|(k, _)| *k == key) {
+            attributes.push((key, value));
+        }
+    }
+    SpanOut {
+        span_id: s.span.span_id.clone(),
+        name,
+        start_ns: s.start_ns(),
+        duration_ns: s.duration_ns(),
+        attributes,
+    }
+}
+
+/// Every value of `field` on one span (all events/links for those scopes).
+fn field_values(
+    view: &TraceView,
+    span: usize,
+    field: &Field,
+    ev: Option<&Evaluator>,
+) -> Vec<Value> {
+    let s = &view.spans[span];
+    let from = |attrs: &[KeyValue], name: &str| -> Option<Value> {
+        attrs
+            .iter()
+            .find(|kv| kv.key == name)
+            .map(|kv| any_value(kv.value.as_ref()))
+    };
+    match field {
+        Field::Attribute(a) => match a.scope {
+            Scope::Event => s
+                .span
+                .events
+                .iter()
+                .filter_map(|e| from(&e.attributes, &a.name))
+                .collect(),
+            Scope::Link => s
+                .span
+                .links
+                .iter()
+                .filter_map(|l| from(&l.attributes, &a.name))
+                .collect(),
+            Scope::None => {
+                // Unscoped: span and resource values both count.
+                from(&s.span.attributes, &a.name)
+                    .into_iter()
+                    .chain(from(s.resource, &a.name))
+                    .collect()
+            }
+            _ => single(view, span, field, ev),
+        },
+        Field::Intrinsic(Intrinsic::EventName) => s
+            .span
+            .events
+            .iter()
+            .map(|e| Value::Str(e.name.clone()))
+            .collect(),
+        _ => single(view, span, field, ev),
+    }
+}
+
+fn single(view: &TraceView, span: usize, field: &Field, ev: Option<&Evaluator>) -> Vec<Value> {
+    match ev {
+        Some(ev) => vec![ev.field_value(view, span, field)],
+        None => {
+            let q = Query {
+                pipeline: crate::traceql::Pipeline {
+                    elements: Vec::new(),
+                },
+                metrics: None,
+                hints: Vec::new(),
+            };
+            Evaluator::new(q)
+                .map(|ev| vec![ev.field_value(view, span, field)])
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// The old tag search: `name`, `status.code`, `error` are span fields; other keys match a
+/// span or resource attribute whose value, as text, equals `value`.
+fn tag_matches(view: &TraceView, key: &str, value: &str) -> bool {
+    view.spans.iter().any(|s| match key {
+        "name" => s.span.name == value,
+        "status.code" => {
+            let code = s.span.status.as_ref().map_or(0, |st| st.code);
+            let name = ["unset", "ok", "error"].get(code as usize).copied();
+            name == Some(value) || code.to_string() == value
+        }
+        "error" => value == "true" && s.is_error(),
+        _ => s.span.attributes.iter().chain(s.resource.iter()).any(|kv| {
+            kv.key == key
+                && crate::traceql::eval::any_value_text(kv.value.as_ref()).as_deref() == Some(value)
+        }),
+    })
+}
+
+/// All shards' answers combined: traces most recent first, de-duplicated, at most `limit`;
+/// tag names as sorted sets; tag values de-duplicated in order of discovery.
+pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
+    let mut merged = ShardAnswer {
+        found: match job {
+            Job::Search(_) => Found::Traces(Vec::new()),
+            Job::TagNames { .. } => Found::TagNames(BTreeMap::new()),
+            Job::TagValues { .. } => Found::TagValues(Vec::new()),
+        },
+        inspected_traces: 0,
+        inspected_bytes: 0,
+        inspected_spans: 0,
+        blocks: 0,
+        error: None,
+    };
+    let mut seen_traces = HashSet::new();
+    let mut seen_values = HashSet::new();
+    let mut values_bytes = 0usize;
+    for answer in answers {
+        merged.inspected_traces += answer.inspected_traces;
+        merged.inspected_bytes += answer.inspected_bytes;
+        merged.inspected_spans += answer.inspected_spans;
+        merged.blocks += answer.blocks;
+        if merged.error.is_none() {
+            merged.error = answer.error;
+        }
+        match (&mut merged.found, answer.found) {
+            (Found::Traces(all), Found::Traces(some)) => {
+                all.extend(some.into_iter().filter(|t| seen_traces.insert(t.trace_id)));
+            }
+            (Found::TagNames(all), Found::TagNames(some)) => {
+                for (scope, names) in some {
+                    all.entry(scope).or_default().extend(names);
+                }
+            }
+            (Found::TagValues(all), Found::TagValues(some)) => {
+                for v in some {
+                    if values_bytes >= TAG_VALUES_BYTES_MAX {
+                        break;
+                    }
+                    if seen_values.insert(format!("{}\u{0}{}", v.type_name(), v.to_text())) {
+                        values_bytes += v.to_text().len();
+                        all.push(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Job::Search(r), Found::Traces(all)) = (job, &mut merged.found) {
+        most_recent_first(all, r.limit);
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traceql::compile;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.to_string(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.to_string())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn payload(id: u8, start_s: u64, service: &str, error: bool) -> (TraceId, Vec<u8>) {
+        let trace_id = TraceId([id; 16]);
+        let span = |sid: u8, parent: u8, name: &str| Span {
+            trace_id: vec![id; 16],
+            span_id: vec![sid; 8],
+            parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+            name: name.to_string(),
+            start_time_unix_nano: start_s * 1_000_000_000,
+            end_time_unix_nano: start_s * 1_000_000_000 + 5_000_000,
+            attributes: vec![kv("http.method", "GET")],
+            status: Some(Status {
+                code: if error && sid == 2 { 2 } else { 0 },
+                message: String::new(),
+            }),
+            ..Default::default()
+        };
+        let data = TracesData {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(1, 0, "root"), span(2, 1, "child")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        (trace_id, data.encode_to_vec())
+    }
+
+    fn search(query: &str, limit: usize) -> Arc<Job> {
+        Arc::new(Job::Search(SearchRequest {
+            query: Some(compile(query).expect("compiles")),
+            tags: Vec::new(),
+            start_ns: 0,
+            end_ns: u64::MAX,
+            min_duration_ns: 0,
+            max_duration_ns: 0,
+            limit,
+            spans_per_spanset: 3,
+        }))
+    }
+
+    fn run(job: &Arc<Job>, traces: &[(TraceId, Vec<u8>)]) -> ShardAnswer {
+        let mut s = ShardSearch::new(job.clone());
+        for (id, p) in traces {
+            s.offer(id, p);
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn search_most_recent_first_and_limit() {
+        let traces: Vec<_> = (1..=5)
+            .map(|i| payload(i, 100 + u64::from(i), "svc", i % 2 == 0))
+            .collect();
+        let job = search("{ status = error }", 20);
+        let Found::Traces(found) = run(&job, &traces).found else {
+            panic!()
+        };
+        let ids: Vec<u8> = found.iter().map(|t| t.trace_id.as_bytes()[0]).collect();
+        assert_eq!(ids, vec![4, 2]);
+        assert_eq!(found[0].root_service_name, "svc");
+        assert_eq!(found[0].root_trace_name, "root");
+        assert_eq!(found[0].duration_ms, 5);
+        assert_eq!(found[0].service_stats["svc"], (2, 1));
+        assert_eq!(found[0].spansets[0].matched, 1);
+        assert_eq!(
+            found[0].spansets[0].spans[0].attributes,
+            vec![(
+                "status".to_string(),
+                Value::Status(crate::traceql::Status::Error)
+            )]
+        );
+
+        // Two shards, merged: most recent first, limited.
+        let job = search("{}", 3);
+        let a = run(&job, &traces[..2]);
+        let b = run(&job, &traces[2..]);
+        let Found::Traces(found) = merge(&job, vec![a, b]).found else {
+            panic!()
+        };
+        let ids: Vec<u8> = found.iter().map(|t| t.trace_id.as_bytes()[0]).collect();
+        assert_eq!(ids, vec![5, 4, 3]);
+    }
+
+    #[test]
+    fn tags_and_values() {
+        let traces = vec![payload(1, 100, "a", false), payload(2, 100, "b", true)];
+        let job = Arc::new(Job::TagNames {
+            scopes: TagScope::ALL.to_vec(),
+            query: None,
+            start_ns: 0,
+            end_ns: u64::MAX,
+        });
+        let Found::TagNames(names) = run(&job, &traces).found else {
+            panic!()
+        };
+        assert_eq!(
+            names[&TagScope::Resource].iter().collect::<Vec<_>>(),
+            vec!["service.name"]
+        );
+        assert_eq!(
+            names[&TagScope::Span].iter().collect::<Vec<_>>(),
+            vec!["http.method"]
+        );
+
+        let job = Arc::new(Job::TagValues {
+            field: Field::Attribute(crate::traceql::Attribute {
+                scope: Scope::Resource,
+                parent: false,
+                name: "service.name".to_string(),
+            }),
+            query: Some(compile("{ status = error }").expect("compiles")),
+            start_ns: 0,
+            end_ns: u64::MAX,
+        });
+        let Found::TagValues(values) = run(&job, &traces).found else {
+            panic!()
+        };
+        assert_eq!(values, vec![Value::Str("b".to_string())]);
+    }
+
+    #[test]
+    fn old_style_tags_and_time_range() {
+        let traces = vec![payload(1, 100, "a", false), payload(2, 200, "b", true)];
+        let mut request = SearchRequest {
+            query: None,
+            tags: vec![("service.name".to_string(), "b".to_string())],
+            start_ns: 0,
+            end_ns: u64::MAX,
+            min_duration_ns: 0,
+            max_duration_ns: 0,
+            limit: 20,
+            spans_per_spanset: 3,
+        };
+        let Found::Traces(found) = run(&Arc::new(Job::Search(request.clone())), &traces).found
+        else {
+            panic!()
+        };
+        assert_eq!(found.len(), 1);
+        assert!(found[0].spansets.is_empty());
+        request.tags.clear();
+        request.end_ns = 150 * 1_000_000_000;
+        let Found::Traces(found) = run(&Arc::new(Job::Search(request)), &traces).found else {
+            panic!()
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].trace_id.as_bytes()[0], 1);
+    }
+}
