@@ -55,6 +55,32 @@ fn run(config: &Config, report: &mut Report) {
         stats.data_bytes as f64 / spans as f64
     ));
 
+    let index = block::open_bytes(&data).expect("the block opens");
+    let mut by_column = std::collections::BTreeMap::<u8, (usize, usize)>::new();
+    for entry in &index.pages {
+        let bytes = block::page_bytes(&data, entry).expect("in file");
+        let page = block::PageView::decode(bytes).expect("decodes");
+        for (id, raw, stored) in page.column_sizes() {
+            let sizes = by_column.entry(id).or_default();
+            sizes.0 += raw;
+            sizes.1 += stored;
+        }
+    }
+    let columns: Vec<String> = by_column
+        .iter()
+        .map(|(id, (raw, stored))| {
+            format!(
+                "{id}: {:.1}/{:.1}",
+                *raw as f64 / spans as f64,
+                *stored as f64 / spans as f64
+            )
+        })
+        .collect();
+    report.note(format!(
+        "bytes per span by column (raw/stored; ids in block::page): {}",
+        columns.join(", ")
+    ));
+
     let concatenated: Vec<u8> = traces.iter().flat_map(|(_, p)| p.clone()).collect();
     let memcpy = allegro_bench::memcpy_case(config, "memcpy", &concatenated, spans, "span");
     let prost = Case::run(config, "prost decode", payload_bytes, spans, "span", |n| {
@@ -111,7 +137,6 @@ fn run(config: &Config, report: &mut Report) {
         baselines: vec![miss],
     });
 
-    let index = block::open_bytes(&data).expect("the block opens");
     let sample: Vec<TraceId> = ids.iter().step_by(7).copied().collect();
     let lookups = sample.len() as u64;
     let lookup = Case::run(config, "find_in_bytes", 0, lookups, "lookup", |n| {

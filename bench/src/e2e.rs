@@ -380,6 +380,38 @@ fn core_times() -> Vec<CoreTimes> {
     cores
 }
 
+/// Waits until every core is idle (under 10% busy) for `QUIET_SAMPLES` samples in a row of
+/// `QUIET_SAMPLE`, or until `limit`; returns whether it got quiet and how long it waited.
+/// On a shared machine this keeps other people's builds out of the figures when it can.
+pub fn wait_for_quiet(limit: Duration) -> (bool, Duration) {
+    const QUIET_SAMPLE: Duration = Duration::from_secs(2);
+    const QUIET_SAMPLES: u32 = 3;
+    const BUSY_FRACTION_MAX: f64 = 0.1;
+    let start = Instant::now();
+    let mut quiet_in_a_row = 0;
+    while start.elapsed() < limit {
+        let before = core_times();
+        std::thread::sleep(QUIET_SAMPLE);
+        let after = core_times();
+        let busiest = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| {
+                (a.busy_s + a.steal_s - b.busy_s - b.steal_s) / QUIET_SAMPLE.as_secs_f64()
+            })
+            .fold(0.0, f64::max);
+        if busiest < BUSY_FRACTION_MAX {
+            quiet_in_a_row += 1;
+            if quiet_in_a_row >= QUIET_SAMPLES {
+                return (true, start.elapsed());
+            }
+        } else {
+            quiet_in_a_row = 0;
+        }
+    }
+    (false, start.elapsed())
+}
+
 /// User + system CPU seconds of the children this process has waited for.
 fn children_cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the zeroed struct it is given.

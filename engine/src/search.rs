@@ -161,6 +161,9 @@ pub struct ShardAnswer {
     pub blocks: u32,
     /// The first read error (the answer holds what could be read).
     pub error: Option<String>,
+    /// A snapshot while the shard is still searching (more answers from it follow); the
+    /// last answer of a shard has `false`.
+    pub partial: bool,
 }
 
 /// The per-shard collector: offered every candidate trace once.
@@ -393,6 +396,27 @@ impl ShardSearch {
         }
     }
 
+    /// What was found so far, as a partial answer.
+    pub fn snapshot(&mut self) -> ShardAnswer {
+        let found = match &*self.job {
+            Job::Search(r) => {
+                most_recent_first(&mut self.traces, r.limit);
+                Found::Traces(self.traces.clone())
+            }
+            Job::TagNames { .. } => Found::TagNames(self.names.clone()),
+            Job::TagValues { .. } => Found::TagValues(self.values.clone()),
+        };
+        ShardAnswer {
+            found,
+            inspected_traces: self.inspected_traces,
+            inspected_bytes: self.inspected_bytes,
+            inspected_spans: self.inspected_spans,
+            blocks: self.blocks,
+            error: self.error.clone(),
+            partial: true,
+        }
+    }
+
     pub fn finish(mut self) -> ShardAnswer {
         let found = match &*self.job {
             Job::Search(r) => {
@@ -409,6 +433,7 @@ impl ShardSearch {
             inspected_spans: self.inspected_spans,
             blocks: self.blocks,
             error: self.error,
+            partial: false,
         }
     }
 }
@@ -532,7 +557,7 @@ fn tag_matches(view: &TraceView, key: &str, value: &str) -> bool {
     })
 }
 
-/// All shards' answers combined: traces most recent first, de-duplicated, at most `limit`;
+/// All shards' final answers combined (partial ones are skipped): traces most recent first, de-duplicated, at most `limit`;
 /// tag names as sorted sets; tag values de-duplicated in order of discovery.
 pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
     let mut merged = ShardAnswer {
@@ -546,11 +571,12 @@ pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
         inspected_spans: 0,
         blocks: 0,
         error: None,
+        partial: false,
     };
     let mut seen_traces = HashSet::new();
     let mut seen_values = HashSet::new();
     let mut values_bytes = 0usize;
-    for answer in answers {
+    for answer in answers.into_iter().filter(|a| !a.partial) {
         merged.inspected_traces += answer.inspected_traces;
         merged.inspected_bytes += answer.inspected_bytes;
         merged.inspected_spans += answer.inspected_spans;

@@ -347,8 +347,9 @@ impl Engine {
         Ok(Some(otlp::assemble_trace(&slices)))
     }
 
-    /// Sends a search job to every shard; each answers once on the returned channel (as it
-    /// finishes), which closes when all have answered. Merge with `search::merge`.
+    /// Sends a search job to every shard; each answers on the returned channel with partial
+    /// snapshots (before each block it reads) and one final answer; the channel closes when
+    /// all have finished. Merge the final answers with `search::merge`.
     pub async fn search(
         &self,
         tenant: &Tenant,
@@ -483,8 +484,6 @@ struct ShardState {
     live_bytes: u64,
     /// A compaction/retention task is running.
     maintaining: bool,
-    /// A background cut (a head block due by size or age) is running.
-    cutting: bool,
     /// Blocks created by this shard in this run (part of new block IDs).
     blocks_created: u64,
 }
@@ -506,7 +505,6 @@ impl ShardTask {
             tenants: HashMap::new(),
             live_bytes: 0,
             maintaining: false,
-            cutting: false,
             blocks_created: 0,
         }));
         load_blocks(&state).await;
@@ -558,7 +556,8 @@ impl ShardTask {
                     Msg::Search { tenant, job, reply } => {
                         let state = state.clone();
                         monoio::spawn(async move {
-                            let _ = reply.send(search_shard(&state, &tenant, job).await);
+                            let answer = search_shard(&state, &tenant, job, &reply).await;
+                            let _ = reply.send_async(answer).await;
                         });
                     }
                     Msg::Append { .. } => unreachable!("sorted into appends"),
@@ -566,11 +565,6 @@ impl ShardTask {
             }
             let mut cut = false;
             if !flushes.is_empty() {
-                // A flush cuts everything: first let a background cut finish, so that
-                // everything acknowledged before the flush is in a published block.
-                while state.borrow().cutting {
-                    monoio::time::sleep(Duration::from_millis(2)).await;
-                }
                 let result = cut_tenants(&state, None).await;
                 cut = true;
                 for reply in flushes {
@@ -586,19 +580,13 @@ impl ShardTask {
                 last_sync = now;
             }
             evict_idle(&state, now);
-            // Heads due by size or age are cut in the background: the shard keeps taking
-            // appends and reads (the cut yields every 1024 traces) while the block is built.
-            if !state.borrow().cutting {
-                let due = heads_due(&state, now);
-                if !due.is_empty() {
-                    state.borrow_mut().cutting = true;
-                    let background = state.clone();
-                    monoio::spawn(async move {
-                        let _ = cut_tenants(&background, Some(due)).await;
-                        background.borrow_mut().cutting = false;
-                        start_maintenance(&background);
-                    });
-                }
+            // Heads due by size or age are cut here, between group commits: rolling a
+            // segment while a write to it is in flight would let the cut read the segment
+            // before the write lands and then delete it (an acknowledged record lost).
+            let due = heads_due(&state, now);
+            if !due.is_empty() {
+                let _ = cut_tenants(&state, Some(due)).await;
+                cut = true;
             }
             if cut || now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
                 last_maintenance = now;
@@ -1319,6 +1307,7 @@ async fn search_shard(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
     job: Arc<crate::search::Job>,
+    partials: &flume::Sender<crate::search::ShardAnswer>,
 ) -> crate::search::ShardAnswer {
     let mut search = crate::search::ShardSearch::new(job);
     if search.is_refused() {
@@ -1343,7 +1332,8 @@ async fn search_shard(
     };
     let mut seen: std::collections::HashSet<TraceId> = std::collections::HashSet::new();
     for (n, id) in ids.iter().enumerate() {
-        if search.is_full() {
+        // A full answer, or nobody waits for it any more (the search gave up).
+        if search.is_full() || partials.is_disconnected() {
             break;
         }
         match read_trace(state, tenant, *id, Some((start, end))).await {
@@ -1360,39 +1350,52 @@ async fn search_shard(
         }
     }
     for (index, block) in blocks.iter().enumerate() {
-        if search.is_full() {
+        if search.is_full() || partials.is_disconnected() {
             break;
         }
-        match block.read_all().await {
-            Ok(traces) => {
-                for (n, (id, payload)) in traces.into_iter().enumerate() {
-                    if seen.contains(&id) {
-                        continue;
-                    }
-                    let elsewhere = blocks
-                        .iter()
-                        .enumerate()
-                        .any(|(other, b)| other != index && b.index.bloom.may_contain(&id));
-                    if elsewhere {
-                        seen.insert(id);
-                        match read_trace(state, tenant, id, Some((start, end))).await {
-                            Ok(payloads) if !payloads.is_empty() => {
-                                let slices: Vec<&[u8]> =
-                                    payloads.iter().map(Vec::as_slice).collect();
-                                search.offer(&id, &otlp::assemble_trace(&slices));
-                            }
-                            Ok(_) => {}
-                            Err(err) => search.error(err),
+        // What this shard has so far, for streaming answers (`ShardAnswer::partial`).
+        let _ = partials.send_async(search.snapshot()).await;
+        // Pages whose spans all miss the job's time range are not read.
+        let pages: Vec<usize> = block
+            .index
+            .pages
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.min_start_unix_nanos <= end && p.max_end_unix_nanos >= start)
+            .map(|(number, _)| number)
+            .collect();
+        for page in pages {
+            match block.read_page(page).await {
+                Ok(traces) => {
+                    for (n, (id, payload)) in traces.into_iter().enumerate() {
+                        if seen.contains(&id) {
+                            continue;
                         }
-                    } else {
-                        search.offer(&id, &payload);
-                    }
-                    if n % 256 == 255 {
-                        yield_now().await;
+                        let elsewhere = blocks
+                            .iter()
+                            .enumerate()
+                            .any(|(other, b)| other != index && b.index.bloom.may_contain(&id));
+                        if elsewhere {
+                            seen.insert(id);
+                            match read_trace(state, tenant, id, Some((start, end))).await {
+                                Ok(payloads) if !payloads.is_empty() => {
+                                    let slices: Vec<&[u8]> =
+                                        payloads.iter().map(Vec::as_slice).collect();
+                                    search.offer(&id, &otlp::assemble_trace(&slices));
+                                }
+                                Ok(_) => {}
+                                Err(err) => search.error(err),
+                            }
+                        } else {
+                            search.offer(&id, &payload);
+                        }
+                        if n % 256 == 255 {
+                            yield_now().await;
+                        }
                     }
                 }
+                Err(err) => search.error(err),
             }
-            Err(err) => search.error(err),
         }
         search.block_done();
     }
@@ -1876,7 +1879,8 @@ async fn write_cut_block(
             .filter_map(|(buffer, range)| buffers.get(*buffer)?.get(range.clone()))
             .collect();
         writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
-        if n % 1024 == 1023 {
+        // ~64 traces are well under a millisecond: reads waiting behind the cut stay fast.
+        if n % 64 == 63 {
             yield_now().await;
         }
     }
@@ -2123,7 +2127,8 @@ async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
         let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
         written += 1;
-        if written % 1024 == 0 {
+        // ~64 traces are well under a millisecond: lookups waiting behind it stay fast.
+        if written % 64 == 0 {
             yield_now().await;
         }
     }

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging();
+    abort_on_panic();
     let loaded = match &cli.config_file {
         Some(path) => allegro_config::load_file(path, cli.config_expand_env),
         None => {
@@ -65,6 +66,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A panic is a bug (STYLE.md: assert and crash). A panicking shard thread must not leave
+/// the process up and silent: print the panic, then abort; a restart replays the WAL.
+fn abort_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("allegro: a thread panicked; aborting so that a restart recovers from the WAL");
+        std::process::abort();
+    }));
 }
 
 fn init_logging() {
@@ -113,7 +125,10 @@ fn run(config: Config) -> Result<(), String> {
         // Tempo's limit is per tenant; each shard holds its share. 0 = no limit, as in Tempo.
         live_traces_per_tenant_max: match config.overrides.max_traces_per_user {
             0 => usize::MAX,
-            max => usize::try_from(max).unwrap_or(usize::MAX).div_ceil(shards).max(1),
+            max => usize::try_from(max)
+                .unwrap_or(usize::MAX)
+                .div_ceil(shards)
+                .max(1),
         },
         live_bytes_max: config.allegro.live_traces_bytes_max,
         block_dir: config.storage.local_path.clone(),

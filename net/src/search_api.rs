@@ -37,6 +37,9 @@ pub const SEARCH_RANGE_SECS_MAX: u64 = 168 * 3600;
 pub const SEARCH_LIMIT_MAX: usize = 100_000;
 /// Spans per spanset at most.
 pub const SPANS_PER_SPANSET_MAX: usize = 10_000;
+/// How long a search waits for its shards; then it answers with what it has
+/// (`completedJobs` < `totalJobs`), as Tempo's frontend answers a partial search.
+pub const SEARCH_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Intrinsics listed by `scope=intrinsic` (Tempo 2.7's list, as captured).
 pub const INTRINSIC_TAGS: &[&str] = &[
@@ -83,12 +86,16 @@ pub enum Call {
         /// Scopes to list, in answer order; `intrinsic` adds the static list.
         scopes: Vec<TagScope>,
         intrinsic: bool,
+        /// Names per scope at most (`limit`, `maxTagsPerScope`); 0 = no limit.
+        limit: usize,
     },
     /// `job` is `None` for intrinsics with fixed values (`status`, `kind`).
     TagValues {
         v2: bool,
         job: Option<Arc<Job>>,
         fixed: &'static [&'static str],
+        /// Values at most (`limit`, `maxTagValues`); 0 = no limit.
+        limit: usize,
     },
 }
 
@@ -419,6 +426,7 @@ fn parse_tags(params: &str, v2: bool) -> Result<Call, Response> {
     let (start_ns, end_ns) = parse_range(params)?;
     // v1 lists attribute names only (intrinsics when asked for explicitly).
     let intrinsic = intrinsic && (v2 || param(params, "scope").as_deref() == Some("intrinsic"));
+    let limit = parse_limit(params)?;
     let job = (!scopes.is_empty()).then(|| {
         Arc::new(Job::TagNames {
             scopes: scopes.clone(),
@@ -432,7 +440,22 @@ fn parse_tags(params: &str, v2: bool) -> Result<Call, Response> {
         job,
         scopes,
         intrinsic,
+        limit,
     })
+}
+
+/// `limit` of the tag endpoints: a positive integer; absent or 0 = no limit.
+fn parse_limit(params: &str) -> Result<usize, Response> {
+    match param(params, "limit") {
+        None => Ok(0),
+        Some(text) => {
+            let limit = parse_atoi(&text, "limit")?;
+            if limit < 0 {
+                return Err(bad("invalid limit: must be a positive number"));
+            }
+            Ok(usize::try_from(limit).unwrap_or(usize::MAX))
+        }
+    }
 }
 
 /// A v2 tag name as TraceQL reads it (`resource.service.name`, `span.x`, `name`,
@@ -457,6 +480,7 @@ pub fn parse_tag_name(tag: &str) -> Result<Field, String> {
 
 fn parse_tag_values(params: &str, tag: &str, v2: bool) -> Result<Call, Response> {
     let (start_ns, end_ns) = parse_range(params)?;
+    let limit = parse_limit(params)?;
     let field = if v2 {
         parse_tag_name(tag).map_err(|e| api::go_http_error_vary(500, &e))?
     } else {
@@ -480,7 +504,12 @@ fn parse_tag_values(params: &str, tag: &str, v2: bool) -> Result<Call, Response>
             end_ns,
         })
     });
-    Ok(Call::TagValues { v2, job, fixed })
+    Ok(Call::TagValues {
+        v2,
+        job,
+        fixed,
+        limit,
+    })
 }
 
 /// `/api/metrics/query_range` and `/api/metrics/query`: Tempo's answers without a metrics
@@ -512,9 +541,27 @@ pub async fn run(
 ) -> (ShardAnswer, u32) {
     let receiver = engine.search(tenant, job.clone()).await;
     let mut answers = Vec::new();
-    while let Ok(answer) = receiver.recv_async().await {
-        partial(&answer);
-        answers.push(answer);
+    let mut deadline = std::pin::pin!(monoio::time::sleep(SEARCH_TIME_MAX));
+    loop {
+        monoio::select! {
+            answer = receiver.recv_async() => match answer {
+                Ok(answer) => {
+                    partial(&answer);
+                    if !answer.partial {
+                        answers.push(answer);
+                    }
+                }
+                Err(_) => break,
+            },
+            _ = &mut deadline => {
+                log::warn!(
+                    "search: {} of {} shards answered within {SEARCH_TIME_MAX:?}",
+                    answers.len(),
+                    engine.shards()
+                );
+                break;
+            }
+        }
     }
     let completed = answers.len() as u32;
     let merged = search::merge(job, answers);
@@ -543,7 +590,9 @@ pub async fn answer_http(engine: &Engine, tenant: &Tenant, call: &Call, gzip: bo
             match call {
                 Call::TagNames { v2: false, .. } => tags_v1_json(&tags_v1(call, merged.as_ref())),
                 Call::TagNames { v2: true, .. } => tags_v2_json(&tags_v2(call, merged.as_ref())),
-                Call::TagValues { v2: false, .. } => values_v1_json(&values_v1(merged.as_ref())),
+                Call::TagValues { v2: false, .. } => {
+                    values_v1_json(&values_v1(call, merged.as_ref()))
+                }
                 _ => values_v2_json(&values_v2(call, merged.as_ref())),
             }
         }
@@ -624,20 +673,21 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
                 job,
                 scopes,
                 intrinsic,
+                limit: r.max_tags_per_scope as usize,
             })
         }
         "SearchTagValues" | "SearchTagValuesV2" => {
             let r = tempopb::SearchTagValuesRequest::decode(message).map_err(decode_error)?;
             let v2 = method == "SearchTagValuesV2";
-            let mut params = format!("start={}&end={}", r.start, r.end);
+            let mut params = format!("start={}&end={}&limit={}", r.start, r.end, r.max_tag_values);
             if !r.query.is_empty() {
                 params.push_str("&q=");
                 params.push_str(&percent_encode(&r.query));
             }
             if r.start == 0 && r.end == 0 {
-                params.clear();
+                params = format!("limit={}", r.max_tag_values);
                 if !r.query.is_empty() {
-                    params = format!("q={}", percent_encode(&r.query));
+                    params.push_str(&format!("&q={}", percent_encode(&r.query)));
                 }
             }
             parse_tag_values(&params, &r.tag_name, v2).map_err(|response| {
@@ -667,8 +717,9 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Runs a streaming call: `emit` gets each encoded response message: one per shard as it
-/// finishes (its new results), then a final one with everything and the metrics.
+/// Runs a streaming call: `emit` gets each encoded response message: the new results of a
+/// shard as it gets through its blocks and as it finishes, then a final one with everything
+/// and the metrics.
 pub async fn stream(engine: &Engine, tenant: &Tenant, call: &Call, mut emit: impl FnMut(Vec<u8>)) {
     use prost::Message;
     let total = engine.shards() as u32;
@@ -677,10 +728,15 @@ pub async fn stream(engine: &Engine, tenant: &Tenant, call: &Call, mut emit: imp
             let mut sent: HashSet<allegro_engine::TraceId> = HashSet::new();
             let mut completed = 0u32;
             let (merged, answered) = run(engine, tenant, job, |answer| {
-                completed += 1;
+                if !answer.partial {
+                    completed += 1;
+                }
                 let mut part = answer.clone();
                 if let Found::Traces(traces) = &mut part.found {
                     traces.retain(|t| sent.insert(t.trace_id));
+                    if answer.partial && traces.is_empty() {
+                        return;
+                    }
                 }
                 emit(search_response(&part, *traceql, completed, total).encode_to_vec());
             })
@@ -708,7 +764,7 @@ fn metadata_message(call: &Call, answer: Option<&ShardAnswer>) -> Vec<u8> {
     match call {
         Call::TagNames { v2: false, .. } => tags_v1(call, answer).encode_to_vec(),
         Call::TagNames { v2: true, .. } => tags_v2(call, answer).encode_to_vec(),
-        Call::TagValues { v2: false, .. } => values_v1(answer).encode_to_vec(),
+        Call::TagValues { v2: false, .. } => values_v1(call, answer).encode_to_vec(),
         _ => values_v2(call, answer).encode_to_vec(),
     }
 }
@@ -829,7 +885,10 @@ fn metadata_metrics(answer: Option<&ShardAnswer>) -> Option<tempopb::MetadataMet
 }
 
 fn tags_v1(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagsResponse {
-    let Call::TagNames { intrinsic, .. } = call else {
+    let Call::TagNames {
+        intrinsic, limit, ..
+    } = call
+    else {
         return tempopb::SearchTagsResponse::default();
     };
     let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
@@ -846,7 +905,7 @@ fn tags_v1(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagsResp
         names.extend(INTRINSIC_TAGS.iter().map(|s| s.to_string()));
     }
     tempopb::SearchTagsResponse {
-        tag_names: names.into_iter().collect(),
+        tag_names: names.into_iter().take(at_most(*limit)).collect(),
         metrics: metadata_metrics(answer),
     }
 }
@@ -855,6 +914,7 @@ fn tags_v2(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagsV2Re
     let Call::TagNames {
         scopes: asked,
         intrinsic,
+        limit,
         ..
     } = call
     else {
@@ -871,7 +931,7 @@ fn tags_v2(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagsV2Re
     for scope in asked {
         let tags: Vec<String> = found
             .and_then(|f| f.get(scope))
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.iter().take(at_most(*limit)).cloned().collect())
             .unwrap_or_default();
         if tags.is_empty() && asked.len() > 1 {
             continue;
@@ -893,6 +953,15 @@ fn tags_v2(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagsV2Re
     }
 }
 
+/// A `limit` of 0 means none.
+fn at_most(limit: usize) -> usize {
+    if limit == 0 {
+        usize::MAX
+    } else {
+        limit
+    }
+}
+
 fn found_values(answer: Option<&ShardAnswer>) -> &[Value] {
     match answer {
         Some(ShardAnswer {
@@ -903,10 +972,13 @@ fn found_values(answer: Option<&ShardAnswer>) -> &[Value] {
     }
 }
 
-fn values_v1(answer: Option<&ShardAnswer>) -> tempopb::SearchTagValuesResponse {
+fn values_v1(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagValuesResponse {
     let mut values: Vec<String> = found_values(answer).iter().map(Value::to_text).collect();
     values.sort();
     values.dedup();
+    if let Call::TagValues { limit, .. } = call {
+        values.truncate(at_most(*limit));
+    }
     tempopb::SearchTagValuesResponse {
         tag_values: values,
         metrics: metadata_metrics(answer),
@@ -914,13 +986,14 @@ fn values_v1(answer: Option<&ShardAnswer>) -> tempopb::SearchTagValuesResponse {
 }
 
 fn values_v2(call: &Call, answer: Option<&ShardAnswer>) -> tempopb::SearchTagValuesV2Response {
-    let fixed = match call {
-        Call::TagValues { fixed, .. } => *fixed,
-        _ => &[],
+    let (fixed, limit) = match call {
+        Call::TagValues { fixed, limit, .. } => (*fixed, *limit),
+        _ => (&[][..], 0),
     };
     let tag_values = if fixed.is_empty() {
         found_values(answer)
             .iter()
+            .take(at_most(limit))
             .map(|v| tempopb::TagValue {
                 r#type: v.type_name().to_string(),
                 value: v.to_text(),
@@ -1497,6 +1570,7 @@ mod tests {
                 v2: true,
                 job: None,
                 fixed: STATUS_VALUES,
+                limit: 0,
             },
             None,
         );

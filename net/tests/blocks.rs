@@ -111,7 +111,7 @@ fn flush_writes_a_block_and_a_restart_serves_every_span() {
     for (dir, meta) in &found {
         assert!(dir.join("data").is_file());
         assert_eq!(meta.tenant.as_str(), TENANT);
-        assert_eq!(meta.format_version, 1);
+        assert_eq!(meta.format_version, block::BLOCK_FORMAT_VERSION);
         assert!(meta.shards == 2 && meta.shard < 2, "{meta:?}");
         assert!(!meta.wal_segments.is_empty());
     }

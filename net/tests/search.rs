@@ -545,6 +545,13 @@ fn check_tags(server: &Server) {
         v2["scopes"],
         serde_json::json!([{"name":"span","tags":["http.method","http.status_code"]}])
     );
+    let limited = http_get(addr, "/api/v2/search/tags?scope=span&limit=2", &[]).json();
+    assert_eq!(
+        limited["scopes"][0]["tags"],
+        serde_json::json!(["db.system", "http.method"])
+    );
+    let limited = http_get(addr, "/api/search/tag/service.name/values?limit=1", &[]).json();
+    assert_eq!(limited["tagValues"], serde_json::json!(["checkout"]));
     let bad = http_get(addr, "/api/v2/search/tags?scope=bogus", &[]);
     assert_eq!(
         (bad.status, bad.text()),
@@ -795,6 +802,67 @@ fn streaming_search_over_the_http_port() {
         values.sort_unstable();
         assert_eq!(values, vec!["checkout", "frontend", "payments"]);
         assert!(last.tag_values.iter().all(|v| v.r#type == "string"));
+    });
+}
+
+/// With traces both in blocks and in the WAL, each shard streams what it has before it reads
+/// a block, then its final answer: more messages than shards + 1, every trace once.
+#[test]
+fn streaming_sends_partials_as_blocks_are_read() {
+    let (server, base) = start_server();
+    let flushed = http_get(server.http_addr(), "/flush", &[]);
+    assert_eq!(flushed.status, 204, "{}", flushed.text());
+    for i in TRACES..TRACES + 4 {
+        export(
+            server.grpc_addr(),
+            &test_trace(i, base),
+            &ExportOpts::default(),
+        )
+        .assert_ok();
+    }
+    runtime().block_on(async {
+        let client = H2Client::connect(server.http_addr())
+            .await
+            .expect("connect");
+        let request = pb::SearchRequest {
+            query: "{}".to_string(),
+            limit: 50,
+            ..Default::default()
+        };
+        let response = client
+            .grpc_raw(
+                "/tempopb.StreamingQuerier/Search",
+                GRPC_HEADERS,
+                grpc_frame(&request.encode_to_vec(), false),
+            )
+            .await
+            .expect("search");
+        assert_eq!(
+            response.grpc_status(),
+            Some(0),
+            "{}",
+            response.grpc_message()
+        );
+        let decoded: Vec<pb::SearchResponse> = response
+            .messages()
+            .expect("messages")
+            .iter()
+            .map(|m| pb::SearchResponse::decode(m.as_slice()).expect("SearchResponse"))
+            .collect();
+        assert!(decoded.len() > 3, "{} messages", decoded.len());
+        let (last, parts) = decoded.split_last().expect("messages");
+        assert_eq!(last.traces.len(), usize::from(TRACES) + 4);
+        let mut streamed: Vec<&str> = parts
+            .iter()
+            .flat_map(|p| p.traces.iter().map(|t| t.trace_id.as_str()))
+            .collect();
+        let count = streamed.len();
+        streamed.sort_unstable();
+        streamed.dedup();
+        assert_eq!(
+            (count, streamed.len()),
+            (last.traces.len(), last.traces.len())
+        );
     });
 }
 

@@ -35,6 +35,8 @@ const TEMPO_RSS: &str = "1.1 GB";
 
 struct Args {
     out: PathBuf,
+    /// How long to wait for idle cores before the micro-benchmarks and before end to end.
+    wait_quiet: Duration,
     quick: bool,
     skip_e2e: bool,
     keep_dir: bool,
@@ -44,7 +46,8 @@ struct Args {
     loadgen_cpu: usize,
 }
 
-const USAGE: &str = "usage: results [--out FILE] [--quick] [--skip-e2e] [--keep-dir] \
+const USAGE: &str =
+    "usage: results [--out FILE] [--quick] [--wait-quiet SECS] [--skip-e2e] [--keep-dir] \
 [--server-bin PATH] [--loadgen-bin PATH] [--server-cpu N] [--loadgen-cpu N]";
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         .unwrap_or_else(|| workspace_dir().join("target"));
     let mut args = Args {
         out: workspace_dir().join("bench").join("RESULTS.md"),
+        wait_quiet: Duration::from_secs(60),
         quick: false,
         skip_e2e: false,
         keep_dir: false,
@@ -67,6 +71,12 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--quick" => args.quick = true,
+            "--wait-quiet" => {
+                let secs: u64 = value("--wait-quiet")?
+                    .parse()
+                    .map_err(|e| format!("--wait-quiet: {e}"))?;
+                args.wait_quiet = Duration::from_secs(secs);
+            }
             "--skip-e2e" => args.skip_e2e = true,
             "--keep-dir" => args.keep_dir = true,
             "--server-bin" => args.server_bin = PathBuf::from(value("--server-bin")?),
@@ -110,6 +120,7 @@ fn main() {
     let machine = machine();
     eprintln!("== machine\n{}", machine.summary());
 
+    let quiet_micro = wait_quiet(&args);
     eprintln!("== yardsticks: memcpy");
     let memcpy_cache = memcpy_yardstick(&config, 64 << 10);
     let memcpy_dram = memcpy_yardstick(&config, 256 << 20);
@@ -129,10 +140,12 @@ fn main() {
         suite_times.push((name, start.elapsed()));
     }
 
+    let mut quiet_e2e = None;
     let e2e = if args.skip_e2e {
         None
     } else {
         eprintln!("== end to end");
+        quiet_e2e = Some(wait_quiet(&args));
         let settings = e2e_settings(&args);
         let outcome = e2e::run(&settings, &mut |line| eprintln!("e2e: {line}"));
         if let Err(err) = &outcome {
@@ -151,6 +164,8 @@ fn main() {
         suite_times: &suite_times,
         e2e: e2e.as_ref(),
         elapsed: started.elapsed(),
+        quiet_micro,
+        quiet_e2e,
     });
     if let Err(err) = std::fs::write(&args.out, markdown) {
         eprintln!("cannot write {}: {err}", args.out.display());
@@ -282,6 +297,41 @@ struct Rendering<'a> {
     suite_times: &'a [(&'static str, Duration)],
     e2e: Option<&'a (e2e::Settings, Result<Outcome, String>)>,
     elapsed: Duration,
+    /// Whether the cores were idle before each part, and how long that took to see.
+    quiet_micro: (bool, Duration),
+    quiet_e2e: Option<(bool, Duration)>,
+}
+
+/// Waits for idle cores (see [`e2e::wait_for_quiet`]), saying so on stderr.
+fn wait_quiet(args: &Args) -> (bool, Duration) {
+    if args.wait_quiet.is_zero() {
+        return (false, Duration::ZERO);
+    }
+    eprintln!(
+        "== waiting up to {} s for idle cores",
+        args.wait_quiet.as_secs()
+    );
+    let (quiet, waited) = e2e::wait_for_quiet(args.wait_quiet);
+    eprintln!(
+        "{} after {:.0} s",
+        if quiet { "idle" } else { "still busy" },
+        waited.as_secs_f64()
+    );
+    (quiet, waited)
+}
+
+fn quiet_text(quiet: (bool, Duration), args: &Args) -> String {
+    match quiet {
+        _ if args.wait_quiet.is_zero() => "not checked (`--wait-quiet 0`)".to_string(),
+        (true, waited) => format!(
+            "every core under 10% busy for 6 s (after waiting {:.0} s)",
+            waited.as_secs_f64()
+        ),
+        (false, waited) => format!(
+            "**busy**: the cores were not idle within {:.0} s; other processes ran during the measurements",
+            waited.as_secs_f64()
+        ),
+    }
 }
 
 fn mb(bytes: u64) -> String {
@@ -334,7 +384,16 @@ fn render(r: &Rendering<'_>) -> String {
     );
     let _ = writeln!(w, "| toolchain | {} (release profile: thin LTO) |", m.rustc);
     let _ = writeln!(w, "| commit | {} |", m.commit);
-    let _ = writeln!(w, "| date | {} |\n", m.date);
+    let _ = writeln!(w, "| date | {} |", m.date);
+    let _ = writeln!(
+        w,
+        "| before the micro-benchmarks | {} |",
+        quiet_text(r.quiet_micro, r.args)
+    );
+    if let Some(quiet) = r.quiet_e2e {
+        let _ = writeln!(w, "| before end to end | {} |", quiet_text(quiet, r.args));
+    }
+    let _ = writeln!(w);
 
     let walk = r.report.find("otlp", "protobuf tag walk");
     let split = r.report.find("otlp", "allegro split_export");
@@ -563,13 +622,14 @@ fn headline(
             let steady = lat.rss_steady_bytes().unwrap_or(0);
             let _ = writeln!(
                 w,
-                "| RSS at steady state | {} at {} spans/s (the 50% run); 200k spans/s is above this server's max here | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default 256 MiB) | **not measured at the target rate** ({}) |",
+                "| RSS at steady state | {} at {} spans/s (the 50% run; max {} during it); 200k spans/s is above this server's max here | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default 256 MiB) | **not measured at the target rate** ({}) |",
                 mb(steady),
                 format_count(lat.number("spans_per_sec").unwrap_or(0.0)),
-                if steady < TARGET_RSS_BYTES {
-                    "below 200 MB at the lower rate"
-                } else {
-                    "already above 200 MB at the lower rate"
+                mb(lat.rss_max_bytes().unwrap_or(0)),
+                match (steady < TARGET_RSS_BYTES, lat.rss_max_bytes().unwrap_or(0) < TARGET_RSS_BYTES) {
+                    (true, true) => "below 200 MB at the lower rate",
+                    (true, false) => "steady state below 200 MB at the lower rate, peaks above",
+                    (false, _) => "already above 200 MB at the lower rate",
                 }
             );
         }

@@ -70,8 +70,10 @@ pub const INDEX_ENTRY_BYTES: usize = 16 + 8 + 4 + 4 + 4 + 4 + 8 + 8;
 /// A page is closed once its buffered columns (before compression) reach this many bytes (a
 /// single larger trace makes a page of its own). Larger pages share their dictionary among
 /// more spans (smaller blocks); smaller pages make a lookup decode less. A page of this size
-/// holds about 4000 realistic spans and decodes in well under a millisecond.
-pub const PAGE_TARGET_BYTES: usize = 256 << 10;
+/// holds one to two thousand of the loadgen's spans (~60 KiB after lz4) and a lookup in it
+/// takes ~50 us (`cargo bench -p allegro-bench --bench blocks`); 256 KiB pages were ~8%
+/// smaller on disk and twice as slow to look up in.
+pub const PAGE_TARGET_BYTES: usize = 128 << 10;
 /// Pages per block at most (bounds the index a reader allocates).
 pub const PAGES_PER_BLOCK_MAX: u64 = 1 << 24;
 

@@ -1347,6 +1347,14 @@ impl<'a> PageView<'a> {
         })
     }
 
+    /// `(id, raw bytes, stored bytes)` of every column, in directory order.
+    pub fn column_sizes(&self) -> Vec<(u8, usize, usize)> {
+        self.columns
+            .iter()
+            .map(|&(id, _, raw_len, stored)| (id, raw_len, stored.len()))
+            .collect()
+    }
+
     /// The decompressed bytes of column `id`; a missing column is an error.
     pub fn column(&self, id: u8) -> Result<Cow<'a, [u8]>, BlockError> {
         let &(_, codec, raw_len, stored) = self

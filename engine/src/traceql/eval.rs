@@ -1023,6 +1023,42 @@ mod tests {
         check("{ } | select(name)", &[&[1, 2, 3, 4]]);
     }
 
+    /// Every valid query of Tempo's examples runs on a trace without panicking.
+    #[test]
+    fn tempo_examples_evaluate() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/traceql/test_examples.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("the TraceQL corpus");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("parses");
+        let batches = trace();
+        let view = TraceView::new(&batches);
+        let mut evaluated = 0;
+        for q in doc
+            .get("valid")
+            .and_then(|v| v.as_sequence())
+            .expect("valid queries")
+            .iter()
+            .filter_map(|q| q.as_str())
+        {
+            let Ok(query) = compile(q) else { continue };
+            if let Ok(ev) = Evaluator::new(query) {
+                let sets = ev.eval(&view);
+                for ss in &sets {
+                    assert!(ss.spans.windows(2).all(|w| w[0] < w[1]), "{q}");
+                    for &span in &ss.spans {
+                        for field in ev.shown_fields() {
+                            let _ = ev.field_value(&view, span, field);
+                        }
+                    }
+                }
+                evaluated += 1;
+            }
+        }
+        assert!(evaluated > 50, "only {evaluated} queries evaluated");
+    }
+
     #[test]
     fn aggregate_value_is_attached() {
         let q = compile("{} | count() > 3").expect("compiles");

@@ -1,5 +1,6 @@
-//! TraceQL as spoken by Tempo 2.7: lexer, parser and validator. Sans-IO: a query string in, a
-//! typed [`Query`] or Tempo's error text out; nothing here evaluates a query yet.
+//! TraceQL as spoken by Tempo 2.7: lexer, parser, validator and [`eval`] (a search query on
+//! one whole decoded trace). Sans-IO: a query string in, a typed [`Query`] or Tempo's error
+//! text out; a trace in, its spansets out.
 //!
 //! - [`parse`] returns [`ParseError`], whose `Display` is Tempo's text byte for byte
 //!   (`parse error at line 1, col 22: syntax error: unexpected }`); the HTTP layer prefixes it
