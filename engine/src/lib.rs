@@ -10,4 +10,6 @@ pub mod traceql;
 pub mod wal;
 
 pub use ids::{SpanId, Tenant, TraceId};
-pub use shard::{shard_for, AppendOutcome, Engine, EngineConfig, FsyncPolicy, ShardMetrics, ShardTask};
+pub use shard::{
+    shard_for, AppendOutcome, Engine, EngineConfig, FsyncPolicy, ShardMetrics, ShardTask,
+};
