@@ -484,6 +484,8 @@ struct ShardState {
     live_bytes: u64,
     /// A compaction/retention task is running.
     maintaining: bool,
+    /// A background cut (a head block due by size or age) is running.
+    cutting: bool,
     /// Blocks created by this shard in this run (part of new block IDs).
     blocks_created: u64,
 }
@@ -505,6 +507,7 @@ impl ShardTask {
             tenants: HashMap::new(),
             live_bytes: 0,
             maintaining: false,
+            cutting: false,
             blocks_created: 0,
         }));
         load_blocks(&state).await;
@@ -565,6 +568,11 @@ impl ShardTask {
             }
             let mut cut = false;
             if !flushes.is_empty() {
+                // A flush cuts everything acknowledged before it: first let a background cut
+                // finish, so that its segments are in a published block too.
+                while state.borrow().cutting {
+                    monoio::time::sleep(Duration::from_millis(2)).await;
+                }
                 let result = cut_tenants(&state, None).await;
                 cut = true;
                 for reply in flushes {
@@ -580,13 +588,20 @@ impl ShardTask {
                 last_sync = now;
             }
             evict_idle(&state, now);
-            // Heads due by size or age are cut here, between group commits: rolling a
-            // segment while a write to it is in flight would let the cut read the segment
-            // before the write lands and then delete it (an acknowledged record lost).
-            let due = heads_due(&state, now);
-            if !due.is_empty() {
-                let _ = cut_tenants(&state, Some(due)).await;
-                cut = true;
+            // Heads due by size or age are cut in the background: the shard keeps taking
+            // appends and reads while the block is built (the cut yields every 64 traces).
+            // `cut_tenant` rolls a segment only when no WAL write to it is in flight.
+            if !state.borrow().cutting {
+                let due = heads_due(&state, now);
+                if !due.is_empty() {
+                    state.borrow_mut().cutting = true;
+                    let background = state.clone();
+                    monoio::spawn(async move {
+                        let _ = cut_tenants(&background, Some(due)).await;
+                        background.borrow_mut().cutting = false;
+                        start_maintenance(&background);
+                    });
+                }
             }
             if cut || now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
                 last_maintenance = now;
@@ -2128,7 +2143,7 @@ async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
         writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
         written += 1;
         // ~64 traces are well under a millisecond: lookups waiting behind it stay fast.
-        if written % 64 == 0 {
+        if written.is_multiple_of(64) {
             yield_now().await;
         }
     }

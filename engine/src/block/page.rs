@@ -748,7 +748,7 @@ impl PageBuilder {
     /// Appends the encoded page to `out` and resets the builder.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> PageSummary {
         assert!(!self.is_empty(), "an empty page");
-        let mut builder = std::mem::replace(self, PageBuilder::new());
+        let mut builder = std::mem::take(self);
         *col(&mut builder.columns, DICT_LENS) = std::mem::take(&mut builder.dict.lens);
         *col(&mut builder.columns, DICT_BYTES) = std::mem::take(&mut builder.dict.bytes);
         let raw_total: usize = builder.columns.iter().map(Vec::len).sum();
@@ -1099,6 +1099,7 @@ impl<'c> Walk<'c> {
                         scratch_span.clear();
                         self.span(&trace_id, trace_start, first_row, &mut scratch_span)?;
                         put_bytes_field(2, &scratch_span, &mut scratch_scope);
+                        check_rebuilt(out.len() + scratch_rs.len() + scratch_scope.len())?;
                     }
                     if let Some(url) = scope_schema {
                         put_bytes_field(3, url, &mut scratch_scope);
@@ -1217,6 +1218,7 @@ impl<'c> Walk<'c> {
             out.extend_from_slice(&end.to_le_bytes());
         }
         for _ in 0..attr_count {
+            check_rebuilt(out.len())?;
             let key = self.attr_key.next()?;
             let value = self.dict.optional(self.attr_value.next()?)?;
             match self.dict.optional(key)? {
@@ -1265,6 +1267,16 @@ impl<'c> Walk<'c> {
         flush_rest(u64::MAX, out)?;
         Ok(())
     }
+}
+
+/// A payload was at most half of [`PAGE_COLUMN_BYTES_MAX`] when it was stored (`add`
+/// asserts it), so a rebuild that grows past the limit is damage (dictionary entries used
+/// over and over), refused before it exhausts memory.
+fn check_rebuilt(bytes: usize) -> Result<(), BlockError> {
+    if bytes > PAGE_COLUMN_BYTES_MAX {
+        return Err(malformed("a rebuilt trace is larger than any stored one"));
+    }
+    Ok(())
 }
 
 fn varint_len(value: usize) -> usize {
