@@ -616,13 +616,13 @@ impl ShardTask {
                 start_maintenance(&state);
             }
             if let Some(reply) = stop {
-                sync_dirty_all(&state).await;
+                sync_dirty(&state).await;
                 log::debug!("shard {}: stopped", self.id);
                 let _ = reply.send(());
                 return;
             }
         }
-        sync_dirty_all(&state).await;
+        sync_dirty(&state).await;
     }
 }
 
@@ -1089,17 +1089,15 @@ async fn write_tenant(
     tenant: &Tenant,
     buffer: Vec<u8>,
 ) -> std::io::Result<(u32, u64)> {
-    let (needs_new, segment_max) = {
+    let needs_new = {
         let mut s = state.borrow_mut();
         let max = s.config.wal_segment_bytes_max;
         let t = tenant_state(&mut s, tenant);
-        let needs_new = match &t.segment {
+        match &t.segment {
             None => true,
             Some(seg) => seg.length > 0 && seg.length + buffer.len() as u64 > max,
-        };
-        (needs_new, max)
+        }
     };
-    let _ = segment_max;
     if needs_new {
         open_segment(state, tenant).await?;
     }
@@ -1219,10 +1217,6 @@ async fn sync_dirty(state: &Rc<RefCell<ShardState>>) {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-async fn sync_dirty_all(state: &Rc<RefCell<ShardState>>) {
-    sync_dirty(state).await;
 }
 
 /// Gathers every payload of a trace: from memory, from the WAL files for records no longer

@@ -1212,15 +1212,24 @@ pub fn search_json(r: &tempopb::SearchResponse, _traceql: bool) -> Vec<u8> {
 }
 
 fn tags_v1_json(r: &tempopb::SearchTagsResponse) -> Vec<u8> {
+    string_list_json("tagNames", &r.tag_names, r.metrics.as_ref())
+}
+
+/// `{"<key>":["a","b"],"metrics":{...}}`: the v1 tag-names and tag-values answers.
+fn string_list_json(
+    key: &str,
+    items: &[String],
+    metrics: Option<&tempopb::MetadataMetrics>,
+) -> Vec<u8> {
     let mut j = Json::new();
     j.open('{');
-    j.key("tagNames");
+    j.key(key);
     j.open('[');
-    for n in &r.tag_names {
-        j.string_item(n);
+    for item in items {
+        j.string_item(item);
     }
     j.close(']');
-    j.metadata_metrics(r.metrics.as_ref());
+    j.metadata_metrics(metrics);
     j.close('}');
     j.finish()
 }
@@ -1251,17 +1260,7 @@ fn tags_v2_json(r: &tempopb::SearchTagsV2Response) -> Vec<u8> {
 }
 
 fn values_v1_json(r: &tempopb::SearchTagValuesResponse) -> Vec<u8> {
-    let mut j = Json::new();
-    j.open('{');
-    j.key("tagValues");
-    j.open('[');
-    for v in &r.tag_values {
-        j.string_item(v);
-    }
-    j.close(']');
-    j.metadata_metrics(r.metrics.as_ref());
-    j.close('}');
-    j.finish()
+    string_list_json("tagValues", &r.tag_values, r.metrics.as_ref())
 }
 
 fn values_v2_json(r: &tempopb::SearchTagValuesV2Response) -> Vec<u8> {

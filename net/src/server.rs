@@ -539,18 +539,12 @@ fn dispatch(
 }
 
 fn send_api_response(conn: &Rc<H2Conn>, stream_id: u32, response: &api::Response) {
-    let headers: Vec<(&str, &[u8])> = response
+    // HTTP/2 wants lowercase names and no connection-specific headers (RFC 9113 8.2.2).
+    let lowercase: Vec<(String, &[u8])> = response
         .headers
         .iter()
-        .filter(|(n, _)| {
-            let n = n.to_ascii_lowercase();
-            n != "connection" && n != "transfer-encoding" && n != "keep-alive"
-        })
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let lowercase: Vec<(String, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), *v))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes()))
+        .filter(|(n, _)| n != "connection" && n != "transfer-encoding" && n != "keep-alive")
         .collect();
     let refs: Vec<(&str, &[u8])> = lowercase.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     let mut codec = conn.codec.borrow_mut();
