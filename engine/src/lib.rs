@@ -4,6 +4,7 @@
 pub mod block;
 pub mod ids;
 pub mod otlp;
+pub mod scan;
 pub mod search;
 pub mod shard;
 pub mod traceql;

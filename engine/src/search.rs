@@ -182,6 +182,8 @@ pub struct ShardSearch {
     blocks: u32,
     error: Option<String>,
     refused: bool,
+    /// `with(most_recent=true)`: the `limit` most recent traces, searching everything.
+    most_recent: bool,
 }
 
 impl ShardSearch {
@@ -198,6 +200,14 @@ impl ShardSearch {
             None => (None, None),
         };
         let refused = error.is_some();
+        let most_recent = match &*job {
+            Job::Search(r) => r.query.as_ref().is_some_and(|q| {
+                q.hints.iter().any(|h| {
+                    h.name == "most_recent" && h.value == crate::traceql::Static::Bool(true)
+                })
+            }),
+            _ => false,
+        };
         ShardSearch {
             job,
             evaluator,
@@ -213,6 +223,7 @@ impl ShardSearch {
             blocks: 0,
             error,
             refused,
+            most_recent,
         }
     }
 
@@ -234,24 +245,80 @@ impl ShardSearch {
         self.blocks += 1;
     }
 
-    /// Tag values hit their byte limit: nothing more will be added.
+    /// Nothing more will be added: tag values hit their byte limit, or a search has
+    /// `limit` traces and was not asked for the most recent ones (Tempo's frontend also
+    /// stops at `limit`; `with(most_recent=true)` searches on, see [`Self::can_skip`]).
     pub fn is_full(&self) -> bool {
-        matches!(&*self.job, Job::TagValues { .. }) && self.values_bytes >= TAG_VALUES_BYTES_MAX
+        match &*self.job {
+            Job::TagValues { .. } => self.values_bytes >= TAG_VALUES_BYTES_MAX,
+            Job::Search(r) => !self.most_recent && self.traces.len() >= r.limit,
+            Job::TagNames { .. } => false,
+        }
+    }
+
+    /// Whether traces that all start before `max_end_ns` can be left out: a most-recent
+    /// search already holds `limit` traces that start later.
+    pub fn can_skip(&mut self, max_end_ns: u64) -> bool {
+        let Job::Search(r) = &*self.job else {
+            return false;
+        };
+        let limit = r.limit;
+        if self.traces.len() < limit || limit == 0 {
+            return false;
+        }
+        most_recent_first(&mut self.traces, limit);
+        self.traces.last().is_some_and(|t| t.start_ns > max_end_ns)
+    }
+
+    /// The page plan of the job's query ([`crate::scan`]); `None` when every trace must be
+    /// evaluated (no query, or a query the evaluator refuses).
+    pub fn plan(&self) -> Option<crate::scan::Plan> {
+        if self.refused {
+            return None;
+        }
+        match &*self.job {
+            Job::Search(r) => r
+                .query
+                .as_ref()
+                .and_then(|q| crate::scan::Plan::new(q, r.min_duration_ns, r.max_duration_ns)),
+            Job::TagNames { query, .. } | Job::TagValues { query, .. } => {
+                query.as_ref().and_then(|q| crate::scan::Plan::new(q, 0, 0))
+            }
+        }
+    }
+
+    /// Counts what a page scan read (bytes from disk, span rows judged).
+    pub fn scanned(&mut self, bytes: u64, spans: u64) {
+        self.inspected_bytes += bytes;
+        self.inspected_spans += spans;
     }
 
     /// Offers one trace: `payload` is an encoded `tempopb.Trace` (field-1 `ResourceSpans`).
     pub fn offer(&mut self, trace_id: &TraceId, payload: &[u8]) {
+        self.offer_counted(trace_id, payload, true);
+    }
+
+    /// Offers a trace of a page already counted by [`Self::scanned`].
+    pub fn offer_scanned(&mut self, trace_id: &TraceId, payload: &[u8]) {
+        self.offer_counted(trace_id, payload, false);
+    }
+
+    fn offer_counted(&mut self, trace_id: &TraceId, payload: &[u8], count: bool) {
         if self.refused {
             return;
         }
         self.inspected_traces += 1;
-        self.inspected_bytes += payload.len() as u64;
+        if count {
+            self.inspected_bytes += payload.len() as u64;
+        }
         let Ok(data) = TracesData::decode(payload) else {
             self.error(format!("trace {trace_id}: stored payload does not decode"));
             return;
         };
         let view = TraceView::new(&data.resource_spans);
-        self.inspected_spans += view.spans.len() as u64;
+        if count {
+            self.inspected_spans += view.spans.len() as u64;
+        }
         let (start, end) = self.range();
         if view.spans.is_empty() || view.start_ns > end || view.end_ns < start {
             return;

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::block::store::{self, OpenBlock};
-use crate::block::{self, BlockMeta, BlockWriter};
+use crate::block::{self, BlockMeta, BlockWriter, PageView};
 use crate::ids::{Tenant, TraceId};
 use crate::otlp::{self, TraceBatch};
 use crate::wal;
@@ -1366,53 +1366,115 @@ async fn search_shard(
             yield_now().await;
         }
     }
+    // Newest blocks first: a search that stops at `limit` returns recent traces.
+    let mut blocks = blocks;
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_end_unix_nanos));
+    let plan = search.plan();
     for (index, block) in blocks.iter().enumerate() {
         if search.is_full() || partials.is_disconnected() {
             break;
         }
+        if search.can_skip(block.meta.max_end_unix_nanos) {
+            search.block_done();
+            continue;
+        }
         // What this shard has so far, for streaming answers (`ShardAnswer::partial`).
         let _ = partials.send_async(search.snapshot()).await;
-        // Pages whose spans all miss the job's time range are not read.
+        // Pages whose spans all miss the job's time range, or whose filter rules out what
+        // the query needs, are not read.
         let pages: Vec<usize> = block
             .index
             .pages
             .iter()
             .enumerate()
             .filter(|(_, p)| p.min_start_unix_nanos <= end && p.max_end_unix_nanos >= start)
+            .filter(|(number, _)| {
+                plan.as_ref()
+                    .is_none_or(|plan| plan.page_may_match(block.index.page_filter(*number)))
+            })
             .map(|(number, _)| number)
             .collect();
         for page in pages {
-            match block.read_page(page).await {
-                Ok(traces) => {
-                    for (n, (id, payload)) in traces.into_iter().enumerate() {
-                        if seen.contains(&id) {
-                            continue;
+            if search.is_full() || partials.is_disconnected() {
+                break;
+            }
+            let bytes = match block.read_page_bytes(page).await {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    search.error(err);
+                    continue;
+                }
+            };
+            // Judge the page's traces from the columns the query reads, rebuild only the
+            // candidates; a candidate also stored elsewhere is read whole.
+            let scanned = PageView::decode(&bytes).and_then(|view| {
+                let (candidates, spans) = match &plan {
+                    Some(plan) => {
+                        let scan = plan.scan(&view)?;
+                        (scan.candidates, scan.spans)
+                    }
+                    None => (
+                        (0..view.trace_count as usize)
+                            .map(|index| crate::scan::Candidate {
+                                index,
+                                strong: true,
+                            })
+                            .collect(),
+                        u64::from(view.span_count),
+                    ),
+                };
+                let ids = view.trace_ids()?;
+                let mut rebuild = Vec::new();
+                let mut whole = Vec::new();
+                for c in candidates {
+                    let Some(id) = ids.get(c.index) else {
+                        continue;
+                    };
+                    if seen.contains(id) {
+                        continue;
+                    }
+                    let elsewhere = blocks
+                        .iter()
+                        .enumerate()
+                        .any(|(other, b)| other != index && b.index.bloom.may_contain(id));
+                    if elsewhere {
+                        whole.push(*id);
+                    } else if c.strong {
+                        rebuild.push(c.index);
+                    }
+                }
+                Ok((view.rebuild(&rebuild)?, whole, spans))
+            });
+            match scanned {
+                Ok((rebuilt, whole, spans)) => {
+                    search.scanned(bytes.len() as u64, spans);
+                    for (n, (id, payload)) in rebuilt.into_iter().enumerate() {
+                        if search.is_full() {
+                            break;
                         }
-                        let elsewhere = blocks
-                            .iter()
-                            .enumerate()
-                            .any(|(other, b)| other != index && b.index.bloom.may_contain(&id));
-                        if elsewhere {
-                            seen.insert(id);
-                            match read_trace(state, tenant, id, Some((start, end))).await {
-                                Ok(payloads) if !payloads.is_empty() => {
-                                    let slices: Vec<&[u8]> =
-                                        payloads.iter().map(Vec::as_slice).collect();
-                                    search.offer(&id, &otlp::assemble_trace(&slices));
-                                }
-                                Ok(_) => {}
-                                Err(err) => search.error(err),
-                            }
-                        } else {
-                            search.offer(&id, &payload);
-                        }
+                        search.offer_scanned(&id, &payload);
                         if n % 256 == 255 {
                             yield_now().await;
                         }
                     }
+                    for id in whole {
+                        if search.is_full() || !seen.insert(id) {
+                            continue;
+                        }
+                        match read_trace(state, tenant, id, Some((start, end))).await {
+                            Ok(payloads) if !payloads.is_empty() => {
+                                let slices: Vec<&[u8]> =
+                                    payloads.iter().map(Vec::as_slice).collect();
+                                search.offer(&id, &otlp::assemble_trace(&slices));
+                            }
+                            Ok(_) => {}
+                            Err(err) => search.error(err),
+                        }
+                    }
                 }
-                Err(err) => search.error(err),
+                Err(err) => search.error(block.page_damaged(page, &err)),
             }
+            yield_now().await;
         }
         search.block_done();
     }

@@ -19,11 +19,14 @@
 //!                                  trace ID across pages; a page holds whole traces
 //!   ..   56*n   index              per page (IndexEntry): first_trace_id 16B, offset u64,
 //!                                  length u32, trace_count u32, span_count u32,
-//!                                  reserved u32 (0), min_start_unix_nanos u64,
+//!                                  filter_words u32, min_start_unix_nanos u64,
 //!                                  max_end_unix_nanos u64
 //!   ..      ..  bloom              bloom_bytes bytes of little-endian u64 words
+//!   ..      ..  page filters       per page, filter_words little-endian u64 words
+//!                                  (`filter`: facts of its spans, for search)
 //!   end-64  64  footer             (Footer) index_offset u64, page_count u32,
-//!                                  bloom_bytes u32, bloom_hashes u32, reserved u32 (0),
+//!                                  bloom_bytes u32, bloom_hashes u32,
+//!                                  filter_words u32 (all pages together),
 //!                                  trace_count u64, span_count u64,
 //!                                  index_crc32 u32 (crc32fast of index and bloom bytes),
 //!                                  version u8, reserved 7B, footer_crc32 u32 (of the 52
@@ -33,8 +36,14 @@
 //! A lookup: bloom filter, binary search of the index for the last page whose first trace
 //! ID is <= the ID, one positioned read of that page only, CRC check, binary search of its
 //! `TRACE_IDS` column, then the other columns are decompressed and only that trace is
-//! rebuilt. The index and the bloom filter (about 1.25 bytes per trace plus 56 per page)
-//! stay in memory.
+//! rebuilt. The index, the bloom filter (about 1.25 bytes per trace plus 56 per page) and
+//! the page filters (64 B to 8 KiB per page) stay in memory.
+//!
+//! A search skips every page whose filter rules out what its query needs (see
+//! `crate::scan`), then decodes only the columns its conditions read.
+//!
+//! Compatibility: blocks written before page filters had 0 in both `filter_words` fields
+//! (they were reserved); their pages have no filter and are always read.
 //!
 //! Recovery policy: the footer, index and bloom filter are checked when a block is opened;
 //! any damage there (or a `meta.json` that does not match the footer) makes the whole block
@@ -45,6 +54,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod bloom;
+pub mod filter;
 pub mod meta;
 pub mod page;
 pub mod store;
@@ -198,6 +208,8 @@ pub struct IndexEntry {
     pub length: u32,
     pub trace_count: u32,
     pub span_count: u32,
+    /// Words of the page's filter (0: none).
+    pub filter_words: u32,
     pub min_start_unix_nanos: u64,
     pub max_end_unix_nanos: u64,
 }
@@ -209,6 +221,8 @@ pub struct Footer {
     pub page_count: u32,
     pub bloom_bytes: u32,
     pub bloom_hashes: u32,
+    /// Words of all page filters together.
+    pub filter_words: u32,
     pub trace_count: u64,
     pub span_count: u64,
     pub index_crc32: u32,
@@ -222,7 +236,7 @@ impl Footer {
         out.extend_from_slice(&self.page_count.to_le_bytes());
         out.extend_from_slice(&self.bloom_bytes.to_le_bytes());
         out.extend_from_slice(&self.bloom_hashes.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.filter_words.to_le_bytes());
         out.extend_from_slice(&self.trace_count.to_le_bytes());
         out.extend_from_slice(&self.span_count.to_le_bytes());
         out.extend_from_slice(&self.index_crc32.to_le_bytes());
@@ -262,7 +276,7 @@ impl Footer {
         let page_count = cursor.u32()?;
         let bloom_bytes = cursor.u32()?;
         let bloom_hashes = cursor.u32()?;
-        let _reserved = cursor.u32()?;
+        let filter_words = cursor.u32()?;
         let trace_count = cursor.u64()?;
         let span_count = cursor.u64()?;
         let index_crc32 = cursor.u32()?;
@@ -278,6 +292,7 @@ impl Footer {
             page_count,
             bloom_bytes,
             bloom_hashes,
+            filter_words,
             trace_count,
             span_count,
             index_crc32,
@@ -299,6 +314,7 @@ impl Footer {
     pub fn tail_bytes(&self) -> u64 {
         u64::from(self.page_count) * INDEX_ENTRY_BYTES as u64
             + u64::from(self.bloom_bytes)
+            + u64::from(self.filter_words) * 8
             + FOOTER_BYTES as u64
     }
 }
@@ -309,6 +325,10 @@ pub struct BlockIndex {
     pub footer: Footer,
     pub pages: Vec<IndexEntry>,
     pub bloom: Bloom,
+    /// Every page filter, in page order.
+    filters: Vec<u64>,
+    /// Where each page's filter starts in `filters`.
+    filter_starts: Vec<usize>,
 }
 
 impl BlockIndex {
@@ -346,16 +366,18 @@ impl BlockIndex {
                 length: cursor.u32()?,
                 trace_count: cursor.u32()?,
                 span_count: cursor.u32()?,
-                min_start_unix_nanos: {
-                    let _reserved = cursor.u32()?;
-                    cursor.u64()?
-                },
+                filter_words: cursor.u32()?,
+                min_start_unix_nanos: cursor.u64()?,
                 max_end_unix_nanos: cursor.u64()?,
             };
             let ascending = pages
                 .last()
                 .is_none_or(|last: &IndexEntry| last.first_trace_id < entry.first_trace_id);
-            if entry.offset != next_offset || !ascending || entry.trace_count == 0 {
+            if entry.offset != next_offset
+                || !ascending
+                || entry.trace_count == 0
+                || !filter::valid_words(entry.filter_words)
+            {
                 return Err(BlockError::Malformed(format!(
                     "index entry {} (offset {}, {} traces) out of order",
                     pages.len(),
@@ -378,10 +400,29 @@ impl BlockIndex {
             footer.bloom_hashes,
         )
         .ok_or_else(|| BlockError::Malformed("bloom filter shape".to_string()))?;
+        let mut filter_starts = Vec::with_capacity(pages.len());
+        let mut words = 0usize;
+        for page in &pages {
+            filter_starts.push(words);
+            words += page.filter_words as usize;
+        }
+        if words != footer.filter_words as usize {
+            return Err(BlockError::Malformed(format!(
+                "page filters hold {words} words; the footer says {}",
+                footer.filter_words
+            )));
+        }
+        let filters = cursor
+            .take(words * 8)?
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+            .collect();
         Ok(BlockIndex {
             footer,
             pages,
             bloom,
+            filters,
+            filter_starts,
         })
     }
 
@@ -400,7 +441,20 @@ impl BlockIndex {
 
     /// Bytes this index holds in memory.
     pub fn memory_bytes(&self) -> usize {
-        self.pages.len() * std::mem::size_of::<IndexEntry>() + self.bloom.byte_len()
+        self.pages.len() * (std::mem::size_of::<IndexEntry>() + std::mem::size_of::<usize>())
+            + self.bloom.byte_len()
+            + self.filters.len() * 8
+    }
+
+    /// The filter of page `number` (empty: none, the page may hold anything).
+    pub fn page_filter(&self, number: usize) -> &[u64] {
+        let (Some(&start), Some(page)) = (self.filter_starts.get(number), self.pages.get(number))
+        else {
+            return &[];
+        };
+        self.filters
+            .get(start..start + page.filter_words as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -506,7 +560,8 @@ impl BlockWriter {
                 .extend_from_slice(&summary.trace_count.to_le_bytes());
             self.out
                 .extend_from_slice(&summary.span_count.to_le_bytes());
-            self.out.extend_from_slice(&0u32.to_le_bytes());
+            self.out
+                .extend_from_slice(&(summary.filter.len() as u32).to_le_bytes());
             self.out
                 .extend_from_slice(&summary.min_start_unix_nanos.to_le_bytes());
             self.out
@@ -526,6 +581,13 @@ impl BlockWriter {
             bloom.insert(id);
         }
         bloom.encode(&mut self.out);
+        let mut filter_words = 0u32;
+        for (summary, _, _) in &self.pages {
+            filter_words += summary.filter.len() as u32;
+            for word in &summary.filter {
+                self.out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
         let index_crc32 =
             crc32fast::hash(self.out.get(index_offset as usize..).unwrap_or_default());
         let footer_start = self.out.len();
@@ -534,6 +596,7 @@ impl BlockWriter {
             page_count: self.pages.len() as u32,
             bloom_bytes: u32::try_from(bloom.byte_len()).expect("bloom under 4 GiB"),
             bloom_hashes: bloom.hashes(),
+            filter_words,
             trace_count: stats.trace_count,
             span_count: stats.span_count,
             index_crc32,

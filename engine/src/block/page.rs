@@ -134,13 +134,15 @@ const TRACE_FORM_COLUMNAR: u8 = 0;
 const TRACE_FORM_RAW: u8 = 1;
 
 /// What the index records of a page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSummary {
     pub first_trace_id: TraceId,
     pub trace_count: u32,
     pub span_count: u32,
     pub min_start_unix_nanos: u64,
     pub max_end_unix_nanos: u64,
+    /// The page filter ([`super::filter`]); empty when the page holds a raw trace.
+    pub filter: Vec<u64>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -577,6 +579,66 @@ pub struct PageBuilder {
     attr_count: u32,
     min_start: u64,
     max_end: u64,
+    /// What the page filter will say, as dictionary indices (see [`FactRow`]).
+    facts: std::collections::HashSet<u64, FactHasher>,
+    /// A trace is stored raw: the page gets no filter.
+    has_raw: bool,
+}
+
+/// Rows of [`PageBuilder::facts`]: a tag in the top 6 bits and up to two 29-bit `d+1`
+/// dictionary indices (a page has at most 2^28 entries: its columns are bounded by
+/// [`PAGE_COLUMN_BYTES_MAX`]).
+#[derive(Clone, Copy)]
+enum FactRow {
+    /// (key, value) of a split attribute.
+    Attr = 1,
+    /// (0, the whole KeyValue) of an attribute of unusual shape.
+    WholeAttr,
+    /// (resource, 0).
+    Resource,
+    /// (name, 0).
+    Name,
+    /// (resource, TraceQL status).
+    ServiceStatus,
+    /// (resource, name).
+    ServiceName,
+    /// (TraceQL status, 0).
+    Status,
+    /// (TraceQL kind, 0).
+    Kind,
+}
+
+const _: () = assert!(PAGE_COLUMN_BYTES_MAX <= 1 << 28);
+
+fn fact_row(tag: FactRow, a: u64, b: u64) -> u64 {
+    debug_assert!(a < 1 << 29 && b < 1 << 29);
+    ((tag as u64) << 58) | (a << 29) | b
+}
+
+/// A multiplicative hasher for the builder's `u64` fact rows (SipHash costs more than the
+/// rest of a span's columns).
+#[derive(Default, Clone, Copy)]
+struct FactHasher(u64);
+
+impl std::hash::Hasher for FactHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (value ^ (value >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::BuildHasher for FactHasher {
+    type Hasher = FactHasher;
+    fn build_hasher(&self) -> FactHasher {
+        FactHasher(0)
+    }
 }
 
 impl Default for PageBuilder {
@@ -608,6 +670,8 @@ impl PageBuilder {
             attr_count: 0,
             min_start: u64::MAX,
             max_end: 0,
+            facts: std::collections::HashSet::with_hasher(FactHasher(0)),
+            has_raw: false,
         }
     }
 
@@ -639,6 +703,7 @@ impl PageBuilder {
         if parts.split(&trace_id, payload).is_some() {
             self.add_columnar(&parts);
         } else {
+            self.has_raw = true;
             col(&mut self.columns, TRACE_FORM).push(TRACE_FORM_RAW);
             put_varint(payload.len() as u64, col(&mut self.columns, RAW_LENS));
             col(&mut self.columns, RAW_PAYLOADS).extend_from_slice(payload);
@@ -657,8 +722,13 @@ impl PageBuilder {
         put_varint(zigzag(delta), col(columns, TRACE_START));
         self.previous_start = trace_start;
         put_varint(parts.resources.len() as u64, col(columns, TRACE_RS));
+        let facts = &mut self.facts;
+        // The resource (`d+1`) of each scope row, for the spans' facts.
+        let mut scope_resources = Vec::with_capacity(parts.scopes.len());
         for rs in &parts.resources {
             let resource = dict.optional(rs.resource);
+            facts.insert(fact_row(FactRow::Resource, resource, 0));
+            scope_resources.extend(std::iter::repeat_n(resource, rs.scopes.len()));
             put_varint(resource, col(columns, RS_RESOURCE));
             let schema = dict.nonempty(rs.schema_url);
             put_varint(schema, col(columns, RS_SCHEMA));
@@ -692,7 +762,8 @@ impl PageBuilder {
                 .map(|(i, s)| (s.span_id, i))
                 .collect()
         });
-        for ss in &parts.scopes {
+        for (scope_row, ss) in parts.scopes.iter().enumerate() {
+            let resource = scope_resources.get(scope_row).copied().unwrap_or(0);
             for span in parts.spans.get(ss.spans.clone()).unwrap_or_default() {
                 self.span_count += 1;
                 self.min_start = self.min_start.min(span.start);
@@ -725,6 +796,15 @@ impl PageBuilder {
                 put_varint(message, col(columns, SPAN_STATUS_MSG));
                 let name = dict.nonempty(span.name);
                 put_varint(name, col(columns, SPAN_NAME));
+                let status = u64::from(super::filter::status_fact(span.status.map(|s| s.0)));
+                facts.insert(fact_row(FactRow::Status, status, 0));
+                facts.insert(fact_row(FactRow::ServiceStatus, resource, status));
+                let kind = u64::from(super::filter::kind_fact(span.kind));
+                facts.insert(fact_row(FactRow::Kind, kind, 0));
+                if name != 0 {
+                    facts.insert(fact_row(FactRow::Name, name, 0));
+                    facts.insert(fact_row(FactRow::ServiceName, resource, name));
+                }
                 let attrs = parts.attrs.get(span.attrs.clone()).unwrap_or_default();
                 put_varint(attrs.len() as u64, col(columns, SPAN_ATTRS));
                 for attr in attrs {
@@ -735,6 +815,11 @@ impl PageBuilder {
                         }
                         Attr::Whole(kv) => (0, dict.optional(Some(kv))),
                     };
+                    if key == 0 {
+                        facts.insert(fact_row(FactRow::WholeAttr, 0, value));
+                    } else {
+                        facts.insert(fact_row(FactRow::Attr, key, value));
+                    }
                     put_varint(key, col(columns, ATTR_KEY));
                     put_varint(value, col(columns, ATTR_VALUE));
                 }
@@ -749,6 +834,11 @@ impl PageBuilder {
     pub fn finish(&mut self, out: &mut Vec<u8>) -> PageSummary {
         assert!(!self.is_empty(), "an empty page");
         let mut builder = std::mem::take(self);
+        let filter = if builder.has_raw {
+            Vec::new()
+        } else {
+            super::filter::build(&builder.fact_hashes())
+        };
         *col(&mut builder.columns, DICT_LENS) = std::mem::take(&mut builder.dict.lens);
         *col(&mut builder.columns, DICT_BYTES) = std::mem::take(&mut builder.dict.bytes);
         let raw_total: usize = builder.columns.iter().map(Vec::len).sum();
@@ -799,7 +889,148 @@ impl PageBuilder {
                 builder.min_start
             },
             max_end_unix_nanos: builder.max_end,
+            filter,
         }
+    }
+
+    /// Dictionary entry `d+1 - 1` while building (`None` for 0 or out of range).
+    fn dict_entry(&self, plus_one: u64) -> Option<&[u8]> {
+        let index = usize::try_from(plus_one.checked_sub(1)?).ok()?;
+        let end = *self.dict.ends.get(index)?;
+        let start = match index.checked_sub(1) {
+            Some(previous) => *self.dict.ends.get(previous)?,
+            None => 0,
+        };
+        self.dict.bytes.get(start..end)
+    }
+
+    /// The hashes of every fact the page's spans hold (see [`super::filter::Fact`]).
+    fn fact_hashes(&self) -> Vec<u64> {
+        use super::filter::Fact;
+        let mut hashes = Vec::with_capacity(self.facts.len() * 2);
+        // Per resource: its `service.name` strings (normally one).
+        let mut services: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
+        let mask = (1u64 << 29) - 1;
+        let mut rows: Vec<u64> = self.facts.iter().copied().collect();
+        // Resources first: the service pairs need their names.
+        rows.sort_unstable_by_key(|row| (row >> 58 != FactRow::Resource as u64, *row));
+        for row in rows {
+            let (tag, a, b) = (row >> 58, (row >> 29) & mask, row & mask);
+            let entry = |d: u64| self.dict_entry(d).unwrap_or_default();
+            match tag {
+                t if t == FactRow::Attr as u64 => {
+                    attr_facts(entry(a), self.dict_entry(b), &mut hashes);
+                }
+                t if t == FactRow::WholeAttr as u64 => {
+                    if let Some(kv) = self.dict_entry(b) {
+                        let (key, text) = key_value_text(kv);
+                        hashes.push(Fact::SpanKey(&key).hash());
+                        if let Some(text) = text {
+                            hashes.push(Fact::SpanAttr(&key, &text).hash());
+                        }
+                    }
+                }
+                t if t == FactRow::Resource as u64 => {
+                    let mut names = Vec::new();
+                    if let Some(resource) = self.dict_entry(a) {
+                        for (key, value) in resource_attributes(resource) {
+                            hashes.push(Fact::ResourceKey(&key).hash());
+                            if let Some(value) = value {
+                                hashes.push(Fact::ResourceAttr(&key, &value).hash());
+                                if key == b"service.name" {
+                                    names.push(value);
+                                }
+                            }
+                        }
+                    }
+                    services.insert(a, names);
+                }
+                t if t == FactRow::Name as u64 => hashes.push(Fact::Name(entry(a)).hash()),
+                t if t == FactRow::ServiceStatus as u64 => {
+                    for service in services.get(&a).into_iter().flatten() {
+                        hashes.push(Fact::ServiceStatus(service, b as u8).hash());
+                    }
+                }
+                t if t == FactRow::ServiceName as u64 => {
+                    for service in services.get(&a).into_iter().flatten() {
+                        hashes.push(Fact::ServiceName(service, entry(b)).hash());
+                    }
+                }
+                t if t == FactRow::Status as u64 => hashes.push(Fact::Status(a as u8).hash()),
+                t if t == FactRow::Kind as u64 => hashes.push(Fact::Kind(a as u8).hash()),
+                _ => {}
+            }
+        }
+        hashes
+    }
+}
+
+/// Facts of a span attribute: its key, and its value when that is a string.
+fn attr_facts(key: &[u8], value: Option<&[u8]>, hashes: &mut Vec<u64>) {
+    use super::filter::Fact;
+    hashes.push(Fact::SpanKey(key).hash());
+    if let Some(text) = value.and_then(string_value) {
+        hashes.push(Fact::SpanAttr(key, text).hash());
+    }
+}
+
+/// The string of an encoded AnyValue holding one (the last `string_value`, as prost reads
+/// it); `None` for other values.
+pub fn string_value(any: &[u8]) -> Option<&[u8]> {
+    let mut found = None;
+    let mut at = 0;
+    while let Some(field) = next_field(any, &mut at) {
+        match field? {
+            Field {
+                number: 1,
+                value: Wire::Bytes(text),
+                ..
+            } => found = Some(text),
+            // Another field of the oneof after the string: prost keeps the last one.
+            Field { number: 2..=7, .. } => found = None,
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `(key, string value)` of every attribute of an encoded Resource (value `None` when it
+/// is not a string), every occurrence of a repeated key included.
+fn resource_attributes(resource: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(field) = next_field(resource, &mut at) {
+        let Some(Field {
+            number: 1,
+            value: Wire::Bytes(kv),
+            ..
+        }) = field
+        else {
+            continue;
+        };
+        out.push(key_value_text(kv));
+    }
+    out
+}
+
+/// `(key, string value)` of an encoded KeyValue, as prost reads it.
+fn key_value_text(kv: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+    match attribute(kv) {
+        Attr::Split { key, value } => (
+            key.to_vec(),
+            value.and_then(string_value).map(<[u8]>::to_vec),
+        ),
+        Attr::Whole(kv) => match <KeyValue as prost::Message>::decode(kv) {
+            Ok(kv) => {
+                let text = match kv.value.and_then(|v| v.value) {
+                    Some(any_value::Value::StringValue(s)) => Some(s.into_bytes()),
+                    _ => None,
+                };
+                (kv.key.into_bytes(), text)
+            }
+            Err(_) => (Vec::new(), None),
+        },
     }
 }
 
@@ -912,6 +1143,18 @@ impl<'c> Dict<'c> {
 
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// `d+1` of the entry equal to `wanted` (the first such), if any.
+    pub fn find(&self, wanted: &[u8]) -> Option<u64> {
+        let mut start = 0usize;
+        for (index, &end) in self.ends.iter().enumerate() {
+            if end - start == wanted.len() && self.bytes.get(start..end) == Some(wanted) {
+                return Some(index as u64 + 1);
+            }
+            start = end;
+        }
+        None
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1416,6 +1659,40 @@ impl<'a> PageView<'a> {
         let mut payload = Vec::new();
         walk.trace(wanted, Some(&mut payload))?;
         Ok(Some(payload))
+    }
+
+    /// The trace IDs of the page, in order.
+    pub fn trace_ids(&self) -> Result<Vec<TraceId>, BlockError> {
+        let ids = self.column(TRACE_IDS)?;
+        if ids.len() != (self.trace_count as usize).saturating_mul(16) {
+            return Err(malformed("trace ID column does not match the trace count"));
+        }
+        Ok(ids
+            .chunks_exact(16)
+            .filter_map(TraceId::from_slice)
+            .collect())
+    }
+
+    /// The payloads of the traces at `indices` (ascending positions in the page), rebuilt.
+    pub fn rebuild(&self, indices: &[usize]) -> Result<Vec<(TraceId, Vec<u8>)>, BlockError> {
+        let all = self.all_columns()?;
+        let mut walk = Walk::new(&all, self)?;
+        let mut out = Vec::with_capacity(indices.len());
+        let mut next = 0usize;
+        for &wanted in indices {
+            if wanted < next || wanted >= self.trace_count as usize {
+                return Err(malformed("trace positions out of order or range"));
+            }
+            while next < wanted {
+                walk.trace(next, None)?;
+                next += 1;
+            }
+            let mut payload = Vec::new();
+            walk.trace(wanted, Some(&mut payload))?;
+            out.push((walk.trace_id(wanted)?, payload));
+            next = wanted + 1;
+        }
+        Ok(out)
     }
 
     /// Every trace of the page with its payload (rebuilt), in ID order.

@@ -180,6 +180,22 @@ impl OpenBlock {
         })
     }
 
+    /// The bytes of page `number` (checked when decoded: [`PageView::decode`]).
+    pub async fn read_page_bytes(&self, number: usize) -> Result<Vec<u8>, String> {
+        let Some(entry) = self.index.pages.get(number) else {
+            return Err(format!("block {} has no page {number}", self.meta.block_id));
+        };
+        read_at(&self.file, entry.offset, entry.length as usize)
+            .await
+            .map_err(|err| format!("block {} page {number}: {err}", self.meta.block_id))
+    }
+
+    /// Marks the block damaged after a page failed to decode; the message names it.
+    pub fn page_damaged(&self, number: usize, err: &super::BlockError) -> String {
+        self.damaged.set(true);
+        format!("block {} page {number}: {err}", self.meta.block_id)
+    }
+
     /// The traces of page `number`, in ID order, rebuilt from its columns. The error names
     /// the block and page.
     pub async fn read_page(&self, number: usize) -> Result<Vec<(TraceId, Vec<u8>)>, String> {

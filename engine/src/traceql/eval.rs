@@ -37,7 +37,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn from_static(s: &Static) -> Value {
+    pub fn from_static(s: &Static) -> Value {
         match s {
             Static::Nil => Value::Nil,
             Static::Int(i) => Value::Int(*i),
@@ -303,6 +303,16 @@ impl Evaluator {
             regexes: RefCell::new(HashMap::new()),
             shown,
         })
+    }
+
+    /// `l op r` exactly as a filter computes it (nil compares false; regexes anchored).
+    pub fn compare(&self, op: BinaryOp, l: &Value, r: &Value) -> Value {
+        binary(op, l, r, self)
+    }
+
+    /// The query this evaluator runs.
+    pub fn query(&self) -> &Query {
+        &self.query
     }
 
     /// The fields shown on result spans: `name` goes to the span's name, the rest become

@@ -1,0 +1,982 @@
+//! Search over block pages without rebuilding them (sans-IO): a [`Plan`] compiled from a
+//! TraceQL query says which pages can be skipped by their filters (`block::filter`) and,
+//! for a page that is read, which of its traces may match, judged from the few columns the
+//! query's conditions read. Only those traces are rebuilt and evaluated exactly
+//! (`traceql::eval`); the plan never decides a match, it only rules traces out.
+//!
+//! Soundness (the invariant every rule here keeps): a trace the exact evaluator would
+//! return is never ruled out. Conditions are three-valued (true, false, maybe); anything
+//! the plan does not model is "maybe". A trace can be stored in parts (in several blocks,
+//! or in a block and the WAL), so each trace gets two verdicts:
+//! - **strong**: the trace's parts in this page already show every condition of the query
+//!   (it is whole here, or it matches anyway);
+//! - **weak**: the part here shows at least the conditions one part of any matching trace
+//!   must show (one side of `&&` and of structural operators, no counts).
+//!
+//! A trace passing the strong test is a candidate; one passing only the weak test is a
+//! candidate when it is also stored elsewhere (then it is read whole); page filters are
+//! checked against the weak conditions.
+
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::common::v1::AnyValue;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use crate::block::filter::{self, Fact};
+use crate::block::page::{self, Dict, Varints};
+use crate::block::{BlockError, PageView};
+use crate::traceql::eval::{any_value, Evaluator, Value};
+use crate::traceql::{
+    AggregateOp, BinaryOp, Field, FieldExpr, Intrinsic, Kind, Pipeline, PipelineElement, Query,
+    ScalarExpr, Scope, SpansetExpr, SpansetOp, Static, Status, UnaryOp,
+};
+
+/// Three-valued truth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tri {
+    False,
+    Maybe,
+    True,
+}
+
+impl Tri {
+    fn of(b: bool) -> Tri {
+        if b {
+            Tri::True
+        } else {
+            Tri::False
+        }
+    }
+
+    fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::True, Tri::True) => Tri::True,
+            _ => Tri::Maybe,
+        }
+    }
+
+    fn or(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::False, Tri::False) => Tri::False,
+            _ => Tri::Maybe,
+        }
+    }
+
+    fn not(self) -> Tri {
+        match self {
+            Tri::True => Tri::False,
+            Tri::False => Tri::True,
+            Tri::Maybe => Tri::Maybe,
+        }
+    }
+}
+
+/// A fact a page must hold, owned (hashed once at compile time).
+#[derive(Clone, Debug, PartialEq)]
+enum FactKey {
+    ResourceAttr(String, String),
+    ResourceKey(String),
+    SpanAttr(String, String),
+    SpanKey(String),
+    Name(String),
+    Status(u8),
+    Kind(u8),
+    ServiceStatus(String, u8),
+    ServiceName(String, String),
+}
+
+impl FactKey {
+    fn hash(&self) -> u64 {
+        match self {
+            FactKey::ResourceAttr(k, v) => Fact::ResourceAttr(k.as_bytes(), v.as_bytes()).hash(),
+            FactKey::ResourceKey(k) => Fact::ResourceKey(k.as_bytes()).hash(),
+            FactKey::SpanAttr(k, v) => Fact::SpanAttr(k.as_bytes(), v.as_bytes()).hash(),
+            FactKey::SpanKey(k) => Fact::SpanKey(k.as_bytes()).hash(),
+            FactKey::Name(n) => Fact::Name(n.as_bytes()).hash(),
+            FactKey::Status(s) => Fact::Status(*s).hash(),
+            FactKey::Kind(k) => Fact::Kind(*k).hash(),
+            FactKey::ServiceStatus(s, c) => Fact::ServiceStatus(s.as_bytes(), *c).hash(),
+            FactKey::ServiceName(s, n) => Fact::ServiceName(s.as_bytes(), n.as_bytes()).hash(),
+        }
+    }
+}
+
+/// What a page filter must allow for a page to be read.
+#[derive(Clone, Debug, PartialEq)]
+enum Need {
+    Always,
+    Fact(FactKey, u64),
+    All(Vec<Need>),
+    Any(Vec<Need>),
+}
+
+impl Need {
+    fn fact(key: FactKey) -> Need {
+        let hash = key.hash();
+        Need::Fact(key, hash)
+    }
+
+    fn all(l: Need, r: Need) -> Need {
+        let mut parts = Vec::new();
+        for n in [l, r] {
+            match n {
+                Need::Always => {}
+                Need::All(inner) => parts.extend(inner),
+                other => parts.push(other),
+            }
+        }
+        // A service with a status or a name: the pair is a fact of its own, far rarer.
+        let facts: Vec<FactKey> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Need::Fact(k, _) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        for service in facts.iter().filter_map(|f| match f {
+            FactKey::ResourceAttr(k, v) if k == "service.name" => Some(v),
+            _ => None,
+        }) {
+            for other in &facts {
+                match other {
+                    FactKey::Status(s) => {
+                        parts.push(Need::fact(FactKey::ServiceStatus(service.clone(), *s)))
+                    }
+                    FactKey::Name(n) => {
+                        parts.push(Need::fact(FactKey::ServiceName(service.clone(), n.clone())))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match parts.len() {
+            0 => Need::Always,
+            1 => parts.pop().unwrap_or(Need::Always),
+            _ => Need::All(parts),
+        }
+    }
+
+    fn any(l: Need, r: Need) -> Need {
+        if l == Need::Always || r == Need::Always {
+            return Need::Always;
+        }
+        Need::Any(vec![l, r])
+    }
+
+    fn holds(&self, filter: &[u64]) -> bool {
+        match self {
+            Need::Always => true,
+            Need::Fact(_, hash) => filter::may_contain(filter, *hash),
+            Need::All(parts) => parts.iter().all(|p| p.holds(filter)),
+            Need::Any(parts) => parts.iter().any(|p| p.holds(filter)),
+        }
+    }
+}
+
+/// A field read from a page's columns.
+#[derive(Clone, Debug, PartialEq)]
+enum ColField {
+    Span(String),
+    Resource(String),
+    /// `.name`: the span's attribute, else the resource's.
+    Unscoped(String),
+    Name,
+    Status,
+    Kind,
+    Duration,
+    RootService,
+    RootName,
+    TraceDuration,
+}
+
+/// `field op value` (or `value op field` when `swapped`).
+#[derive(Clone, Debug)]
+struct Atom {
+    field: ColField,
+    op: BinaryOp,
+    value: Value,
+    swapped: bool,
+}
+
+/// A span condition over columns.
+#[derive(Clone, Debug)]
+enum Cond {
+    Const(Tri),
+    Atom(usize),
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+    Not(Box<Cond>),
+}
+
+/// A trace condition over the spansets of the query.
+#[derive(Clone, Debug)]
+enum TraceCond {
+    True,
+    /// Some span of the trace may pass filter `n`.
+    Filter(usize),
+    /// At least `min` spans may pass filter `n`.
+    Count(usize, u64),
+    /// Both; the weak test keeps `weak_left ? left : right`.
+    Both(Box<TraceCond>, Box<TraceCond>, bool),
+    Either(Box<TraceCond>, Box<TraceCond>),
+}
+
+/// One span's columns, as the conditions read them.
+#[derive(Clone, Copy, Default)]
+struct SpanRow {
+    resource: u64,
+    name: u64,
+    status: u8,
+    kind: u8,
+    start: u64,
+    duration: i64,
+    is_root: bool,
+    /// Attribute rows `attrs_start..attrs_end` of the page-wide attribute list.
+    attrs_start: usize,
+    attrs_end: usize,
+}
+
+/// A trace of a page that may match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Position in the page.
+    pub index: usize,
+    /// `false`: only its part here may match; read it whole if it is stored elsewhere.
+    pub strong: bool,
+}
+
+/// What a page scan found.
+#[derive(Debug, Default)]
+pub struct PageScan {
+    pub candidates: Vec<Candidate>,
+    pub spans: u64,
+    /// Decompressed bytes of the columns read.
+    pub bytes: u64,
+}
+
+/// A compiled query for block pages.
+pub struct Plan {
+    evaluator: Evaluator,
+    atoms: Vec<Atom>,
+    filters: Vec<Cond>,
+    trace: TraceCond,
+    page_need: Need,
+    min_duration_ns: u64,
+    max_duration_ns: u64,
+}
+
+impl Plan {
+    /// `min_duration_ns`/`max_duration_ns`: trace duration bounds (0: none).
+    pub fn new(query: &Query, min_duration_ns: u64, max_duration_ns: u64) -> Option<Plan> {
+        let evaluator = Evaluator::new(query.clone()).ok()?;
+        let mut plan = Plan {
+            evaluator,
+            atoms: Vec::new(),
+            filters: Vec::new(),
+            trace: TraceCond::True,
+            page_need: Need::Always,
+            min_duration_ns,
+            max_duration_ns,
+        };
+        let mut needs = Vec::new();
+        plan.trace = plan.pipeline(&query.pipeline, &mut needs);
+        plan.page_need = weak_need(&plan.trace, &needs);
+        Some(plan)
+    }
+
+    /// Whether a page with this filter may hold a matching trace.
+    pub fn page_may_match(&self, filter: &[u64]) -> bool {
+        self.page_need.holds(filter)
+    }
+
+    /// Whether the plan reads no column (every trace is a candidate).
+    pub fn is_trivial(&self) -> bool {
+        matches!(self.trace, TraceCond::True)
+            && self.min_duration_ns == 0
+            && self.max_duration_ns == 0
+    }
+
+    fn pipeline(&mut self, p: &Pipeline, needs: &mut Vec<Need>) -> TraceCond {
+        let mut elements = p.elements.iter();
+        let mut cond = match elements.next() {
+            Some(PipelineElement::Spanset(e)) => self.spanset(e, needs),
+            _ => return TraceCond::True,
+        };
+        for element in elements {
+            match element {
+                PipelineElement::Spanset(SpansetExpr::Filter(e)) => {
+                    let next = self.filter(e, needs);
+                    cond = TraceCond::Both(Box::new(cond), Box::new(next), true);
+                }
+                PipelineElement::ScalarFilter(f) => {
+                    if let (TraceCond::Filter(n), Some(min)) = (&cond, count_min(f)) {
+                        let n = *n;
+                        cond = TraceCond::Both(
+                            Box::new(cond),
+                            Box::new(TraceCond::Count(n, min)),
+                            true,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        cond
+    }
+
+    fn spanset(&mut self, e: &SpansetExpr, needs: &mut Vec<Need>) -> TraceCond {
+        match e {
+            SpansetExpr::Filter(f) => self.filter(f, needs),
+            SpansetExpr::Pipeline(p) => self.pipeline(p, needs),
+            SpansetExpr::Operation { op, lhs, rhs } => {
+                let l = self.spanset(lhs, needs);
+                let r = self.spanset(rhs, needs);
+                match op {
+                    SpansetOp::Union => TraceCond::Either(Box::new(l), Box::new(r)),
+                    // The right-hand spans that do not stand in the relation.
+                    SpansetOp::NotChild
+                    | SpansetOp::NotParent
+                    | SpansetOp::NotDescendant
+                    | SpansetOp::NotAncestor
+                    | SpansetOp::NotSibling => r,
+                    _ => {
+                        let weak_left = !matches!(weak_need(&l, needs), Need::Always)
+                            || matches!(weak_need(&r, needs), Need::Always);
+                        TraceCond::Both(Box::new(l), Box::new(r), weak_left)
+                    }
+                }
+            }
+        }
+    }
+
+    fn filter(&mut self, e: &FieldExpr, needs: &mut Vec<Need>) -> TraceCond {
+        let cond = self.cond(e);
+        self.filters.push(cond);
+        needs.push(need(e));
+        TraceCond::Filter(self.filters.len() - 1)
+    }
+
+    fn cond(&mut self, e: &FieldExpr) -> Cond {
+        match e {
+            FieldExpr::Static(Static::Bool(b)) => Cond::Const(Tri::of(*b)),
+            FieldExpr::Binary { op, lhs, rhs } => match op {
+                BinaryOp::And => Cond::And(Box::new(self.cond(lhs)), Box::new(self.cond(rhs))),
+                BinaryOp::Or => Cond::Or(Box::new(self.cond(lhs)), Box::new(self.cond(rhs))),
+                op if op.is_boolean() => {
+                    let (field, value, swapped) = match (&**lhs, &**rhs) {
+                        (FieldExpr::Field(f), FieldExpr::Static(s)) => (f, s, false),
+                        (FieldExpr::Static(s), FieldExpr::Field(f)) => (f, s, true),
+                        _ => return Cond::Const(Tri::Maybe),
+                    };
+                    let Some(field) = col_field(field) else {
+                        return Cond::Const(Tri::Maybe);
+                    };
+                    self.atoms.push(Atom {
+                        field,
+                        op: *op,
+                        value: Value::from_static(value),
+                        swapped,
+                    });
+                    Cond::Atom(self.atoms.len() - 1)
+                }
+                _ => Cond::Const(Tri::Maybe),
+            },
+            FieldExpr::Unary {
+                op: UnaryOp::Not,
+                expr,
+            } => Cond::Not(Box::new(self.cond(expr))),
+            _ => Cond::Const(Tri::Maybe),
+        }
+    }
+
+    /// Judges every trace of a page. Errors are damage in the page.
+    pub fn scan(&self, view: &PageView<'_>) -> Result<PageScan, BlockError> {
+        let mut scan = PageScan::default();
+        let traces = view.trace_count as usize;
+        if self.is_trivial() {
+            scan.candidates = (0..traces)
+                .map(|index| Candidate {
+                    index,
+                    strong: true,
+                })
+                .collect();
+            return Ok(scan);
+        }
+        let col = |id: u8, scan: &mut PageScan| -> Result<_, BlockError> {
+            let c = view.column(id)?;
+            scan.bytes += c.len() as u64;
+            Ok(c)
+        };
+        let form = col(page::TRACE_FORM, &mut scan)?;
+        let trace_rs = col(page::TRACE_RS, &mut scan)?;
+        let rs_resource = col(page::RS_RESOURCE, &mut scan)?;
+        let rs_scopes = col(page::RS_SCOPES, &mut scan)?;
+        let ss_spans = col(page::SS_SPANS, &mut scan)?;
+        let dict_lens = col(page::DICT_LENS, &mut scan)?;
+        let dict_bytes = col(page::DICT_BYTES, &mut scan)?;
+        let dict = Dict::decode(&dict_lens, &dict_bytes)?;
+        let reads = |f: &dyn Fn(&ColField) -> bool| self.atoms.iter().any(|a| f(&a.field));
+        let spans = view.span_count as usize;
+        let wants_attrs = reads(&|f| matches!(f, ColField::Span(_) | ColField::Unscoped(_)));
+        let wants_name = reads(&|f| matches!(f, ColField::Name | ColField::RootName));
+        let wants_times = reads(&|f| matches!(f, ColField::Duration | ColField::TraceDuration))
+            || self.min_duration_ns > 0
+            || self.max_duration_ns > 0;
+        let wants_root = reads(&|f| matches!(f, ColField::RootName | ColField::RootService));
+        let status = if reads(&|f| *f == ColField::Status) {
+            Some(col(page::SPAN_STATUS, &mut scan)?)
+        } else {
+            None
+        };
+        let kind = if reads(&|f| *f == ColField::Kind) {
+            Some(col(page::SPAN_KIND, &mut scan)?)
+        } else {
+            None
+        };
+        if status.as_ref().is_some_and(|c| c.len() != spans)
+            || kind.as_ref().is_some_and(|c| c.len() != spans)
+        {
+            return Err(BlockError::Malformed(
+                "span status or kind column does not match the span count".into(),
+            ));
+        }
+        let optional = |wanted: bool, id: u8, scan: &mut PageScan| -> Result<_, BlockError> {
+            if wanted {
+                Ok(Some(col(id, scan)?))
+            } else {
+                Ok(None)
+            }
+        };
+        let names = optional(wants_name, page::SPAN_NAME, &mut scan)?;
+        let starts = optional(wants_times, page::SPAN_START, &mut scan)?;
+        let durations = optional(wants_times, page::SPAN_DURATION, &mut scan)?;
+        let parents = optional(wants_root, page::SPAN_PARENT, &mut scan)?;
+        let span_attrs = optional(wants_attrs, page::SPAN_ATTRS, &mut scan)?;
+        let attr_keys = optional(wants_attrs, page::ATTR_KEY, &mut scan)?;
+        let attr_values = optional(wants_attrs, page::ATTR_VALUE, &mut scan)?;
+        let mut names = names.as_ref().map(|c| Varints::new(c, page::SPAN_NAME));
+        let mut starts = starts.as_ref().map(|c| Varints::new(c, page::SPAN_START));
+        let mut durations = durations
+            .as_ref()
+            .map(|c| Varints::new(c, page::SPAN_DURATION));
+        let mut parents = parents.as_ref().map(|c| Varints::new(c, page::SPAN_PARENT));
+        let mut span_attrs = span_attrs
+            .as_ref()
+            .map(|c| Varints::new(c, page::SPAN_ATTRS));
+        let mut attr_keys = attr_keys.as_ref().map(|c| Varints::new(c, page::ATTR_KEY));
+        let mut attr_values = attr_values
+            .as_ref()
+            .map(|c| Varints::new(c, page::ATTR_VALUE));
+        let mut page_ctx = PageCtx::new(self, &dict);
+        let mut trace_rs = Varints::new(&trace_rs, page::TRACE_RS);
+        let mut rs_resource = Varints::new(&rs_resource, page::RS_RESOURCE);
+        let mut rs_scopes = Varints::new(&rs_scopes, page::RS_SCOPES);
+        let mut ss_spans = Varints::new(&ss_spans, page::SS_SPANS);
+        let mut row = 0usize;
+        let mut rows: Vec<SpanRow> = Vec::new();
+        let mut attrs: Vec<(u64, u64)> = Vec::new();
+        let mut exists = vec![false; self.filters.len()];
+        let mut counts = vec![0u64; self.filters.len()];
+        for index in 0..traces {
+            match form.get(index) {
+                Some(0) => {}
+                Some(1) => {
+                    // Raw traces have no rows: only an exact evaluation can judge them.
+                    scan.candidates.push(Candidate {
+                        index,
+                        strong: true,
+                    });
+                    continue;
+                }
+                _ => return Err(BlockError::Malformed("trace form".into())),
+            }
+            rows.clear();
+            attrs.clear();
+            for _ in 0..trace_rs.next()? {
+                let resource = rs_resource.next()?;
+                for _ in 0..rs_scopes.next()? {
+                    for _ in 0..ss_spans.next()? {
+                        let mut span = SpanRow {
+                            resource,
+                            status: status
+                                .as_ref()
+                                .and_then(|c| c.get(row).copied())
+                                .unwrap_or(page::STATUS_ABSENT),
+                            kind: kind.as_ref().and_then(|c| c.get(row).copied()).unwrap_or(0),
+                            ..SpanRow::default()
+                        };
+                        row += 1;
+                        if row > spans {
+                            return Err(BlockError::Malformed("more span rows than spans".into()));
+                        }
+                        if let Some(names) = &mut names {
+                            span.name = names.next()?;
+                        }
+                        if let (Some(starts), Some(durations)) = (&mut starts, &mut durations) {
+                            span.start = starts.next()?;
+                            span.duration = unzigzag(durations.next()?);
+                        }
+                        if let Some(parents) = &mut parents {
+                            span.is_root = parents.next()? == 0;
+                        }
+                        if let (Some(counts), Some(keys), Some(values)) =
+                            (&mut span_attrs, &mut attr_keys, &mut attr_values)
+                        {
+                            span.attrs_start = attrs.len();
+                            for _ in 0..counts.next()? {
+                                attrs.push((keys.next()?, values.next()?));
+                            }
+                            span.attrs_end = attrs.len();
+                        }
+                        rows.push(span);
+                    }
+                }
+            }
+            scan.spans += rows.len() as u64;
+            let trace = TraceInfo::new(&rows);
+            exists.fill(false);
+            counts.fill(0);
+            for span in &rows {
+                for (n, cond) in self.filters.iter().enumerate() {
+                    let t = page_ctx.eval(self, cond, span, &attrs, &trace, &dict);
+                    if t != Tri::False {
+                        if let (Some(e), Some(c)) = (exists.get_mut(n), counts.get_mut(n)) {
+                            *e = true;
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+            let mut strong = self.judge(&self.trace, &exists, &counts, true);
+            // Trace duration bounds judge the strong verdict only (a part's duration says
+            // little about the whole).
+            if self.min_duration_ns > 0 || self.max_duration_ns > 0 {
+                let d = trace.duration_ns.max(0) as u64;
+                if (self.min_duration_ns > 0 && d < self.min_duration_ns)
+                    || (self.max_duration_ns > 0 && d > self.max_duration_ns)
+                {
+                    strong = false;
+                }
+            }
+            if strong {
+                scan.candidates.push(Candidate {
+                    index,
+                    strong: true,
+                });
+            } else if self.judge(&self.trace, &exists, &counts, false) {
+                scan.candidates.push(Candidate {
+                    index,
+                    strong: false,
+                });
+            }
+        }
+        Ok(scan)
+    }
+
+    fn judge(&self, c: &TraceCond, exists: &[bool], counts: &[u64], strong: bool) -> bool {
+        match c {
+            TraceCond::True => true,
+            TraceCond::Filter(n) => exists.get(*n).copied().unwrap_or(true),
+            TraceCond::Count(n, min) => !strong || counts.get(*n).is_none_or(|c| c >= min),
+            TraceCond::Both(l, r, weak_left) => {
+                if strong {
+                    self.judge(l, exists, counts, true) && self.judge(r, exists, counts, true)
+                } else if *weak_left {
+                    self.judge(l, exists, counts, false)
+                } else {
+                    self.judge(r, exists, counts, false)
+                }
+            }
+            TraceCond::Either(l, r) => {
+                self.judge(l, exists, counts, strong) || self.judge(r, exists, counts, strong)
+            }
+        }
+    }
+}
+
+/// What trace-level fields read, computed once per trace.
+struct TraceInfo {
+    root: Option<SpanRow>,
+    duration_ns: i64,
+}
+
+impl TraceInfo {
+    fn new(rows: &[SpanRow]) -> TraceInfo {
+        let start = rows.iter().map(|s| s.start).min().unwrap_or(0);
+        let end = rows
+            .iter()
+            .map(|s| s.start.wrapping_add(s.duration as u64))
+            .max()
+            .unwrap_or(0);
+        TraceInfo {
+            root: rows.iter().find(|s| s.is_root).copied(),
+            duration_ns: end.wrapping_sub(start) as i64,
+        }
+    }
+}
+
+/// Per-page caches of atom results by dictionary index.
+struct PageCtx {
+    /// Per atom: `d+1` of its attribute key in this page (`None`: not in the page).
+    keys: Vec<Option<u64>>,
+    /// Per atom: verdicts by value `d+1` (span attributes, names) or resource `d+1`.
+    cache: Vec<HashMap<u64, Verdict>>,
+}
+
+/// A cached atom result on one value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The value is nil (an unscoped field then reads the resource).
+    Nil,
+    Is(Tri),
+}
+
+impl PageCtx {
+    fn new(plan: &Plan, dict: &Dict<'_>) -> PageCtx {
+        let keys = plan
+            .atoms
+            .iter()
+            .map(|a| match &a.field {
+                ColField::Span(k) | ColField::Unscoped(k) => dict.find(k.as_bytes()),
+                _ => None,
+            })
+            .collect();
+        PageCtx {
+            keys,
+            cache: vec![HashMap::new(); plan.atoms.len()],
+        }
+    }
+
+    fn eval(
+        &mut self,
+        plan: &Plan,
+        cond: &Cond,
+        span: &SpanRow,
+        attrs: &[(u64, u64)],
+        trace: &TraceInfo,
+        dict: &Dict<'_>,
+    ) -> Tri {
+        match cond {
+            Cond::Const(t) => *t,
+            Cond::And(l, r) => {
+                let l = self.eval(plan, l, span, attrs, trace, dict);
+                if l == Tri::False {
+                    return Tri::False;
+                }
+                l.and(self.eval(plan, r, span, attrs, trace, dict))
+            }
+            Cond::Or(l, r) => {
+                let l = self.eval(plan, l, span, attrs, trace, dict);
+                if l == Tri::True {
+                    return Tri::True;
+                }
+                l.or(self.eval(plan, r, span, attrs, trace, dict))
+            }
+            Cond::Not(e) => self.eval(plan, e, span, attrs, trace, dict).not(),
+            Cond::Atom(n) => self.atom(plan, *n, span, attrs, trace, dict),
+        }
+    }
+
+    fn atom(
+        &mut self,
+        plan: &Plan,
+        n: usize,
+        span: &SpanRow,
+        attrs: &[(u64, u64)],
+        trace: &TraceInfo,
+        dict: &Dict<'_>,
+    ) -> Tri {
+        let Some(atom) = plan.atoms.get(n) else {
+            return Tri::Maybe;
+        };
+        let compare = |v: &Value| -> Tri {
+            let result = if atom.swapped {
+                plan.evaluator.compare(atom.op, &atom.value, v)
+            } else {
+                plan.evaluator.compare(atom.op, v, &atom.value)
+            };
+            Tri::of(matches!(result, Value::Bool(true)))
+        };
+        match &atom.field {
+            ColField::Status => compare(&Value::Status(match span.status {
+                1 => Status::Ok,
+                2 => Status::Error,
+                _ => Status::Unset,
+            })),
+            ColField::Kind => compare(&Value::Kind(kind_of(span.kind))),
+            ColField::Duration => compare(&Value::Duration(span.duration)),
+            ColField::TraceDuration => compare(&Value::Duration(trace.duration_ns)),
+            ColField::Name => self.text(n, span.name, dict, compare),
+            ColField::RootName => match &trace.root {
+                None => compare(&Value::Nil),
+                Some(root) => self.text(n, root.name, dict, compare),
+            },
+            ColField::RootService => match &trace.root {
+                None => compare(&Value::Nil),
+                Some(root) => self.resource(n, root.resource, "service.name", dict, compare),
+            },
+            ColField::Resource(key) => self.resource(n, span.resource, key, dict, compare),
+            ColField::Span(_) => match self.span_attr(n, span, attrs, dict, compare) {
+                Verdict::Nil => compare(&Value::Nil),
+                Verdict::Is(t) => t,
+            },
+            ColField::Unscoped(key) => match self.span_attr(n, span, attrs, dict, compare) {
+                Verdict::Nil => self.resource(n, span.resource, key, dict, compare),
+                Verdict::Is(t) => t,
+            },
+        }
+    }
+
+    /// A string column value (`d+1`, 0 = empty), compared once per distinct entry.
+    fn text(&mut self, n: usize, d: u64, dict: &Dict<'_>, compare: impl Fn(&Value) -> Tri) -> Tri {
+        let Some(cache) = self.cache.get_mut(n) else {
+            return Tri::Maybe;
+        };
+        if let Some(Verdict::Is(t)) = cache.get(&d) {
+            return *t;
+        }
+        let t = match dict.optional(d) {
+            Ok(bytes) => match std::str::from_utf8(bytes.unwrap_or_default()) {
+                Ok(text) => compare(&Value::Str(text.to_string())),
+                Err(_) => Tri::Maybe,
+            },
+            Err(_) => Tri::Maybe,
+        };
+        cache.insert(d, Verdict::Is(t));
+        t
+    }
+
+    /// A resource attribute (first of its key, as the evaluator reads it), once per resource.
+    fn resource(
+        &mut self,
+        n: usize,
+        resource: u64,
+        key: &str,
+        dict: &Dict<'_>,
+        compare: impl Fn(&Value) -> Tri,
+    ) -> Tri {
+        // Resource verdicts live beside value verdicts: keyed by resource d+1 with the top
+        // bit set.
+        let slot = resource | (1 << 63);
+        let Some(cache) = self.cache.get_mut(n) else {
+            return Tri::Maybe;
+        };
+        if let Some(Verdict::Is(t)) = cache.get(&slot) {
+            return *t;
+        }
+        let t = match dict.optional(resource) {
+            Ok(None) => compare(&Value::Nil),
+            Ok(Some(bytes)) => match Resource::decode(bytes) {
+                Ok(r) => compare(
+                    &r.attributes
+                        .iter()
+                        .find(|kv| kv.key == key)
+                        .map_or(Value::Nil, |kv| any_value(kv.value.as_ref())),
+                ),
+                Err(_) => Tri::Maybe,
+            },
+            Err(_) => Tri::Maybe,
+        };
+        cache.insert(slot, Verdict::Is(t));
+        t
+    }
+
+    /// A span attribute: the first row of the atom's key.
+    fn span_attr(
+        &mut self,
+        n: usize,
+        span: &SpanRow,
+        attrs: &[(u64, u64)],
+        dict: &Dict<'_>,
+        compare: impl Fn(&Value) -> Tri,
+    ) -> Verdict {
+        let key = self.keys.get(n).copied().flatten();
+        let rows = attrs
+            .get(span.attrs_start..span.attrs_end)
+            .unwrap_or_default();
+        let mut value = None;
+        for &(k, v) in rows {
+            if k == 0 {
+                // A KeyValue of unusual shape, stored whole: it may be this key.
+                return Verdict::Is(Tri::Maybe);
+            }
+            if Some(k) == key {
+                value = Some(v);
+                break;
+            }
+        }
+        let Some(value) = value else {
+            return Verdict::Nil;
+        };
+        let Some(cache) = self.cache.get_mut(n) else {
+            return Verdict::Is(Tri::Maybe);
+        };
+        if let Some(verdict) = cache.get(&value) {
+            return *verdict;
+        }
+        let verdict = match dict.optional(value) {
+            Ok(None) => Verdict::Nil,
+            Ok(Some(bytes)) => match AnyValue::decode(bytes) {
+                Ok(any) => match any_value(Some(&any)) {
+                    Value::Nil => Verdict::Nil,
+                    v => Verdict::Is(compare(&v)),
+                },
+                Err(_) => Verdict::Is(Tri::Maybe),
+            },
+            Err(_) => Verdict::Is(Tri::Maybe),
+        };
+        cache.insert(value, verdict);
+        verdict
+    }
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+fn kind_of(kind: u8) -> Kind {
+    match kind {
+        1 => Kind::Internal,
+        2 => Kind::Server,
+        3 => Kind::Client,
+        4 => Kind::Producer,
+        5 => Kind::Consumer,
+        _ => Kind::Unspecified,
+    }
+}
+
+/// `count() > n` and friends: the fewest spans a spanset needs.
+fn count_min(f: &crate::traceql::ScalarFilter) -> Option<u64> {
+    let (ScalarExpr::Aggregate(a), ScalarExpr::Static(Static::Int(n))) = (&f.lhs, &f.rhs) else {
+        return None;
+    };
+    if a.op != AggregateOp::Count {
+        return None;
+    }
+    let n = u64::try_from(*n).ok()?;
+    match f.op {
+        BinaryOp::Gt => Some(n + 1),
+        BinaryOp::Gte | BinaryOp::Eq => Some(n),
+        _ => None,
+    }
+}
+
+fn col_field(f: &Field) -> Option<ColField> {
+    match f {
+        Field::Attribute(a) if !a.parent => match a.scope {
+            Scope::Span => Some(ColField::Span(a.name.clone())),
+            Scope::Resource => Some(ColField::Resource(a.name.clone())),
+            Scope::None => Some(ColField::Unscoped(a.name.clone())),
+            _ => None,
+        },
+        Field::Intrinsic(i) => match i {
+            Intrinsic::Name => Some(ColField::Name),
+            Intrinsic::Status => Some(ColField::Status),
+            Intrinsic::Kind => Some(ColField::Kind),
+            Intrinsic::Duration => Some(ColField::Duration),
+            Intrinsic::TraceRootService => Some(ColField::RootService),
+            Intrinsic::TraceRootSpan => Some(ColField::RootName),
+            Intrinsic::TraceDuration => Some(ColField::TraceDuration),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The facts a page must hold for one of its spans to pass `e`.
+fn need(e: &FieldExpr) -> Need {
+    match e {
+        FieldExpr::Binary { op, lhs, rhs } => match op {
+            BinaryOp::And => Need::all(need(lhs), need(rhs)),
+            BinaryOp::Or => Need::any(need(lhs), need(rhs)),
+            op if op.is_boolean() => {
+                let (field, value) = match (&**lhs, &**rhs) {
+                    (FieldExpr::Field(f), FieldExpr::Static(s))
+                    | (FieldExpr::Static(s), FieldExpr::Field(f)) => (f, s),
+                    _ => return Need::Always,
+                };
+                compare_need(*op, field, value)
+            }
+            _ => Need::Always,
+        },
+        _ => Need::Always,
+    }
+}
+
+fn compare_need(op: BinaryOp, field: &Field, value: &Static) -> Need {
+    if *value == Static::Nil {
+        return Need::Always;
+    }
+    match field {
+        Field::Attribute(a) if !a.parent => {
+            let text = match (op, value) {
+                (BinaryOp::Eq, Static::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let span = || match &text {
+                Some(t) => Need::fact(FactKey::SpanAttr(a.name.clone(), t.clone())),
+                None => Need::fact(FactKey::SpanKey(a.name.clone())),
+            };
+            let resource = || match &text {
+                Some(t) => Need::fact(FactKey::ResourceAttr(a.name.clone(), t.clone())),
+                None => Need::fact(FactKey::ResourceKey(a.name.clone())),
+            };
+            match a.scope {
+                Scope::Span => span(),
+                Scope::Resource => resource(),
+                Scope::None => Need::any(span(), resource()),
+                _ => Need::Always,
+            }
+        }
+        Field::Intrinsic(Intrinsic::Name) => match (op, value) {
+            (BinaryOp::Eq, Static::String(s)) if !s.is_empty() => {
+                Need::fact(FactKey::Name(s.clone()))
+            }
+            _ => Need::Always,
+        },
+        Field::Intrinsic(Intrinsic::Status) => match (op, value) {
+            (BinaryOp::Eq, Static::Status(s)) => Need::fact(FactKey::Status(match s {
+                Status::Unset => 0,
+                Status::Ok => 1,
+                Status::Error => 2,
+            })),
+            _ => Need::Always,
+        },
+        Field::Intrinsic(Intrinsic::Kind) => match (op, value) {
+            (BinaryOp::Eq, Static::Kind(k)) => Need::fact(FactKey::Kind(match k {
+                Kind::Unspecified => 0,
+                Kind::Internal => 1,
+                Kind::Server => 2,
+                Kind::Client => 3,
+                Kind::Producer => 4,
+                Kind::Consumer => 5,
+            })),
+            _ => Need::Always,
+        },
+        _ => Need::Always,
+    }
+}
+
+/// The page need of a trace condition's weak test.
+fn weak_need(c: &TraceCond, needs: &[Need]) -> Need {
+    match c {
+        TraceCond::True | TraceCond::Count(..) => Need::Always,
+        TraceCond::Filter(n) => needs.get(*n).cloned().unwrap_or(Need::Always),
+        TraceCond::Both(l, r, weak_left) => {
+            if *weak_left {
+                weak_need(l, needs)
+            } else {
+                weak_need(r, needs)
+            }
+        }
+        TraceCond::Either(l, r) => Need::any(weak_need(l, needs), weak_need(r, needs)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
