@@ -16,6 +16,7 @@ cat > "$dir/tempo.yaml" <<YAML
 server:
   http_listen_address: 127.0.0.1
   http_listen_port: $http_port
+  grpc_listen_port: 0
 distributor:
   receivers:
     otlp:

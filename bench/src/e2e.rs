@@ -168,6 +168,7 @@ pub fn config_yaml(dir: &Path) -> String {
         "server:
   http_listen_address: 127.0.0.1
   http_listen_port: 0
+  grpc_listen_port: 0
 distributor:
   receivers:
     otlp:

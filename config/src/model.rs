@@ -39,6 +39,12 @@ pub mod defaults {
     /// `ingester.complete_block_timeout` (3 x Tempo's 5m blocklist poll).
     pub const COMPLETE_BLOCK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+    /// `querier.search.query_timeout`: how long a search, tag-names or tag-values query may
+    /// run (Tempo: the querier's deadline for each search job, `modules/querier/config.go`).
+    pub const SEARCH_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `querier.trace_by_id.query_timeout`: how long a trace-by-ID lookup may run.
+    pub const TRACE_BY_ID_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// `compactor.compaction.block_retention` (14 days).
     pub const BLOCK_RETENTION: Duration = Duration::from_secs(336 * 3600);
     /// `compactor.compaction.compaction_window`.
@@ -103,6 +109,8 @@ pub struct Config {
     pub ingester: IngesterConfig,
     /// `compactor:`.
     pub compactor: CompactorConfig,
+    /// `querier:`.
+    pub querier: QuerierConfig,
     /// `storage.trace:`.
     pub storage: StorageConfig,
     /// `overrides:` (the defaults for every tenant).
@@ -180,6 +188,21 @@ pub struct CompactorConfig {
     /// `compactor.compaction.compaction_window`: blocks within this time window are compacted
     /// together. Default 1h.
     pub compaction_window: Duration,
+}
+
+/// `querier:`: the read path's time limits.
+///
+/// Tempo's querier puts these deadlines on every job it runs (`modules/querier/http.go`:
+/// "Enforce the query timeout while querying backends"); a job past its deadline fails with
+/// `context deadline exceeded`, and the frontend answers the whole query with that error.
+/// Allegro runs a query as one job per shard, so the deadline bounds the whole query.
+/// `0s` is a deadline that has passed already, as in Tempo: every such query fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuerierConfig {
+    /// `querier.search.query_timeout`: searches, tag names and tag values. Default 30s.
+    pub search_query_timeout: Duration,
+    /// `querier.trace_by_id.query_timeout`: trace-by-ID lookups. Default 10s.
+    pub trace_by_id_query_timeout: Duration,
 }
 
 /// `storage.trace:`.
@@ -419,6 +442,10 @@ impl Default for Config {
                 block_retention: defaults::BLOCK_RETENTION,
                 compaction_window: defaults::COMPACTION_WINDOW,
             },
+            querier: QuerierConfig {
+                search_query_timeout: defaults::SEARCH_QUERY_TIMEOUT,
+                trace_by_id_query_timeout: defaults::TRACE_BY_ID_QUERY_TIMEOUT,
+            },
             storage: StorageConfig {
                 backend: Backend::Local,
                 local_path: PathBuf::from(defaults::LOCAL_PATH),
@@ -621,6 +648,14 @@ impl Config {
                 "compactor.compaction.compaction_window: {}",
                 format_duration(self.compactor.compaction_window)
             ),
+            format!(
+                "querier.search.query_timeout: {}",
+                format_duration(self.querier.search_query_timeout)
+            ),
+            format!(
+                "querier.trace_by_id.query_timeout: {}",
+                format_duration(self.querier.trace_by_id_query_timeout)
+            ),
             format!("storage.trace.backend: {}", self.storage.backend),
             format!(
                 "storage.trace.local.path: {}",
@@ -731,7 +766,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.validate(), Ok(()));
         assert!(config.allegro.shards >= 1);
-        assert_eq!(config.summary().len(), 27);
+        assert_eq!(config.summary().len(), 29);
     }
 
     #[test]

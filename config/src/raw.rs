@@ -10,7 +10,8 @@ use serde_yaml::Value;
 use crate::error::ConfigError;
 use crate::model::{
     shards_auto, AllegroConfig, Backend, CompactorConfig, Config, DistributorConfig, Endpoint,
-    IngesterConfig, LogLevel, OverridesConfig, ServerConfig, StorageConfig, WalFsync,
+    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, ServerConfig, StorageConfig,
+    WalFsync,
 };
 use crate::scalar::{
     present, Bytes, Count, EndpointValue, Flag, GoDuration, Keyword, Port, Text, Word,
@@ -27,6 +28,7 @@ pub(crate) struct RawConfig {
     distributor: Option<RawDistributor>,
     ingester: Option<RawIngester>,
     compactor: Option<RawCompactor>,
+    querier: Option<RawQuerier>,
     storage: Option<RawStorage>,
     overrides: Option<RawOverrides>,
     allegro: Option<RawAllegro>,
@@ -96,6 +98,20 @@ struct RawCompactor {
 struct RawCompaction {
     block_retention: Option<GoDuration>,
     compaction_window: Option<GoDuration>,
+}
+
+/// `querier:`: only the time limits; the rest of Tempo's querier block is reported as not used.
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawQuerier {
+    search: Option<RawQueryTimeout>,
+    trace_by_id: Option<RawQueryTimeout>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawQueryTimeout {
+    query_timeout: Option<GoDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -269,6 +285,18 @@ impl RawConfig {
                 .map_or(base.compactor.compaction_window, |d| d.0),
         };
 
+        let querier = self.querier.unwrap_or_default();
+        let timeout = |raw: Option<RawQueryTimeout>, default| {
+            raw.and_then(|r| r.query_timeout).map_or(default, |d| d.0)
+        };
+        let querier = QuerierConfig {
+            search_query_timeout: timeout(querier.search, base.querier.search_query_timeout),
+            trace_by_id_query_timeout: timeout(
+                querier.trace_by_id,
+                base.querier.trace_by_id_query_timeout,
+            ),
+        };
+
         let trace = self.storage.unwrap_or_default().trace.unwrap_or_default();
         let path = |raw: Option<RawPath>, default: std::path::PathBuf| {
             raw.and_then(|p| p.path).map_or(default, |t| t.0.into())
@@ -316,6 +344,7 @@ impl RawConfig {
             distributor,
             ingester,
             compactor,
+            querier,
             storage,
             overrides,
             allegro,

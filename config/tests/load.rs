@@ -119,6 +119,8 @@ fn absent_keys_take_tempo_defaults() {
         );
         assert_eq!(c.compactor.block_retention, Duration::from_secs(336 * 3600));
         assert_eq!(c.compactor.compaction_window, Duration::from_secs(3600));
+        assert_eq!(c.querier.search_query_timeout, Duration::from_secs(30));
+        assert_eq!(c.querier.trace_by_id_query_timeout, Duration::from_secs(10));
         assert_eq!(c.storage.backend, Backend::Local);
         assert_eq!(c.storage.local_path, PathBuf::from("/var/tempo/traces"));
         assert_eq!(c.storage.wal_path, PathBuf::from("/var/tempo/wal"));
@@ -165,6 +167,11 @@ compactor:
   compaction:
     block_retention: 48h
     compaction_window: 30m
+querier:
+  search:
+    query_timeout: 1m30s
+  trace_by_id:
+    query_timeout: 2s
 storage:
   trace:
     backend: s3
@@ -214,6 +221,8 @@ allegro:
     assert_eq!(c.ingester.complete_block_timeout, Duration::ZERO);
     assert_eq!(c.compactor.block_retention, Duration::from_secs(48 * 3600));
     assert_eq!(c.compactor.compaction_window, Duration::from_secs(1800));
+    assert_eq!(c.querier.search_query_timeout, Duration::from_secs(90));
+    assert_eq!(c.querier.trace_by_id_query_timeout, Duration::from_secs(2));
     assert_eq!(c.storage.backend, Backend::S3);
     assert_eq!(c.storage.local_path, PathBuf::from("/srv/traces"));
     assert_eq!(c.storage.wal_path, PathBuf::from("/srv/wal"));
@@ -418,6 +427,41 @@ foo:
         Duration::from_secs(5)
     );
     assert_eq!(loaded.config.storage.wal_path, PathBuf::from("/tmp/wal"));
+}
+
+/// Tempo's querier block: the timeouts are read, the rest of it is Tempo's and not used.
+#[test]
+fn querier_timeouts_and_the_rest_of_the_querier_block() {
+    let yaml = "\
+querier:
+  max_concurrent_queries: 20
+  search:
+    query_timeout: 0s
+    prefer_self: 10
+  trace_by_id:
+    query_timeout: 500ms
+  frontend_worker:
+    frontend_address: 127.0.0.1:9095
+";
+    let loaded = load(yaml);
+    assert_eq!(
+        loaded.warnings,
+        [
+            r#"configuration key "querier.max_concurrent_queries" (line 2) is not used by Allegro; ignored"#,
+            r#"configuration key "querier.search.prefer_self" (line 5) is not used by Allegro; ignored"#,
+            r#"configuration key "querier.frontend_worker.frontend_address" (line 9) is not used by Allegro; ignored"#,
+        ]
+    );
+    assert_eq!(loaded.config.querier.search_query_timeout, Duration::ZERO);
+    assert_eq!(
+        loaded.config.querier.trace_by_id_query_timeout,
+        Duration::from_millis(500)
+    );
+    let error = load_error("querier:\n  search:\n    query_timeout: soon\n");
+    assert!(
+        error.contains("querier.search.query_timeout") && error.contains("line 3"),
+        "{error}"
+    );
 }
 
 #[test]

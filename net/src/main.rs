@@ -1,7 +1,8 @@
 //! `allegro`: a drop-in replacement for the Grafana Tempo binary.
 //!
 //! `allegro -config.file=tempo.yaml` reads the user's Tempo config, replays the WAL, then
-//! serves OTLP gRPC and the Tempo query API until SIGTERM/SIGINT.
+//! serves OTLP gRPC, the Tempo query API (HTTP) and Tempo's gRPC API
+//! (`server.grpc_listen_port`) until SIGTERM/SIGINT.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -151,6 +152,7 @@ fn run(config: Config) -> Result<(), String> {
     })?;
 
     let http_addr = resolve(&config.server.http_endpoint(), "server.http_listen_port")?;
+    let grpc_api_addr = resolve(&config.server.grpc_endpoint(), "server.grpc_listen_port")?;
     let grpc_addr = match &config.distributor.otlp_grpc_endpoint {
         Some(endpoint) => Some(resolve(
             endpoint,
@@ -166,7 +168,14 @@ fn run(config: Config) -> Result<(), String> {
         })?),
         None => None,
     };
+    // Tempo's gRPC API (`tempopb.StreamingQuerier`); Tempo always serves it.
+    let grpc_api_listeners = server::bind_reuseport(grpc_api_addr, shards).map_err(|err| {
+        format!("cannot listen on {grpc_api_addr} (server.grpc_listen_port): {err}")
+    })?;
     let http_bound = http_listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let grpc_api_bound = grpc_api_listeners[0]
+        .local_addr()
+        .map_err(|e| e.to_string())?;
     let grpc_bound = match &grpc_listeners {
         Some(l) => Some(l[0].local_addr().map_err(|e| e.to_string())?),
         None => None,
@@ -176,6 +185,7 @@ fn run(config: Config) -> Result<(), String> {
         http_listeners
             .iter()
             .chain(grpc_listeners.iter().flatten())
+            .chain(grpc_api_listeners.iter())
             .map(|l| l.as_raw_fd())
             .collect()
     };
@@ -191,6 +201,8 @@ fn run(config: Config) -> Result<(), String> {
             burst_bytes: config.overrides.ingestion_burst_size_bytes,
             shutdown_timeout: config.allegro.shutdown_timeout,
             http1: allegro_net::http1::Limits::default(),
+            search_timeout: config.querier.search_query_timeout,
+            trace_by_id_timeout: config.querier.trace_by_id_query_timeout,
         },
         shutting_down: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
@@ -209,11 +221,16 @@ fn run(config: Config) -> Result<(), String> {
 
     let mut grpc_listeners = grpc_listeners.map(|l| l.into_iter());
     let mut threads = Vec::with_capacity(shards);
-    for (task, http) in tasks.into_iter().zip(http_listeners) {
+    for ((task, http), grpc_api) in tasks
+        .into_iter()
+        .zip(http_listeners)
+        .zip(grpc_api_listeners)
+    {
         let id = task.id();
         let listeners = ThreadListeners {
             grpc: grpc_listeners.as_mut().and_then(Iterator::next),
             http,
+            grpc_api,
         };
         let shared = shared.clone();
         let pin = shards <= available_cores();
@@ -223,19 +240,26 @@ fn run(config: Config) -> Result<(), String> {
             .map_err(|err| format!("cannot start shard thread {id}: {err}"))?;
         threads.push(thread);
     }
-    match grpc_bound {
-        Some(grpc) => log::info!(
-            "allegro {} listening otlp_grpc={grpc} http={http_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
-            env!("CARGO_PKG_VERSION"),
-            engine_config.wal_dir.display(),
-            engine_config.fsync
+    let otlp_grpc = grpc_bound.map_or_else(|| "off".to_string(), |addr| addr.to_string());
+    log::info!(
+        "allegro {} listening otlp_grpc={otlp_grpc} http={http_bound} grpc={grpc_api_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
+        env!("CARGO_PKG_VERSION"),
+        engine_config.wal_dir.display(),
+        engine_config.fsync
+    );
+    for (key, timeout) in [
+        (
+            "querier.search.query_timeout",
+            config.querier.search_query_timeout,
         ),
-        None => log::info!(
-            "allegro {} listening otlp_grpc=off http={http_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
-            env!("CARGO_PKG_VERSION"),
-            engine_config.wal_dir.display(),
-            engine_config.fsync
+        (
+            "querier.trace_by_id.query_timeout",
+            config.querier.trace_by_id_query_timeout,
         ),
+    ] {
+        if timeout.is_zero() {
+            log::warn!("{key} is 0s: every such query fails with \"context deadline exceeded\", as in Tempo");
+        }
     }
 
     let signal = wait_for_signal(&signals);

@@ -15,10 +15,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use allegro_engine::search::{
     self, Found, Job, SearchRequest, ShardAnswer, TagScope, TraceMatch, LIMIT_DEFAULT,
-    SPANS_PER_SPANSET_DEFAULT,
+    SPANS_PER_SPANSET_DEFAULT, TAG_VALUES_BYTES_MAX,
 };
 use allegro_engine::traceql::eval::Value;
 use allegro_engine::traceql::{self, Field, Query, Scope};
@@ -37,9 +38,9 @@ pub const SEARCH_RANGE_SECS_MAX: u64 = 168 * 3600;
 pub const SEARCH_LIMIT_MAX: usize = 100_000;
 /// Spans per spanset at most.
 pub const SPANS_PER_SPANSET_MAX: usize = 10_000;
-/// How long a search waits for its shards; then it answers with what it has
-/// (`completedJobs` < `totalJobs`), as Tempo's frontend answers a partial search.
-pub const SEARCH_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+/// The error text of a query past its deadline: Go's `context.DeadlineExceeded`, which Tempo's
+/// querier writes as a 500 body and its frontend passes on (HTTP 500, gRPC `Internal`).
+pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
 /// Intrinsics listed by `scope=intrinsic` (Tempo 2.7's list, as captured).
 pub const INTRINSIC_TAGS: &[&str] = &[
@@ -531,17 +532,47 @@ fn metrics_answer(params: &str) -> Response {
 // ---------------------------------------------------------------------------------------
 // Running a call.
 
+/// A query ran past its deadline (`querier.search.query_timeout`, or a shorter `grpc-timeout`):
+/// `answered` of the shards had given their final answer. The shards still searching stop at
+/// their next check, because the answer channel is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    pub answered: u32,
+}
+
 /// Runs a call on every shard and calls `partial` with each shard's answer as it comes
-/// (for streaming); returns the merged answer and how many shards answered.
+/// (for streaming); returns the merged answer and how many shards answered, or [`TimedOut`]
+/// when `timeout` passes first (a zero timeout has passed already, as in Tempo).
+///
+/// Tempo answers a query past its deadline with an error, not with partial results: its
+/// querier fails the job with `context deadline exceeded` and the frontend's combiner takes a
+/// failed job as the answer to the whole query (`modules/frontend/combiner/common.go`).
 pub async fn run(
     engine: &Engine,
     tenant: &Tenant,
     job: &Arc<Job>,
+    timeout: Duration,
     mut partial: impl FnMut(&ShardAnswer),
-) -> (ShardAnswer, u32) {
-    let receiver = engine.search(tenant, job.clone()).await;
+) -> Result<(ShardAnswer, u32), TimedOut> {
+    let timed_out = |answered: u32| {
+        log::warn!(
+            "{}: {answered} of {} shards answered within {} (querier.search.query_timeout, \
+             or a shorter grpc-timeout); answering {DEADLINE_EXCEEDED:?}, as Tempo does",
+            job_name(job),
+            engine.shards(),
+            allegro_config::format_duration(timeout)
+        );
+        TimedOut { answered }
+    };
+    if timeout.is_zero() {
+        return Err(timed_out(0));
+    }
+    let mut deadline = std::pin::pin!(monoio::time::sleep(timeout));
+    let receiver = monoio::select! {
+        receiver = engine.search(tenant, job.clone()) => receiver,
+        _ = &mut deadline => return Err(timed_out(0)),
+    };
     let mut answers = Vec::new();
-    let mut deadline = std::pin::pin!(monoio::time::sleep(SEARCH_TIME_MAX));
     loop {
         monoio::select! {
             answer = receiver.recv_async() => match answer {
@@ -554,12 +585,8 @@ pub async fn run(
                 Err(_) => break,
             },
             _ = &mut deadline => {
-                log::warn!(
-                    "search: {} of {} shards answered within {SEARCH_TIME_MAX:?}",
-                    answers.len(),
-                    engine.shards()
-                );
-                break;
+                // Dropping `receiver` (on return) is what stops the shards.
+                return Err(timed_out(answers.len() as u32));
             }
         }
     }
@@ -568,15 +595,45 @@ pub async fn run(
     if let Some(err) = &merged.error {
         log::warn!("search: {err}");
     }
-    (merged, completed)
+    if let Found::TagValues(values) = &merged.found {
+        let bytes: usize = values.iter().map(|v| v.to_text().len()).sum();
+        if bytes >= TAG_VALUES_BYTES_MAX {
+            // Tempo's frontend stops collecting at `max_bytes_per_tag_values_query` and answers
+            // 200 with what it has, no marker in the response; its querier logs this.
+            log::warn!(
+                "tag values: size of tag values exceeded limit ({TAG_VALUES_BYTES_MAX} bytes), \
+                 reduce cardinality or size of tags; answering the {} values collected",
+                values.len()
+            );
+        }
+    }
+    Ok((merged, completed))
 }
 
-/// Answers an HTTP search call.
-pub async fn answer_http(engine: &Engine, tenant: &Tenant, call: &Call, gzip: bool) -> Response {
+fn job_name(job: &Job) -> &'static str {
+    match job {
+        Job::Search(_) => "search",
+        Job::TagNames { .. } => "tag names",
+        Job::TagValues { .. } => "tag values",
+    }
+}
+
+/// Answers an HTTP search call. Past `timeout`: 500 `context deadline exceeded`, as Tempo.
+pub async fn answer_http(
+    engine: &Engine,
+    tenant: &Tenant,
+    call: &Call,
+    gzip: bool,
+    timeout: Duration,
+) -> Response {
+    let deadline_exceeded = |_: TimedOut| api::go_http_error_vary(500, DEADLINE_EXCEEDED);
     let total = engine.shards() as u32;
     let body = match call {
         Call::Search { job, traceql } => {
-            let (merged, completed) = run(engine, tenant, job, |_| {}).await;
+            let (merged, completed) = match run(engine, tenant, job, timeout, |_| {}).await {
+                Ok(done) => done,
+                Err(timed_out) => return deadline_exceeded(timed_out),
+            };
             search_json(
                 &search_response(&merged, *traceql, completed, total),
                 *traceql,
@@ -584,7 +641,10 @@ pub async fn answer_http(engine: &Engine, tenant: &Tenant, call: &Call, gzip: bo
         }
         Call::TagNames { .. } | Call::TagValues { .. } => {
             let merged = match job_of(call) {
-                Some(job) => Some(run(engine, tenant, job, |_| {}).await.0),
+                Some(job) => match run(engine, tenant, job, timeout, |_| {}).await {
+                    Ok((merged, _)) => Some(merged),
+                    Err(timed_out) => return deadline_exceeded(timed_out),
+                },
                 None => None,
             };
             match call {
@@ -698,10 +758,38 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
                 )
             })
         }
+        "MetricsQueryRange" | "MetricsQueryInstant" => {
+            let query = if method == "MetricsQueryRange" {
+                tempopb::QueryRangeRequest::decode(message)
+                    .map_err(decode_error)?
+                    .query
+            } else {
+                tempopb::QueryInstantRequest::decode(message)
+                    .map_err(decode_error)?
+                    .query
+            };
+            Err(metrics_status(&query))
+        }
         other => Err(Status::new(
             Code::Unimplemented,
             format!("unknown method {other} for service {STREAMING_SERVICE}"),
         )),
+    }
+}
+
+/// The TraceQL metrics methods without a metrics generator: Tempo's checks first (the query
+/// must compile and be a metrics query: `InvalidArgument`), then its answer with an empty
+/// generator ring (grpc capture 07: `Internal`).
+fn metrics_status(query: &str) -> Status {
+    match traceql::compile(query) {
+        Err(e) => Status::new(Code::InvalidArgument, format!("compiling query: {e}")),
+        Ok(query) if !query.is_metrics() => {
+            Status::new(Code::InvalidArgument, "not a metrics query")
+        }
+        Ok(_) => Status::new(
+            Code::Internal,
+            "error finding generators in Querier.queryRangeRecent: empty ring",
+        ),
     }
 }
 
@@ -719,15 +807,22 @@ fn percent_encode(text: &str) -> String {
 
 /// Runs a streaming call: `emit` gets each encoded response message: the new results of a
 /// shard as it gets through its blocks and as it finishes, then a final one with everything
-/// and the metrics.
-pub async fn stream(engine: &Engine, tenant: &Tenant, call: &Call, mut emit: impl FnMut(Vec<u8>)) {
+/// and the metrics. Past `timeout` the messages sent so far stand and [`TimedOut`] is returned
+/// (the caller ends the stream with an error status, as Tempo's frontend does).
+pub async fn stream(
+    engine: &Engine,
+    tenant: &Tenant,
+    call: &Call,
+    timeout: Duration,
+    mut emit: impl FnMut(Vec<u8>),
+) -> Result<(), TimedOut> {
     use prost::Message;
     let total = engine.shards() as u32;
     match call {
         Call::Search { job, traceql } => {
             let mut sent: HashSet<allegro_engine::TraceId> = HashSet::new();
             let mut completed = 0u32;
-            let (merged, answered) = run(engine, tenant, job, |answer| {
+            let (merged, answered) = run(engine, tenant, job, timeout, |answer| {
                 if !answer.partial {
                     completed += 1;
                 }
@@ -740,16 +835,16 @@ pub async fn stream(engine: &Engine, tenant: &Tenant, call: &Call, mut emit: imp
                 }
                 emit(search_response(&part, *traceql, completed, total).encode_to_vec());
             })
-            .await;
+            .await?;
             emit(search_response(&merged, *traceql, answered, total).encode_to_vec());
         }
         _ => {
             let merged = match job_of(call) {
                 Some(job) => {
-                    let (merged, _) = run(engine, tenant, job, |answer| {
+                    let (merged, _) = run(engine, tenant, job, timeout, |answer| {
                         emit(metadata_message(call, Some(answer)));
                     })
-                    .await;
+                    .await?;
                     Some(merged)
                 }
                 None => None,
@@ -757,6 +852,7 @@ pub async fn stream(engine: &Engine, tenant: &Tenant, call: &Call, mut emit: imp
             emit(metadata_message(call, merged.as_ref()));
         }
     }
+    Ok(())
 }
 
 fn metadata_message(call: &Call, answer: Option<&ShardAnswer>) -> Vec<u8> {
@@ -1143,7 +1239,7 @@ impl Json {
             self.u64_string_field("inspectedBytes", m.inspected_bytes);
             self.u32_field("totalJobs", m.total_jobs);
             self.u32_field("completedJobs", m.completed_jobs);
-            self.u64_string_field("totalBlocks", m.total_blocks);
+            self.u32_field("totalBlocks", m.total_blocks);
             self.u64_string_field("totalBlockBytes", m.total_block_bytes);
         }
         self.close('}');
@@ -1576,6 +1672,91 @@ mod tests {
         assert_eq!(
             String::from_utf8(values_v2_json(&static_status)).expect("utf-8"),
             capture_body("34_tag_values_v2_intrinsic_status.txt")
+        );
+    }
+
+    /// `StreamingQuerier` requests at Tempo 2.7's field numbers reach the same calls as the
+    /// HTTP parameters; the metrics methods answer as Tempo does without a generator.
+    #[test]
+    fn grpc_calls() {
+        use prost::Message;
+        let tags = tempopb::SearchTagsRequest {
+            scope: "span".to_string(),
+            query: "{ span.http.method = \"GET\" }".to_string(),
+            start: 100,
+            end: 200,
+            max_tags_per_scope: 7,
+            stale_values_threshold: 0,
+        };
+        let Ok(Call::TagNames {
+            v2: true,
+            job: Some(job),
+            scopes,
+            limit: 7,
+            ..
+        }) = grpc_call("SearchTagsV2", &tags.encode_to_vec())
+        else {
+            panic!("a v2 tag-names call")
+        };
+        assert_eq!(scopes, vec![TagScope::Span]);
+        let Job::TagNames {
+            query: Some(query),
+            start_ns,
+            end_ns,
+            ..
+        } = &*job
+        else {
+            panic!("{job:?}")
+        };
+        assert_eq!(query.to_string(), "{ span.http.method = `GET` }");
+        assert_eq!((*start_ns, *end_ns), (100_000_000_000, 201_000_000_000));
+
+        let range = |q: &str| tempopb::QueryRangeRequest {
+            query: q.to_string(),
+            ..Default::default()
+        };
+        let status = |method: &str, q: &str| {
+            let bytes = if method == "MetricsQueryRange" {
+                range(q).encode_to_vec()
+            } else {
+                tempopb::QueryInstantRequest {
+                    query: q.to_string(),
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            };
+            match grpc_call(method, &bytes) {
+                Err(status) => (status.code, status.message),
+                Ok(call) => panic!("{call:?}"),
+            }
+        };
+        for method in ["MetricsQueryRange", "MetricsQueryInstant"] {
+            assert_eq!(
+                status(method, "{} | rate()"),
+                (
+                    Code::Internal,
+                    "error finding generators in Querier.queryRangeRecent: empty ring".to_string()
+                )
+            );
+            assert_eq!(
+                status(method, "{}"),
+                (Code::InvalidArgument, "not a metrics query".to_string())
+            );
+            assert_eq!(
+                status(method, "{ .foo = }"),
+                (
+                    Code::InvalidArgument,
+                    "compiling query: parse error at line 1, col 10: syntax error: unexpected }"
+                        .to_string()
+                )
+            );
+        }
+        assert_eq!(
+            grpc_call("Nope", &[]).map_err(|s| (s.code, s.message)),
+            Err((
+                Code::Unimplemented,
+                "unknown method Nope for service tempopb.StreamingQuerier".to_string()
+            ))
         );
     }
 

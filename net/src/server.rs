@@ -46,6 +46,10 @@ pub struct Settings {
     pub burst_bytes: u64,
     pub shutdown_timeout: Duration,
     pub http1: http1::Limits,
+    /// `querier.search.query_timeout`: searches, tag names, tag values.
+    pub search_timeout: Duration,
+    /// `querier.trace_by_id.query_timeout`.
+    pub trace_by_id_timeout: Duration,
 }
 
 /// State every thread shares. Only atomics and immutable data: no lock on the hot path.
@@ -63,24 +67,44 @@ pub struct Shared {
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
-    /// OTLP gRPC (`:4317`): HTTP/2 only.
+    /// OTLP gRPC (`:4317`): HTTP/2 only, `TraceService/Export`.
     OtlpGrpc,
-    /// The query port (`:3200`): HTTP/1.1, or h2c detected by its preface.
+    /// The query port (`:3200`): HTTP/1.1, or h2c detected by its preface; the
+    /// `StreamingQuerier` too with `stream_over_http_enabled`.
     Http,
+    /// Tempo's gRPC API port (`server.grpc_listen_port`, `:9095`): HTTP/2 only,
+    /// `tempopb.StreamingQuerier` (what `tempo-cli query api ... --use-grpc` calls).
+    GrpcApi,
 }
 
 /// Listeners of one thread.
 pub struct ThreadListeners {
+    /// OTLP gRPC, when a receiver is configured.
     pub grpc: Option<std::net::TcpListener>,
     pub http: std::net::TcpListener,
+    /// `server.grpc_listen_port`.
+    pub grpc_api: std::net::TcpListener,
 }
 
 /// Binds `count` listeners on one address with `SO_REUSEPORT`. With port 0 the first one
 /// picks the port and the rest share it.
+///
+/// `SO_REUSEPORT` would also let this process share a port that another process of the same
+/// user holds with `SO_REUSEPORT` (another Allegro): both would take connections, each with its
+/// own WAL. So a fixed port is first bound once without it, which fails with `EADDRINUSE` when
+/// anything listens there, as Tempo's listeners fail.
 pub fn bind_reuseport(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        let domain = socket2::Domain::for_address(addr);
+        let probe =
+            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+        drop(probe);
+    }
     let mut listeners = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count {
@@ -127,6 +151,11 @@ pub fn run_thread(
             monoio::spawn(accept_loop(listener, Port::OtlpGrpc, shared.clone()));
         }
         monoio::spawn(accept_loop(listeners.http, Port::Http, shared.clone()));
+        monoio::spawn(accept_loop(
+            listeners.grpc_api,
+            Port::GrpcApi,
+            shared.clone(),
+        ));
         monoio::spawn(watch_shutdown(shared.clone()));
         task.run().await;
     });
@@ -187,7 +216,7 @@ async fn accept_loop(listener: std::net::TcpListener, port: Port, shared: Arc<Sh
 
 async fn serve_connection(mut stream: TcpStream, port: Port, shared: Arc<Shared>) {
     match port {
-        Port::OtlpGrpc => serve_h2(stream, Vec::new(), port, shared).await,
+        Port::OtlpGrpc | Port::GrpcApi => serve_h2(stream, Vec::new(), port, shared).await,
         Port::Http => {
             // Tell HTTP/1.1 from the HTTP/2 prior-knowledge preface.
             let mut initial = Vec::new();
@@ -482,8 +511,12 @@ fn dispatch(
     let shared = shared.clone();
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
     monoio::spawn(async move {
-        let streaming = port == Port::Http
-            && shared.settings.stream_over_http
+        let querier_port = match port {
+            Port::GrpcApi => true,
+            Port::Http => shared.settings.stream_over_http,
+            Port::OtlpGrpc => false,
+        };
+        let streaming = querier_port
             && grpc::split_path(&pending.path)
                 .is_some_and(|(service, _)| service == crate::search_api::STREAMING_SERVICE);
         if is_grpc(&pending.headers) && streaming {
@@ -506,7 +539,8 @@ fn dispatch(
                 }
                 Some(status) => send_grpc_status(&conn, stream_id, &status),
             }
-        } else if port == Port::OtlpGrpc {
+        } else if port != Port::Http {
+            // grpc-go answers a request without `application/grpc` with 415 too.
             let response = api::text_response(
                 415,
                 "invalid gRPC request content-type: expected application/grpc\n",
@@ -608,6 +642,14 @@ async fn serve_streaming(
             return;
         }
     };
+    // The query's deadline: `querier.search.query_timeout`, or the client's own when shorter
+    // (then the status is DEADLINE_EXCEEDED, as the client's gRPC library would report it).
+    let configured = shared.settings.search_timeout;
+    let (timeout, code) =
+        match header(&pending.headers, "grpc-timeout").and_then(grpc::parse_timeout) {
+            Some(client) if client < configured => (client, Code::DeadlineExceeded),
+            _ => (configured, Code::Internal),
+        };
     conn.codec.borrow_mut().send_headers(
         stream_id,
         200,
@@ -615,16 +657,30 @@ async fn serve_streaming(
         false,
     );
     conn.wake_writer();
-    crate::search_api::stream(&shared.engine, &tenant, &call, |message| {
+    let outcome = crate::search_api::stream(&shared.engine, &tenant, &call, timeout, |message| {
         let mut framed = Vec::with_capacity(message.len() + grpc::PREFIX_BYTES);
         grpc::encode_message(&message, &mut framed);
         conn.codec.borrow_mut().send_data(stream_id, &framed, false);
         conn.wake_writer();
     })
     .await;
-    conn.codec
-        .borrow_mut()
-        .send_trailers(stream_id, &[("grpc-status", b"0")]);
+    match outcome {
+        Ok(()) => conn
+            .codec
+            .borrow_mut()
+            .send_trailers(stream_id, &[("grpc-status", b"0")]),
+        Err(_) => {
+            shared.metrics.count_grpc_error(code);
+            let message = grpc::percent_encode_message(crate::search_api::DEADLINE_EXCEEDED);
+            conn.codec.borrow_mut().send_trailers(
+                stream_id,
+                &[
+                    ("grpc-status", code.as_header()),
+                    ("grpc-message", &message),
+                ],
+            );
+        }
+    }
     conn.wake_writer();
 }
 
@@ -843,11 +899,27 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
                     }),
                 )),
             };
-            match shared
-                .engine
-                .get_trace_in(&tenant, query.trace_id, range)
-                .await
-            {
+            // `querier.trace_by_id.query_timeout`: past it, Tempo's querier fails the lookup
+            // with `context deadline exceeded` (500). Zero has passed already.
+            let timeout = shared.settings.trace_by_id_timeout;
+            let lookup = shared.engine.get_trace_in(&tenant, query.trace_id, range);
+            let found = if timeout.is_zero() {
+                None
+            } else {
+                monoio::select! {
+                    found = lookup => Some(found),
+                    _ = monoio::time::sleep(timeout) => None,
+                }
+            };
+            let Some(found) = found else {
+                log::warn!(
+                    "trace {}: no answer within {} (querier.trace_by_id.query_timeout)",
+                    query.trace_id,
+                    allegro_config::format_duration(timeout)
+                );
+                return api::go_http_error_vary(500, crate::search_api::DEADLINE_EXCEEDED);
+            };
+            match found {
                 Ok(trace) => api::trace_response(&query, trace.as_deref()),
                 Err(err) => {
                     log::error!("trace {}: {err}", query.trace_id);
@@ -861,7 +933,14 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
                 Err(response) => return response,
             };
             let gzip = api::accepts_gzip(&request);
-            crate::search_api::answer_http(&shared.engine, &tenant, &call, gzip).await
+            crate::search_api::answer_http(
+                &shared.engine,
+                &tenant,
+                &call,
+                gzip,
+                shared.settings.search_timeout,
+            )
+            .await
         }
         api::Route::Immediate(response) => response,
     }

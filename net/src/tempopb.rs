@@ -1,7 +1,15 @@
 //! Tempo's own wire messages, declared by hand at Tempo's field numbers.
 //!
-//! Source: grafana/tempo `pkg/tempopb/tempo.proto` (v2.7.x). Only the messages the query API
-//! needs are here: trace by ID, and the search messages (drawn above their declarations).
+//! Source: `pkg/tempopb/tempo.proto` of Tempo 2.7, as vendored by grafana/grafana at commit
+//! 71899e29116a94be32b96e73432d80874b2524e4 (`vendor/github.com/grafana/tempo/pkg/tempopb/`:
+//! the 2.7 generation, with `RF1After` and `MetricsQueryInstant`, before the 2.8 dedicated-column
+//! options), checked field by field against grafana/tempo's generated `tempo.pb.go` at
+//! 00998fc507e0e46c679c33de63241b17c681870b (a later version: every message below has the same
+//! numbers and types there) and against the 2.2-era `tempo.proto` at
+//! 903f058919790e51ca89e14d626dc6f2d38b16a7 for the fields that already existed. Only the
+//! messages the query API needs are here: trace by ID, search, and the `StreamingQuerier`
+//! requests (drawn above their declarations). Fields Allegro never reads (`RF1After`, the
+//! block-level requests) are left out; prost skips them on decode.
 //!
 //! ```text
 //! message Trace             { repeated tempopb.trace.v1.ResourceSpans resourceSpans = 1; }
@@ -74,9 +82,19 @@ pub fn trace_by_id_response_bytes(trace: &[u8]) -> Vec<u8> {
 // Search (`tempopb.StreamingQuerier` and the bodies of the search endpoints).
 //
 // ```text
+// service StreamingQuerier {
+//   rpc Search(SearchRequest) returns (stream SearchResponse);
+//   rpc SearchTags(SearchTagsRequest) returns (stream SearchTagsResponse) {}
+//   rpc SearchTagsV2(SearchTagsRequest) returns (stream SearchTagsV2Response) {}
+//   rpc SearchTagValues(SearchTagValuesRequest) returns (stream SearchTagValuesResponse) {}
+//   rpc SearchTagValuesV2(SearchTagValuesRequest) returns (stream SearchTagValuesV2Response) {}
+//   rpc MetricsQueryRange(QueryRangeRequest) returns (stream QueryRangeResponse) {}
+//   rpc MetricsQueryInstant(QueryInstantRequest) returns (stream QueryInstantResponse) {}
+// }
 // message SearchRequest        { map<string,string> Tags = 1; uint32 MinDurationMs = 2;
 //                                uint32 MaxDurationMs = 3; uint32 Limit = 4; uint32 start = 5;
-//                                uint32 end = 6; string Query = 8; uint32 SpansPerSpanSet = 9; }
+//                                uint32 end = 6; string Query = 8; uint32 SpansPerSpanSet = 9;
+//                                Timestamp RF1After = 10; }
 // message SearchResponse       { repeated TraceSearchMetadata traces = 1; SearchMetrics metrics = 2; }
 // message TraceSearchMetadata  { string traceID = 1; string rootServiceName = 2;
 //                                string rootTraceName = 3; uint64 startTimeUnixNano = 4;
@@ -85,29 +103,35 @@ pub fn trace_by_id_response_bytes(trace: &[u8]) -> Vec<u8> {
 //                                map<string, ServiceStats> serviceStats = 8; }
 // message ServiceStats         { uint32 spanCount = 1; uint32 errorCount = 2; }
 // message SpanSet              { repeated Span spans = 1; uint32 matched = 2;
-//                                repeated KeyValue attributes = 3; }
+//                                repeated tempopb.common.v1.KeyValue attributes = 3; }
 // message Span                 { string spanID = 1; string name = 2; uint64 startTimeUnixNano = 3;
-//                                uint64 durationNanos = 4; repeated KeyValue attributes = 5; }
+//                                uint64 durationNanos = 4;
+//                                repeated tempopb.common.v1.KeyValue attributes = 5; }
 // message SearchMetrics        { uint32 inspectedTraces = 1; uint64 inspectedBytes = 2;
 //                                uint32 totalBlocks = 3; uint32 completedJobs = 4;
 //                                uint32 totalJobs = 5; uint64 totalBlockBytes = 6;
 //                                uint64 inspectedSpans = 7; }
-// message SearchTagsRequest    { string scope = 1; uint32 start = 2; uint32 end = 3;
-//                                uint32 maxTagsPerScope = 4; uint32 staleValueThreshold = 5;
-//                                string query = 6; }
+// message SearchTagsRequest    { string scope = 1; string query = 2; uint32 start = 3;
+//                                uint32 end = 4; uint32 maxTagsPerScope = 5;
+//                                uint32 staleValuesThreshold = 6; Timestamp RF1After = 7; }
 // message SearchTagsResponse   { repeated string tagNames = 1; MetadataMetrics metrics = 2; }
 // message SearchTagsV2Response { repeated SearchTagsV2Scope scopes = 1; MetadataMetrics metrics = 2; }
 // message SearchTagsV2Scope    { string name = 1; repeated string tags = 2; }
 // message SearchTagValuesRequest { string tagName = 1; string query = 2; uint32 start = 4;
 //                                uint32 end = 5; uint32 maxTagValues = 6;
-//                                uint32 staleValueThreshold = 7; }
+//                                uint32 staleValueThreshold = 7; Timestamp RF1After = 8; }
 // message SearchTagValuesResponse   { repeated string tagValues = 1; MetadataMetrics metrics = 2; }
 // message SearchTagValuesV2Response { repeated TagValue tagValues = 1; MetadataMetrics metrics = 2; }
 // message TagValue             { string type = 1; string value = 2; }
 // message MetadataMetrics      { uint64 inspectedBytes = 1; uint32 totalJobs = 2;
-//                                uint32 completedJobs = 3; uint64 totalBlocks = 4;
+//                                uint32 completedJobs = 3; uint32 totalBlocks = 4;
 //                                uint64 totalBlockBytes = 5; }
+// message QueryRangeRequest    { string query = 1; uint64 start = 2; uint64 end = 3;
+//                                uint64 step = 4; string queryMode = 7; ... }
+// message QueryInstantRequest  { string query = 1; uint64 start = 2; uint64 end = 3; }
 // ```
+//
+// The `tempopb.common.v1.KeyValue` of spans and spansets is OpenTelemetry's, renamed.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
@@ -209,20 +233,22 @@ pub struct SearchMetrics {
     pub inspected_spans: u64,
 }
 
+/// Also the request of `SearchTagsV2`. Note the order: `query` is field 2, so `start`/`end`
+/// are 3 and 4 (`SearchTagValuesRequest` has them at 4 and 5).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SearchTagsRequest {
     #[prost(string, tag = "1")]
     pub scope: String,
-    #[prost(uint32, tag = "2")]
-    pub start: u32,
-    #[prost(uint32, tag = "3")]
-    pub end: u32,
-    #[prost(uint32, tag = "4")]
-    pub max_tags_per_scope: u32,
-    #[prost(uint32, tag = "5")]
-    pub stale_value_threshold: u32,
-    #[prost(string, tag = "6")]
+    #[prost(string, tag = "2")]
     pub query: String,
+    #[prost(uint32, tag = "3")]
+    pub start: u32,
+    #[prost(uint32, tag = "4")]
+    pub end: u32,
+    #[prost(uint32, tag = "5")]
+    pub max_tags_per_scope: u32,
+    #[prost(uint32, tag = "6")]
+    pub stale_values_threshold: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -233,8 +259,8 @@ pub struct MetadataMetrics {
     pub total_jobs: u32,
     #[prost(uint32, tag = "3")]
     pub completed_jobs: u32,
-    #[prost(uint64, tag = "4")]
-    pub total_blocks: u64,
+    #[prost(uint32, tag = "4")]
+    pub total_blocks: u32,
     #[prost(uint64, tag = "5")]
     pub total_block_bytes: u64,
 }
@@ -303,6 +329,31 @@ pub struct SearchTagValuesV2Response {
     pub metrics: Option<MetadataMetrics>,
 }
 
+/// The request of `StreamingQuerier/MetricsQueryRange`; only the query matters without a
+/// metrics generator.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryRangeRequest {
+    #[prost(string, tag = "1")]
+    pub query: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, tag = "3")]
+    pub end: u64,
+    #[prost(uint64, tag = "4")]
+    pub step: u64,
+}
+
+/// The request of `StreamingQuerier/MetricsQueryInstant`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryInstantRequest {
+    #[prost(string, tag = "1")]
+    pub query: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, tag = "3")]
+    pub end: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +417,89 @@ mod tests {
             response.encode_to_vec(),
             vec![0x12, 0x02, 0x08, 0x05, 0x18, 0x01, 0x22, 0x01, b'm']
         );
+    }
+
+    /// Bytes as Tempo 2.7's Go client (Grafana, tempo-cli) encodes a `SearchTagsRequest` with
+    /// scope `span`, query `{}`, start 5, end 6, maxTagsPerScope 7, staleValuesThreshold 8.
+    #[test]
+    fn search_tags_request_at_tempos_field_numbers() {
+        let wire = [
+            0x0a, 4, b's', b'p', b'a', b'n', 0x12, 2, b'{', b'}', 0x18, 5, 0x20, 6, 0x28, 7, 0x30,
+            8,
+        ];
+        let request = SearchTagsRequest::decode(&wire[..]).expect("decodes");
+        assert_eq!(
+            request,
+            SearchTagsRequest {
+                scope: "span".to_string(),
+                query: "{}".to_string(),
+                start: 5,
+                end: 6,
+                max_tags_per_scope: 7,
+                stale_values_threshold: 8,
+            }
+        );
+        assert_eq!(request.encode_to_vec(), wire);
+    }
+
+    #[test]
+    fn tag_values_request_and_metadata_metrics_at_tempos_field_numbers() {
+        let request = SearchTagValuesRequest {
+            tag_name: "a".to_string(),
+            query: "q".to_string(),
+            start: 1,
+            end: 2,
+            max_tag_values: 3,
+            stale_value_threshold: 4,
+        };
+        assert_eq!(
+            request.encode_to_vec(),
+            vec![0x0a, 1, b'a', 0x12, 1, b'q', 0x20, 1, 0x28, 2, 0x30, 3, 0x38, 4]
+        );
+        let metrics = MetadataMetrics {
+            inspected_bytes: 1,
+            total_jobs: 2,
+            completed_jobs: 3,
+            total_blocks: 4,
+            total_block_bytes: 5,
+        };
+        assert_eq!(
+            metrics.encode_to_vec(),
+            vec![0x08, 1, 0x10, 2, 0x18, 3, 0x20, 4, 0x28, 5]
+        );
+    }
+
+    #[test]
+    fn search_messages_at_tempos_field_numbers() {
+        let request = super::SearchRequest {
+            limit: 4,
+            start: 5,
+            end: 6,
+            query: "x".to_string(),
+            spans_per_span_set: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            request.encode_to_vec(),
+            vec![0x20, 4, 0x28, 5, 0x30, 6, 0x42, 1, b'x', 0x48, 9]
+        );
+        let metrics = SearchMetrics {
+            inspected_traces: 1,
+            inspected_bytes: 2,
+            total_blocks: 3,
+            completed_jobs: 4,
+            total_jobs: 5,
+            total_block_bytes: 6,
+            inspected_spans: 7,
+        };
+        assert_eq!(
+            metrics.encode_to_vec(),
+            vec![0x08, 1, 0x10, 2, 0x18, 3, 0x20, 4, 0x28, 5, 0x30, 6, 0x38, 7]
+        );
+        let stats = ServiceStats {
+            span_count: 1,
+            error_count: 2,
+        };
+        assert_eq!(stats.encode_to_vec(), vec![0x08, 1, 0x10, 2]);
     }
 }

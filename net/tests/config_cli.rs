@@ -36,7 +36,11 @@ fn export_and_read_back(server: &Server, seed: u64) {
 fn tempo_reference_config_starts_and_serves() {
     let reference = std::fs::read_to_string(REFERENCE_CONFIG)
         .unwrap_or_else(|err| panic!("read {REFERENCE_CONFIG}: {err}"));
-    let config = replace(&reference, "http_listen_port: 3200", "http_listen_port: 0");
+    let config = replace(
+        &reference,
+        "http_listen_port: 3200",
+        "http_listen_port: 0\n  grpc_listen_port: 0",
+    );
     let config = replace(&config, "endpoint: 0.0.0.0:4317", "endpoint: 127.0.0.1:0");
     let config = replace(&config, "/var/tempo/traces", &format!("{DIR}/traces"));
     let config = replace(&config, "/var/tempo/wal", &format!("{DIR}/wal"));
@@ -184,6 +188,8 @@ const ENV_CONFIG: &str = "stream_over_http_enabled: true
 server:
   http_listen_address: ${ALLEGRO_IT_UNSET_HOST:-127.0.0.1}
   http_listen_port: ${ALLEGRO_IT_UNSET_PORT:-0}
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: ${ALLEGRO_IT_UNSET_PORT:-0}
 distributor:
   receivers:
     otlp:
@@ -261,6 +267,11 @@ fn without_config_file_the_embedded_default_starts() {
             let (grpc, http) = parse_listening(&line).expect("parse the listening line");
             assert_eq!(http.port(), 3200, "{line}");
             assert_eq!(grpc.map(|a| a.port()), Some(4317), "{line}");
+            assert_eq!(
+                parse_listening_grpc_api(&line).map(|a| a.port()),
+                Some(9095),
+                "{line}"
+            );
             let ready = loop {
                 if let Ok(response) = try_http_get(http, "/ready", &[]) {
                     if response.status == 200 {
@@ -283,11 +294,12 @@ fn without_config_file_the_embedded_default_starts() {
             return;
         }
         if let Some(status) = child.wait_timeout(Duration::ZERO) {
-            // Another process may hold 3200 or 4317: then a clear bind error is the answer.
+            // Another process may hold 3200, 4317 or 9095: then a clear bind error is the
+            // answer.
             let stderr = child.stderr_text();
             assert!(!status.success(), "exited 0 without listening:\n{stderr}");
             assert!(
-                (stderr.contains("3200") || stderr.contains("4317"))
+                (stderr.contains("3200") || stderr.contains("4317") || stderr.contains("9095"))
                     && (stderr.contains("listen") || stderr.contains("bind")),
                 "exited without a clear bind error ({status}):\n{stderr}"
             );

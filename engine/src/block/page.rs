@@ -1063,7 +1063,15 @@ impl<'c> Varints<'c> {
         clippy::should_implement_trait,
         reason = "fallible: a Result per item, not an Option"
     )]
+    #[inline]
     pub fn next(&mut self) -> Result<u64, BlockError> {
+        // Most rows are one byte (small counts and dictionary indices).
+        if let Some(&byte) = self.bytes.get(self.at) {
+            if byte < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         read_varint(self.bytes, &mut self.at)
             .ok_or_else(|| BlockError::Malformed(format!("column {}: varint", self.id)))
     }

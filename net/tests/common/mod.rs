@@ -72,6 +72,8 @@ pub fn default_config(extra: &str) -> String {
 server:
   http_listen_address: 127.0.0.1
   http_listen_port: 0
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: 0
 distributor:
   receivers:
     otlp:
@@ -153,6 +155,7 @@ pub struct Server {
     history: Vec<Lines>,
     grpc: Option<SocketAddr>,
     http: SocketAddr,
+    grpc_api: SocketAddr,
 }
 
 impl Server {
@@ -174,6 +177,7 @@ impl Server {
             history: Vec::new(),
             grpc: None,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_api: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         server.launch();
         server
@@ -202,6 +206,12 @@ impl Server {
     /// The HTTP address the server printed.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The gRPC API address the server printed (`grpc=`: `server.grpc_listen_port`, Tempo's
+    /// `:9095`, where `tempopb.StreamingQuerier` is served).
+    pub fn grpc_api_addr(&self) -> SocketAddr {
+        self.grpc_api
     }
 
     pub fn pid(&self) -> u32 {
@@ -329,12 +339,14 @@ impl Server {
         });
 
         let deadline = Instant::now() + START_TIMEOUT;
-        let (grpc, http) = loop {
-            let found = stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|line| parse_listening(line));
+        let (grpc, http, grpc_api) = loop {
+            let found = stderr.lock().unwrap().iter().find_map(|line| {
+                let (grpc, http) = parse_listening(line)?;
+                let grpc_api = parse_listening_grpc_api(line).unwrap_or_else(|| {
+                    panic!("no grpc=ADDR (server.grpc_listen_port) in the listening line: {line}")
+                });
+                Some((grpc, http, grpc_api))
+            });
             if let Some(found) = found {
                 break found;
             }
@@ -348,6 +360,7 @@ impl Server {
         };
         self.grpc = grpc;
         self.http = http;
+        self.grpc_api = grpc_api;
 
         loop {
             if let Ok(response) = try_http_get(http, "/ready", &[]) {
@@ -398,8 +411,9 @@ impl Drop for Server {
     }
 }
 
-/// Parses `... listening otlp_grpc=127.0.0.1:PORT http=127.0.0.1:PORT ...` (`otlp_grpc=off`
-/// when there is no receiver). Unspecified addresses become loopback.
+/// Parses `... listening otlp_grpc=127.0.0.1:PORT http=127.0.0.1:PORT grpc=127.0.0.1:PORT ...`
+/// (`otlp_grpc=off` when there is no receiver) into the OTLP and HTTP addresses; see
+/// [`parse_listening_grpc_api`] for `grpc=`. Unspecified addresses become loopback.
 pub fn parse_listening(line: &str) -> Option<(Option<SocketAddr>, SocketAddr)> {
     let rest = &line[line.find("listening otlp_grpc=")?..];
     let mut grpc = None;
@@ -416,6 +430,15 @@ pub fn parse_listening(line: &str) -> Option<(Option<SocketAddr>, SocketAddr)> {
         }
     }
     Some((grpc?, http?))
+}
+
+/// The `grpc=ADDR` word of the listening line: the gRPC API (`server.grpc_listen_port`).
+pub fn parse_listening_grpc_api(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening otlp_grpc=")?..];
+    rest.split_whitespace()
+        .find_map(|word| word.strip_prefix("grpc="))
+        .and_then(|value| value.parse().ok())
+        .map(loopback)
 }
 
 fn loopback(addr: SocketAddr) -> SocketAddr {
