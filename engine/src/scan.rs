@@ -168,6 +168,29 @@ impl Need {
         Need::Any(vec![l, r])
     }
 
+    /// Whether the strings the facts name all occur in `parts` (an encoded trace in
+    /// pieces): a span holding a string attribute, a name or a service holds its bytes.
+    fn holds_in(&self, parts: &[&[u8]]) -> bool {
+        let present = |needle: &str| {
+            needle.is_empty()
+                || parts
+                    .iter()
+                    .any(|p| memchr::memmem::find(p, needle.as_bytes()).is_some())
+        };
+        match self {
+            Need::Always => true,
+            Need::Fact(key, _) => match key {
+                FactKey::ResourceAttr(k, v) | FactKey::SpanAttr(k, v) => present(k) && present(v),
+                FactKey::ServiceName(s, n) => present(s) && present(n),
+                FactKey::ResourceKey(k) | FactKey::SpanKey(k) | FactKey::Name(k) => present(k),
+                FactKey::ServiceStatus(s, _) => present(s),
+                FactKey::Status(_) | FactKey::Kind(_) => true,
+            },
+            Need::All(parts_needed) => parts_needed.iter().all(|p| p.holds_in(parts)),
+            Need::Any(parts_needed) => parts_needed.iter().any(|p| p.holds_in(parts)),
+        }
+    }
+
     fn holds(&self, filter: &[u64]) -> bool {
         match self {
             Need::Always => true,
@@ -292,6 +315,12 @@ impl Plan {
     /// Whether a page with this filter may hold a matching trace.
     pub fn page_may_match(&self, filter: &[u64]) -> bool {
         self.page_need.holds(filter)
+    }
+
+    /// Whether a trace encoded in `parts` (its payloads, live or from the WAL) may match:
+    /// the strings the query needs must occur in its bytes. Judges before a decode.
+    pub fn payload_may_match(&self, parts: &[&[u8]]) -> bool {
+        self.page_need.holds_in(parts)
     }
 
     /// Whether the plan reads no column (every trace is a candidate).

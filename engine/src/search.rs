@@ -293,6 +293,12 @@ impl ShardSearch {
         self.inspected_spans += spans;
     }
 
+    /// Counts a trace ruled out before decoding (its bytes lack what the query needs).
+    pub fn skipped(&mut self, parts: &[&[u8]]) {
+        self.inspected_traces += 1;
+        self.inspected_bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+    }
+
     /// Offers one trace: `payload` is an encoded `tempopb.Trace` (field-1 `ResourceSpans`).
     pub fn offer(&mut self, trace_id: &TraceId, payload: &[u8]) {
         self.offer_counted(trace_id, payload, true);

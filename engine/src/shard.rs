@@ -1347,6 +1347,7 @@ async fn search_shard(
             ),
         }
     };
+    let plan = search.plan();
     let mut seen: std::collections::HashSet<TraceId> = std::collections::HashSet::new();
     for (n, id) in ids.iter().enumerate() {
         // A full answer, or nobody waits for it any more (the search gave up).
@@ -1356,7 +1357,15 @@ async fn search_shard(
         match read_trace(state, tenant, *id, Some((start, end))).await {
             Ok(payloads) if !payloads.is_empty() => {
                 let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-                search.offer(id, &otlp::assemble_trace(&slices));
+                // The strings the query needs must be in the bytes before a decode.
+                if plan
+                    .as_ref()
+                    .is_some_and(|plan| !plan.payload_may_match(&slices))
+                {
+                    search.skipped(&slices);
+                } else {
+                    search.offer(id, &otlp::assemble_trace(&slices));
+                }
             }
             Ok(_) => {}
             Err(err) => search.error(err),
@@ -1369,7 +1378,6 @@ async fn search_shard(
     // Newest blocks first: a search that stops at `limit` returns recent traces.
     let mut blocks = blocks;
     blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_end_unix_nanos));
-    let plan = search.plan();
     for (index, block) in blocks.iter().enumerate() {
         if search.is_full() || partials.is_disconnected() {
             break;

@@ -272,6 +272,10 @@ fn plans_keep_every_match_and_skip_the_rest() {
                     matched += 1;
                     assert!(page_open, "{text}: page {number} skipped but holds {id}");
                     assert!(
+                        plan.payload_may_match(&[by_id[id].as_slice()]),
+                        "{text}: the bytes of {id} were judged not to match"
+                    );
+                    assert!(
                         candidate.is_some_and(|c| c.strong),
                         "{text}: {id} matches but is not a strong candidate"
                     );
@@ -322,8 +326,8 @@ fn duration_bounds_rule_out_traces() {
 
 #[test]
 fn selective_queries_skip_pages() {
-    // One needle trace among many: its service appears in one page only.
-    let (bytes, _) = block(3000);
+    // A service no page holds: no page is read.
+    let (bytes, traces) = block(3000);
     let index = open_bytes(&bytes).unwrap();
     let query = crate::traceql::compile(r#"{ resource.service.name = "nowhere" }"#).unwrap();
     let plan = Plan::new(&query, 0, 0).unwrap();
@@ -335,6 +339,8 @@ fn selective_queries_skip_pages() {
         "{open} of {} pages read for an absent service",
         index.pages.len()
     );
+    // Nor do the bytes of a trace lacking it.
+    assert!(!plan.payload_may_match(&[traces[0].1.as_slice()]));
     // Rebuilding candidates gives back the stored payloads.
     let entry = &index.pages[0];
     let view = PageView::decode(page_bytes(&bytes, entry).unwrap()).unwrap();
