@@ -28,7 +28,7 @@ use prost::Message;
 use crate::block::filter::{self, Fact};
 use crate::block::page::{self, Dict, Varints};
 use crate::block::{BlockError, PageView};
-use crate::traceql::eval::{any_value, Evaluator, Value};
+use crate::traceql::eval::{any_value, kind_from_code, Evaluator, Value};
 use crate::traceql::{
     AggregateOp, BinaryOp, Field, FieldExpr, Intrinsic, Kind, Pipeline, PipelineElement, Query,
     ScalarExpr, Scope, SpansetExpr, SpansetOp, Static, Status, UnaryOp,
@@ -737,7 +737,7 @@ impl PageCtx {
                 2 => Status::Error,
                 _ => Status::Unset,
             })),
-            ColField::Kind => compare(&Value::Kind(kind_of(span.kind))),
+            ColField::Kind => compare(&Value::Kind(kind_from_code(i32::from(span.kind)))),
             ColField::Duration => compare(&Value::Duration(span.duration)),
             ColField::TraceDuration => compare(&Value::Duration(trace.duration_ns)),
             ColField::Name => self.text(n, span.name, dict, compare),
@@ -866,17 +866,6 @@ impl PageCtx {
 
 fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
-}
-
-fn kind_of(kind: u8) -> Kind {
-    match kind {
-        1 => Kind::Internal,
-        2 => Kind::Server,
-        3 => Kind::Client,
-        4 => Kind::Producer,
-        5 => Kind::Consumer,
-        _ => Kind::Unspecified,
-    }
 }
 
 /// `count() > n` and friends: the fewest spans a spanset needs.

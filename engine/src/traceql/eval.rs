@@ -810,7 +810,12 @@ fn status_of(span: &OtlpSpan) -> Status {
 }
 
 fn kind_of(span: &OtlpSpan) -> Kind {
-    match span.kind {
+    kind_from_code(span.kind)
+}
+
+/// TraceQL's kind of an OTLP `Span.kind` (unknown values are unspecified).
+pub(crate) fn kind_from_code(code: i32) -> Kind {
+    match code {
         1 => Kind::Internal,
         2 => Kind::Server,
         3 => Kind::Client,
