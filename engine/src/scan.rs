@@ -548,7 +548,7 @@ impl Plan {
                         }
                         if let (Some(starts), Some(durations)) = (&mut starts, &mut durations) {
                             span.start = starts.next()?;
-                            span.duration = unzigzag(durations.next()?);
+                            span.duration = page::unzigzag(durations.next()?);
                         }
                         if let Some(parents) = &mut parents {
                             span.is_root = parents.next()? == 0;
@@ -862,10 +862,6 @@ impl PageCtx {
         cache.insert(value, verdict);
         verdict
     }
-}
-
-fn unzigzag(value: u64) -> i64 {
-    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 /// `count() > n` and friends: the fewest spans a spanset needs.

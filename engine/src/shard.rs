@@ -1431,6 +1431,9 @@ async fn search_shard(
                         u64::from(view.span_count),
                     ),
                 };
+                if candidates.is_empty() {
+                    return Ok((Vec::new(), Vec::new(), spans));
+                }
                 let ids = view.trace_ids()?;
                 let mut rebuild = Vec::new();
                 let mut whole = Vec::new();
