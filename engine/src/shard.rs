@@ -641,6 +641,11 @@ fn shard_dir_name(shard: usize, shards: usize) -> String {
     format!("shard-{shard:03}-of-{shards:03}")
 }
 
+/// The shard directory name of the shard that wrote a block.
+fn writer_dir(meta: &BlockMeta) -> String {
+    shard_dir_name(meta.shard as usize, meta.shards as usize)
+}
+
 fn segment_file_name(sequence: u64) -> String {
     format!("{sequence:020}.wal")
 }
@@ -1639,7 +1644,7 @@ async fn load_blocks(state: &Rc<RefCell<ShardState>>) {
                 if let Some((writer, writer_shards)) = writer {
                     if block_is_deleted_by(writer as u32, writer_shards as u32, id, shards) {
                         log::warn!(
-                            "blocks: removing {}, left by an interrupted write",
+                            "blocks: removing {}, left by an interrupted write or removal",
                             path.display()
                         );
                         if let Err(err) = std::fs::remove_dir_all(&path) {
@@ -1718,7 +1723,7 @@ async fn load_blocks(state: &Rc<RefCell<ShardState>>) {
                         "blocks: deleting {}, already compacted into another block",
                         block.dir.display()
                     );
-                    if let Err(err) = store::remove_block(&block.dir) {
+                    if let Err(err) = store::remove_block(&block.dir, &writer_dir(&block.meta)) {
                         log::error!("blocks: cannot delete {}: {err}", block.dir.display());
                     }
                 }
@@ -2116,7 +2121,7 @@ fn apply_retention(state: &Rc<RefCell<ShardState>>) {
             "blocks: retention deletes {} (newest span older than the retention)",
             block.dir.display()
         );
-        match store::remove_block(&block.dir) {
+        match store::remove_block(&block.dir, &writer_dir(&block.meta)) {
             Ok(()) => {
                 metrics
                     .blocks_retention_deleted
@@ -2255,7 +2260,7 @@ async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
         publish_block_gauges(&s);
     }
     for source in &sources {
-        if let Err(err) = store::remove_block(&source.dir) {
+        if let Err(err) = store::remove_block(&source.dir, &writer_dir(&source.meta)) {
             log::error!("blocks: cannot delete {}: {err}", source.dir.display());
         }
     }

@@ -74,13 +74,22 @@ pub async fn publish(
     Ok(dir)
 }
 
-/// Removes a block directory and makes the removal durable.
-pub fn remove_block(dir: &Path) -> std::io::Result<()> {
-    std::fs::remove_dir_all(dir)?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+/// Removes a block directory written by the shard named `shard_dir`, and makes the removal
+/// durable. The directory is first renamed to its temporary name, in one step: a reader listing
+/// the tenant directory sees the block whole or not at all, never a directory losing its files,
+/// and a crash midway leaves debris that the writer's shard removes at startup.
+pub fn remove_block(dir: &Path, shard_dir: &str) -> std::io::Result<()> {
+    let (Some(parent), Some(block_id)) = (dir.parent(), dir.file_name()) else {
+        return Err(std::io::Error::other(format!(
+            "{} is not a block directory",
+            dir.display()
+        )));
+    };
+    let doomed = parent.join(tmp_dir_name(shard_dir, &block_id.to_string_lossy()));
+    std::fs::rename(dir, &doomed)?;
+    sync_dir(parent)?;
+    std::fs::remove_dir_all(&doomed)?;
+    sync_dir(parent)
 }
 
 async fn read_at(file: &monoio::fs::File, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
