@@ -716,6 +716,15 @@ async fn handle_export(
             format!("malformed method name: {:?}", pending.path),
         ));
     };
+    if port == Port::Http && service == crate::search_api::STREAMING_SERVICE {
+        return Err(Status::new(
+            Code::Unimplemented,
+            format!(
+                "{service} is not served on the HTTP port: stream_over_http_enabled is false \
+                 (set it to true, or call the gRPC port server.grpc_listen_port)"
+            ),
+        ));
+    }
     if port != Port::OtlpGrpc || service != EXPORT_SERVICE {
         return Err(Status::new(
             Code::Unimplemented,

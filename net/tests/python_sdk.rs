@@ -1,6 +1,7 @@
 //! Interop with the OpenTelemetry Python SDK (opentelemetry-sdk and
 //! opentelemetry-exporter-otlp-proto-grpc 1.45.2, which use grpcio): traces it exports over
-//! OTLP gRPC come back through the Tempo query API.
+//! OTLP gRPC come back through the Tempo query API, and grpcio's own client finds them through
+//! `tempopb.StreamingQuerier` as tempo-cli's `query api search --use-grpc` would.
 //!
 //! The interpreter is `$ALLEGRO_TEST_PYTHON`; without it the test runs
 //! `scripts/python-env.sh` (a venv in `target/pyenv`) and uses that.
@@ -40,13 +41,15 @@ fn python() -> PathBuf {
     root.join("target/pyenv/bin/python")
 }
 
-/// Runs the export script against `grpc` and returns the trace ids it printed.
-fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/export_traces.py");
+/// Runs `tests/python/{script}` with `args` and returns its stdout; fails the test when it does
+/// not exit 0 within 120 s.
+fn run_python(script: &str, args: &[String]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let mut child = Command::new(python())
-        .arg(&script)
-        .arg(grpc.to_string())
-        .arg(TRACES.to_string())
+        .arg(&path)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,7 +73,7 @@ fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("export_traces.py did not finish within 120 s");
+            panic!("{script} did not finish within 120 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -78,14 +81,16 @@ fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
     let stderr = err.join().unwrap().unwrap_or_default();
     assert!(
         status.success(),
-        "export_traces.py failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "{script} {args:?} failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    stdout
+}
+
+/// Runs the export script against `grpc` and returns the trace ids it printed.
+fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
+    let stdout = run_python("export_traces.py", &[grpc.to_string(), TRACES.to_string()]);
     let ids: Vec<String> = stdout.lines().map(str::to_string).collect();
-    assert_eq!(
-        ids.len(),
-        TRACES,
-        "trace ids on stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert_eq!(ids.len(), TRACES, "trace ids on stdout:\n{stdout}");
     for id in &ids {
         assert!(
             id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -93,6 +98,21 @@ fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
         );
     }
     ids
+}
+
+/// Calls `query_grpc.py` (grpcio) against `addr`: the streamed messages as JSON, and the
+/// call's final status line.
+fn query_grpc(addr: std::net::SocketAddr, args: &[&str]) -> (Vec<Value>, Value) {
+    let mut argv = vec![addr.to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let stdout = run_python("query_grpc.py", &argv);
+    let mut lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let status = lines.pop().unwrap_or_else(|| panic!("no output: {stdout}"));
+    assert!(status.get("status").is_some(), "last line: {status}");
+    (lines, status)
 }
 
 /// The value of attribute `key` in an OTLP JSON attribute list.
@@ -263,5 +283,77 @@ fn python_sdk_exports_come_back_through_the_query_api() {
         for flat in &spans {
             assert_eq!(hex(&flat.span.trace_id), *id);
         }
+    }
+}
+
+/// grpcio (gRPC C-core, an independent implementation) calls `tempopb.StreamingQuerier` the way
+/// tempo-cli's `query api search --use-grpc` does, on the HTTP port (h2c, Grafana's streaming)
+/// and on the gRPC API port: the error traces the SDK acknowledged come back, a bad query is
+/// INVALID_ARGUMENT with Tempo's parse error, and tag values are typed.
+#[test]
+fn grpcio_streams_search_and_tag_values_from_both_query_ports() {
+    let server = Server::start("");
+    let ids = run_script(server.grpc_addr());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (start, end) = ((now - 3600).to_string(), (now + 60).to_string());
+    // Every second trace's charge failed (export_traces.py); search IDs have no leading zeros.
+    let mut failed: Vec<String> = ids
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|id| id.trim_start_matches('0').to_string())
+        .collect();
+    failed.sort();
+    for addr in [server.http_addr(), server.grpc_api_addr()] {
+        let query = r#"{ resource.service.name = "py-payments" && status = error }"#;
+        let (messages, status) = query_grpc(addr, &["search", query, &start, &end]);
+        assert_eq!(status, serde_json::json!({"status": "OK"}), "{addr}");
+        assert!(!messages.is_empty(), "{addr}: no message");
+        assert!(
+            messages.last().unwrap()["metrics"].is_object(),
+            "{addr}: the last message carries the metrics: {messages:?}"
+        );
+        let mut found: Vec<String> = Vec::new();
+        for message in &messages {
+            for trace in message["traces"].as_array().unwrap() {
+                assert_eq!(trace["rootServiceName"], "py-frontend", "{trace}");
+                assert_eq!(trace["rootTraceName"], "GET /api/orders/{id}", "{trace}");
+                let id = trace["traceID"].as_str().unwrap().to_string();
+                if !found.contains(&id) {
+                    found.push(id);
+                }
+            }
+        }
+        found.sort();
+        assert_eq!(found, failed, "{addr}: {messages:?}");
+
+        let (messages, status) = query_grpc(addr, &["search", "{ .a = }", &start, &end]);
+        assert!(messages.is_empty(), "{addr}: {messages:?}");
+        assert_eq!(status["status"], "INVALID_ARGUMENT", "{addr}: {status}");
+        let details = status["details"].as_str().unwrap();
+        assert!(
+            details.contains("parse error at line 1, col"),
+            "{addr}: {details}"
+        );
+
+        let (messages, status) = query_grpc(addr, &["tag-values", "resource.service.name", "{}"]);
+        assert_eq!(status, serde_json::json!({"status": "OK"}), "{addr}");
+        let mut values: Vec<Value> = messages
+            .iter()
+            .flat_map(|m| m["tagValues"].as_array().unwrap().clone())
+            .collect();
+        values.sort_by_key(|v| v.to_string());
+        values.dedup();
+        assert_eq!(
+            values,
+            vec![
+                serde_json::json!({"type": "string", "value": "py-frontend"}),
+                serde_json::json!({"type": "string", "value": "py-payments"}),
+            ],
+            "{addr}"
+        );
     }
 }

@@ -901,5 +901,12 @@ fn streaming_needs_stream_over_http() {
         "{}",
         response.grpc_message()
     );
+    assert!(
+        response
+            .grpc_message()
+            .contains("stream_over_http_enabled is false"),
+        "the answer says why: {}",
+        response.grpc_message()
+    );
     let _ = Bytes::new();
 }
