@@ -241,9 +241,7 @@ const TEMPO_KEYS_NOT_USED: &[&str] = &[
     "overrides.forwarders",
     "overrides.metrics_generator_*",
     "overrides.block_retention",
-    "overrides.max_bytes_per_tag_values_query",
     "overrides.max_blocks_per_tag_values_query",
-    "overrides.max_search_duration",
     "overrides.parquet_dedicated_columns",
 ];
 

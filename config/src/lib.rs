@@ -46,8 +46,8 @@ pub use error::ConfigError;
 pub use load::{load_file, load_str, parse_str, Loaded};
 pub use model::{
     defaults, AllegroConfig, Backend, CompactorConfig, Config, DistributorConfig, Endpoint,
-    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, ServerConfig, StorageConfig,
-    WalFsync,
+    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, QueryFrontendConfig, ServerConfig,
+    StorageConfig, WalFsync,
 };
 
 /// The configuration Allegro runs with when no `-config.file` is given: the reference

@@ -45,6 +45,17 @@ pub mod defaults {
     /// `querier.trace_by_id.query_timeout`: how long a trace-by-ID lookup may run.
     pub const TRACE_BY_ID_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+    /// `query_frontend.search.default_result_limit`: traces per search without `limit`.
+    pub const SEARCH_DEFAULT_RESULT_LIMIT: u32 = 20;
+    /// `query_frontend.search.max_result_limit`: 0 = no limit, as in Tempo.
+    pub const SEARCH_MAX_RESULT_LIMIT: u32 = 0;
+    /// `query_frontend.search.max_duration`: the widest `[start, end]` of a search (one week).
+    pub const SEARCH_MAX_DURATION: Duration = Duration::from_secs(168 * 3600);
+    /// `query_frontend.search.max_spans_per_span_set` (Tempo 2.7: 100; 0 = no limit).
+    pub const SEARCH_MAX_SPANS_PER_SPAN_SET: u32 = 100;
+    /// `overrides.defaults.read.max_bytes_per_tag_values_query` (Tempo: 1,000,000).
+    pub const MAX_BYTES_PER_TAG_VALUES_QUERY: u64 = 1_000_000;
+
     /// `compactor.compaction.block_retention` (14 days).
     pub const BLOCK_RETENTION: Duration = Duration::from_secs(336 * 3600);
     /// `compactor.compaction.compaction_window`.
@@ -111,6 +122,8 @@ pub struct Config {
     pub compactor: CompactorConfig,
     /// `querier:`.
     pub querier: QuerierConfig,
+    /// `query_frontend:`.
+    pub query_frontend: QueryFrontendConfig,
     /// `storage.trace:`.
     pub storage: StorageConfig,
     /// `overrides:` (the defaults for every tenant).
@@ -205,6 +218,24 @@ pub struct QuerierConfig {
     pub trace_by_id_query_timeout: Duration,
 }
 
+/// `query_frontend.search:`: what a search may ask for. Tempo's frontend checks these before
+/// any job runs (`modules/frontend/search_sharder.go`, `search_handlers.go`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryFrontendConfig {
+    /// `query_frontend.search.default_result_limit`: `limit` when a search gives none (or 0).
+    /// Default 20.
+    pub search_default_result_limit: u32,
+    /// `query_frontend.search.max_result_limit`: a larger `limit` is refused (400
+    /// `limit N exceeds max limit M`). 0, the default, means no limit.
+    pub search_max_result_limit: u32,
+    /// `query_frontend.search.max_duration`: a wider `[start, end]` is refused. 0 means no
+    /// limit. Default 168h. `overrides.defaults.read.max_search_duration` takes precedence.
+    pub search_max_duration: Duration,
+    /// `query_frontend.search.max_spans_per_span_set`: a larger `spss` is refused. 0 means no
+    /// limit. Default 100.
+    pub search_max_spans_per_span_set: u32,
+}
+
 /// `storage.trace:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StorageConfig {
@@ -234,6 +265,14 @@ pub struct OverridesConfig {
     /// `overrides.defaults.global.max_bytes_per_trace` (legacy: `overrides.max_bytes_per_trace`):
     /// largest trace, bytes. 0 disables the limit, as in Tempo. Default 5000000.
     pub max_bytes_per_trace: u64,
+    /// `overrides.defaults.read.max_bytes_per_tag_values_query` (legacy:
+    /// `overrides.max_bytes_per_tag_values_query`): bytes of tag names or values one answer
+    /// collects; past it the answer holds what fit, as in Tempo. 0 disables the limit.
+    /// Default 1000000.
+    pub max_bytes_per_tag_values_query: u64,
+    /// `overrides.defaults.read.max_search_duration` (legacy: `overrides.max_search_duration`):
+    /// when not 0, replaces `query_frontend.search.max_duration`. Default 0.
+    pub max_search_duration: Duration,
 }
 
 /// `allegro:`: Allegro's own settings.
@@ -446,6 +485,12 @@ impl Default for Config {
                 search_query_timeout: defaults::SEARCH_QUERY_TIMEOUT,
                 trace_by_id_query_timeout: defaults::TRACE_BY_ID_QUERY_TIMEOUT,
             },
+            query_frontend: QueryFrontendConfig {
+                search_default_result_limit: defaults::SEARCH_DEFAULT_RESULT_LIMIT,
+                search_max_result_limit: defaults::SEARCH_MAX_RESULT_LIMIT,
+                search_max_duration: defaults::SEARCH_MAX_DURATION,
+                search_max_spans_per_span_set: defaults::SEARCH_MAX_SPANS_PER_SPAN_SET,
+            },
             storage: StorageConfig {
                 backend: Backend::Local,
                 local_path: PathBuf::from(defaults::LOCAL_PATH),
@@ -456,6 +501,8 @@ impl Default for Config {
                 ingestion_burst_size_bytes: defaults::INGESTION_BURST_SIZE_BYTES,
                 max_traces_per_user: defaults::MAX_TRACES_PER_USER,
                 max_bytes_per_trace: defaults::MAX_BYTES_PER_TRACE,
+                max_bytes_per_tag_values_query: defaults::MAX_BYTES_PER_TAG_VALUES_QUERY,
+                max_search_duration: Duration::ZERO,
             },
             allegro: AllegroConfig {
                 shards: shards_auto(),

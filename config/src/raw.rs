@@ -10,8 +10,8 @@ use serde_yaml::Value;
 use crate::error::ConfigError;
 use crate::model::{
     shards_auto, AllegroConfig, Backend, CompactorConfig, Config, DistributorConfig, Endpoint,
-    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, ServerConfig, StorageConfig,
-    WalFsync,
+    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, QueryFrontendConfig, ServerConfig,
+    StorageConfig, WalFsync,
 };
 use crate::scalar::{
     present, Bytes, Count, EndpointValue, Flag, GoDuration, Keyword, Port, Text, Word,
@@ -29,6 +29,7 @@ pub(crate) struct RawConfig {
     ingester: Option<RawIngester>,
     compactor: Option<RawCompactor>,
     querier: Option<RawQuerier>,
+    query_frontend: Option<RawQueryFrontend>,
     storage: Option<RawStorage>,
     overrides: Option<RawOverrides>,
     allegro: Option<RawAllegro>,
@@ -114,6 +115,22 @@ struct RawQueryTimeout {
     query_timeout: Option<GoDuration>,
 }
 
+/// `query_frontend:`: the search limits; the rest is reported as not used.
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawQueryFrontend {
+    search: Option<RawFrontendSearch>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawFrontendSearch {
+    default_result_limit: Option<Count>,
+    max_result_limit: Option<Count>,
+    max_duration: Option<GoDuration>,
+    max_spans_per_span_set: Option<Count>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(expecting = "a mapping of settings")]
 struct RawStorage {
@@ -143,6 +160,8 @@ struct RawOverrides {
     ingestion_burst_size_bytes: Option<Bytes>,
     max_traces_per_user: Option<Count>,
     max_bytes_per_trace: Option<Bytes>,
+    max_bytes_per_tag_values_query: Option<Bytes>,
+    max_search_duration: Option<GoDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -150,6 +169,14 @@ struct RawOverrides {
 struct RawOverrideDefaults {
     ingestion: Option<RawIngestion>,
     global: Option<RawGlobal>,
+    read: Option<RawRead>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawRead {
+    max_bytes_per_tag_values_query: Option<Bytes>,
+    max_search_duration: Option<GoDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -297,6 +324,42 @@ impl RawConfig {
             ),
         };
 
+        let search = self
+            .query_frontend
+            .unwrap_or_default()
+            .search
+            .unwrap_or_default();
+        let count_u32 = |raw: Option<Count>, key: &str, default: u32| match raw {
+            None => Ok(default),
+            Some(count) => u32::try_from(count.0).map_err(|_| {
+                ConfigError::invalid(
+                    &format!("query_frontend.search.{key}"),
+                    format!("{} is larger than {}", count.0, u32::MAX),
+                )
+            }),
+        };
+        let base_search = &base.query_frontend;
+        let query_frontend = QueryFrontendConfig {
+            search_default_result_limit: count_u32(
+                search.default_result_limit,
+                "default_result_limit",
+                base_search.search_default_result_limit,
+            )?,
+            search_max_result_limit: count_u32(
+                search.max_result_limit,
+                "max_result_limit",
+                base_search.search_max_result_limit,
+            )?,
+            search_max_duration: search
+                .max_duration
+                .map_or(base_search.search_max_duration, |d| d.0),
+            search_max_spans_per_span_set: count_u32(
+                search.max_spans_per_span_set,
+                "max_spans_per_span_set",
+                base_search.search_max_spans_per_span_set,
+            )?,
+        };
+
         let trace = self.storage.unwrap_or_default().trace.unwrap_or_default();
         let path = |raw: Option<RawPath>, default: std::path::PathBuf| {
             raw.and_then(|p| p.path).map_or(default, |t| t.0.into())
@@ -345,6 +408,7 @@ impl RawConfig {
             ingester,
             compactor,
             querier,
+            query_frontend,
             storage,
             overrides,
             allegro,
@@ -404,6 +468,11 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
         ),
         ("max_traces_per_user", raw.max_traces_per_user.is_some()),
         ("max_bytes_per_trace", raw.max_bytes_per_trace.is_some()),
+        (
+            "max_bytes_per_tag_values_query",
+            raw.max_bytes_per_tag_values_query.is_some(),
+        ),
+        ("max_search_duration", raw.max_search_duration.is_some()),
     ];
     let Some(new) = raw.defaults else {
         return Ok(OverridesConfig {
@@ -419,6 +488,12 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
             max_bytes_per_trace: raw
                 .max_bytes_per_trace
                 .map_or(base.max_bytes_per_trace, |b| b.0),
+            max_bytes_per_tag_values_query: raw
+                .max_bytes_per_tag_values_query
+                .map_or(base.max_bytes_per_tag_values_query, |b| b.0),
+            max_search_duration: raw
+                .max_search_duration
+                .map_or(base.max_search_duration, |d| d.0),
         });
     };
     if let Some((key, _)) = legacy.iter().find(|(_, set)| *set) {
@@ -431,6 +506,7 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
     }
     let ingestion = new.ingestion.unwrap_or_default();
     let global = new.global.unwrap_or_default();
+    let read = new.read.unwrap_or_default();
     Ok(OverridesConfig {
         ingestion_rate_limit_bytes: ingestion
             .rate_limit_bytes
@@ -444,6 +520,12 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
         max_bytes_per_trace: global
             .max_bytes_per_trace
             .map_or(base.max_bytes_per_trace, |b| b.0),
+        max_bytes_per_tag_values_query: read
+            .max_bytes_per_tag_values_query
+            .map_or(base.max_bytes_per_tag_values_query, |b| b.0),
+        max_search_duration: read
+            .max_search_duration
+            .map_or(base.max_search_duration, |d| d.0),
     })
 }
 

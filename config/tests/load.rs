@@ -172,6 +172,12 @@ querier:
     query_timeout: 1m30s
   trace_by_id:
     query_timeout: 2s
+query_frontend:
+  search:
+    default_result_limit: 50
+    max_result_limit: 500
+    max_duration: 24h
+    max_spans_per_span_set: 0
 storage:
   trace:
     backend: s3
@@ -187,6 +193,9 @@ overrides:
       max_traces_per_user: 0
     global:
       max_bytes_per_trace: 100_000
+    read:
+      max_bytes_per_tag_values_query: 5000
+      max_search_duration: 12h
 allegro:
   shards: 3
   wal_fsync: interval
@@ -223,6 +232,13 @@ allegro:
     assert_eq!(c.compactor.compaction_window, Duration::from_secs(1800));
     assert_eq!(c.querier.search_query_timeout, Duration::from_secs(90));
     assert_eq!(c.querier.trace_by_id_query_timeout, Duration::from_secs(2));
+    assert_eq!(c.query_frontend.search_default_result_limit, 50);
+    assert_eq!(c.query_frontend.search_max_result_limit, 500);
+    assert_eq!(
+        c.query_frontend.search_max_duration,
+        Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(c.query_frontend.search_max_spans_per_span_set, 0);
     assert_eq!(c.storage.backend, Backend::S3);
     assert_eq!(c.storage.local_path, PathBuf::from("/srv/traces"));
     assert_eq!(c.storage.wal_path, PathBuf::from("/srv/wal"));
@@ -230,6 +246,11 @@ allegro:
     assert_eq!(c.overrides.ingestion_burst_size_bytes, 2_000_000);
     assert_eq!(c.overrides.max_traces_per_user, 0);
     assert_eq!(c.overrides.max_bytes_per_trace, 100_000);
+    assert_eq!(c.overrides.max_bytes_per_tag_values_query, 5000);
+    assert_eq!(
+        c.overrides.max_search_duration,
+        Duration::from_secs(12 * 3600)
+    );
     assert_eq!(c.allegro.shards, 3);
     assert_eq!(c.allegro.wal_fsync, WalFsync::Interval);
     assert_eq!(c.allegro.wal_fsync_interval, Duration::from_millis(250));
@@ -261,9 +282,13 @@ overrides:
   ingestion_burst_size_bytes: 200
   max_traces_per_user: 300
   max_bytes_per_trace: 400
+  max_bytes_per_tag_values_query: 500
+  max_search_duration: 1h
 ",
     )
     .config;
+    assert_eq!(c.overrides.max_bytes_per_tag_values_query, 500);
+    assert_eq!(c.overrides.max_search_duration, Duration::from_secs(3600));
     assert_eq!(c.overrides.ingestion_rate_limit_bytes, 100);
     assert_eq!(c.overrides.ingestion_burst_size_bytes, 200);
     assert_eq!(c.overrides.max_traces_per_user, 300);
@@ -272,6 +297,8 @@ overrides:
     let partial = load("overrides:\n  max_bytes_per_trace: 4000\n").config;
     assert_eq!(partial.overrides.max_bytes_per_trace, 4000);
     assert_eq!(partial.overrides.ingestion_rate_limit_bytes, 15_000_000);
+    assert_eq!(partial.overrides.max_bytes_per_tag_values_query, 1_000_000);
+    assert_eq!(partial.overrides.max_search_duration, Duration::ZERO);
 }
 
 #[test]

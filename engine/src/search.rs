@@ -6,8 +6,8 @@
 //! Each trace is decoded whole (prost, OpenTelemetry types) and the TraceQL query evaluated
 //! on it ([`crate::traceql::eval`]), so structural operators see every span.
 //!
-//! Limits: a shard keeps at most `limit` traces; tag values stop at
-//! [`TAG_VALUES_BYTES_MAX`] bytes, tag names at [`TAG_NAMES_BYTES_MAX`].
+//! Limits: a shard keeps at most `limit` traces; tag names and tag values stop at the job's
+//! `bytes_max` (Tempo's `max_bytes_per_tag_values_query`), never above [`TAG_BYTES_MAX`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -20,10 +20,9 @@ use crate::ids::TraceId;
 use crate::traceql::eval::{any_value, Evaluator, TraceView, Value};
 use crate::traceql::{Field, Intrinsic, Query, Scope};
 
-/// Tempo's `max_bytes_per_tag_values_query` default (1 MB).
-pub const TAG_VALUES_BYTES_MAX: usize = 1 << 20;
-/// Bytes of tag names collected at most per scope.
-pub const TAG_NAMES_BYTES_MAX: usize = 1 << 20;
+/// Bytes of tag names or values one answer collects at most, whatever the configuration says:
+/// Tempo's `max_bytes_per_tag_values_query: 0` means no limit, which here means this one.
+pub const TAG_BYTES_MAX: usize = 64 << 20;
 /// Tempo's default `limit` and `spss`.
 pub const LIMIT_DEFAULT: usize = 20;
 pub const SPANS_PER_SPANSET_DEFAULT: usize = 3;
@@ -80,18 +79,23 @@ impl TagScope {
 pub enum Job {
     Search(SearchRequest),
     /// Attribute names of `scopes`, over the spans matching `query` (all spans when `None`).
+    /// Names are collected while their bytes stay within `bytes_max`, as Tempo's
+    /// `DistinctStringCollector` does: the first name that does not fit ends the collection.
     TagNames {
         scopes: Vec<TagScope>,
         query: Option<Query>,
         start_ns: u64,
         end_ns: u64,
+        bytes_max: usize,
     },
-    /// Distinct values of `field`, over the spans matching `query`.
+    /// Distinct values of `field`, over the spans matching `query`, within `bytes_max` bytes
+    /// of value text like tag names.
     TagValues {
         field: Field,
         query: Option<Query>,
         start_ns: u64,
         end_ns: u64,
+        bytes_max: usize,
     },
 }
 
@@ -161,6 +165,8 @@ pub struct ShardAnswer {
     pub blocks: u32,
     /// The first read error (the answer holds what could be read).
     pub error: Option<String>,
+    /// Tag names or values stopped at the job's `bytes_max`: the answer holds what fit.
+    pub truncated: bool,
     /// A snapshot while the shard is still searching (more answers from it follow); the
     /// last answer of a shard has `false`.
     pub partial: bool,
@@ -181,6 +187,8 @@ pub struct ShardSearch {
     inspected_spans: u64,
     blocks: u32,
     error: Option<String>,
+    /// Tag names or values reached the job's `bytes_max`.
+    truncated: bool,
     refused: bool,
     /// `with(most_recent=true)`: the `limit` most recent traces, searching everything.
     most_recent: bool,
@@ -222,6 +230,7 @@ impl ShardSearch {
             inspected_spans: 0,
             blocks: 0,
             error,
+            truncated: false,
             refused,
             most_recent,
         }
@@ -250,9 +259,8 @@ impl ShardSearch {
     /// stops at `limit`; `with(most_recent=true)` searches on, see [`Self::can_skip`]).
     pub fn is_full(&self) -> bool {
         match &*self.job {
-            Job::TagValues { .. } => self.values_bytes >= TAG_VALUES_BYTES_MAX,
+            Job::TagValues { .. } | Job::TagNames { .. } => self.truncated,
             Job::Search(r) => !self.most_recent && self.traces.len() >= r.limit,
-            Job::TagNames { .. } => false,
         }
     }
 
@@ -332,7 +340,9 @@ impl ShardSearch {
         let job = self.job.clone();
         match &*job {
             Job::Search(request) => self.search(trace_id, &view, request),
-            Job::TagNames { scopes, .. } => {
+            Job::TagNames {
+                scopes, bytes_max, ..
+            } => {
                 let spans = self.matching_spans(&view);
                 for i in spans {
                     let s = &view.spans[i];
@@ -357,28 +367,48 @@ impl ShardSearch {
                             }
                         };
                         for kv in attrs.into_iter().flatten() {
-                            let set = self.names.entry(scope).or_default();
-                            if self.names_bytes < TAG_NAMES_BYTES_MAX && !set.contains(&kv.key) {
-                                self.names_bytes += kv.key.len();
-                                set.insert(kv.key.clone());
+                            if self.truncated {
+                                return;
                             }
+                            let set = self.names.entry(scope).or_default();
+                            if set.contains(&kv.key) {
+                                continue;
+                            }
+                            if self.names_bytes + kv.key.len() > *bytes_max {
+                                self.truncated = true;
+                                return;
+                            }
+                            self.names_bytes += kv.key.len();
+                            set.insert(kv.key.clone());
                         }
                     }
                 }
             }
-            Job::TagValues { field, .. } => {
+            Job::TagValues {
+                field, bytes_max, ..
+            } => {
                 let spans = self.matching_spans(&view);
                 for i in spans {
                     let values = field_values(&view, i, field, self.evaluator.as_ref());
                     for v in values {
-                        if v.is_nil() || self.values_bytes >= TAG_VALUES_BYTES_MAX {
+                        if self.truncated {
+                            return;
+                        }
+                        if v.is_nil() {
                             continue;
                         }
                         let key = format!("{}\u{0}{}", v.type_name(), v.to_text());
-                        if self.values_seen.insert(key) {
-                            self.values_bytes += v.to_text().len();
-                            self.values.push(v);
+                        if self.values_seen.contains(&key) {
+                            continue;
                         }
+                        let len = v.to_text().len();
+                        if self.values_bytes + len > *bytes_max {
+                            self.truncated = true;
+                            return;
+                        }
+                        self.values_seen.insert(key);
+                        self.values_bytes += len;
+                        self.values.push(v);
                     }
                 }
             }
@@ -486,6 +516,7 @@ impl ShardSearch {
             inspected_spans: self.inspected_spans,
             blocks: self.blocks,
             error: self.error.clone(),
+            truncated: self.truncated,
             partial: true,
         }
     }
@@ -506,6 +537,7 @@ impl ShardSearch {
             inspected_spans: self.inspected_spans,
             blocks: self.blocks,
             error: self.error,
+            truncated: self.truncated,
             partial: false,
         }
     }
@@ -644,12 +676,20 @@ pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
         inspected_spans: 0,
         blocks: 0,
         error: None,
+        truncated: false,
         partial: false,
     };
     let mut seen_traces = HashSet::new();
     let mut seen_values = HashSet::new();
-    let mut values_bytes = 0usize;
+    // Tag names and values: the same byte limit over the union of the shards' answers.
+    let bytes_max = match job {
+        Job::TagNames { bytes_max, .. } | Job::TagValues { bytes_max, .. } => *bytes_max,
+        Job::Search(_) => usize::MAX,
+    };
+    let mut tag_bytes = 0usize;
     for answer in answers.into_iter().filter(|a| !a.partial) {
+        // A shard that stopped at the limit still contributes what it has.
+        let shard_truncated = answer.truncated;
         merged.inspected_traces += answer.inspected_traces;
         merged.inspected_bytes += answer.inspected_bytes;
         merged.inspected_spans += answer.inspected_spans;
@@ -663,22 +703,45 @@ pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
             }
             (Found::TagNames(all), Found::TagNames(some)) => {
                 for (scope, names) in some {
-                    all.entry(scope).or_default().extend(names);
+                    let set = all.entry(scope).or_default();
+                    for name in names {
+                        if merged.truncated {
+                            break;
+                        }
+                        if set.contains(&name) {
+                            continue;
+                        }
+                        if tag_bytes + name.len() > bytes_max {
+                            merged.truncated = true;
+                            break;
+                        }
+                        tag_bytes += name.len();
+                        set.insert(name);
+                    }
                 }
             }
             (Found::TagValues(all), Found::TagValues(some)) => {
                 for v in some {
-                    if values_bytes >= TAG_VALUES_BYTES_MAX {
+                    if merged.truncated {
                         break;
                     }
-                    if seen_values.insert(format!("{}\u{0}{}", v.type_name(), v.to_text())) {
-                        values_bytes += v.to_text().len();
-                        all.push(v);
+                    let key = format!("{}\u{0}{}", v.type_name(), v.to_text());
+                    if seen_values.contains(&key) {
+                        continue;
                     }
+                    let len = v.to_text().len();
+                    if tag_bytes + len > bytes_max {
+                        merged.truncated = true;
+                        break;
+                    }
+                    seen_values.insert(key);
+                    tag_bytes += len;
+                    all.push(v);
                 }
             }
             _ => {}
         }
+        merged.truncated |= shard_truncated;
     }
     if let (Job::Search(r), Found::Traces(all)) = (job, &mut merged.found) {
         most_recent_first(all, r.limit);
@@ -800,6 +863,7 @@ mod tests {
             query: None,
             start_ns: 0,
             end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
         });
         let Found::TagNames(names) = run(&job, &traces).found else {
             panic!()
@@ -822,11 +886,69 @@ mod tests {
             query: Some(compile("{ status = error }").expect("compiles")),
             start_ns: 0,
             end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
         });
         let Found::TagValues(values) = run(&job, &traces).found else {
             panic!()
         };
         assert_eq!(values, vec![Value::Str("b".to_string())]);
+    }
+
+    fn service_values(bytes_max: usize) -> Arc<Job> {
+        Arc::new(Job::TagValues {
+            field: Field::Attribute(crate::traceql::Attribute {
+                scope: Scope::Resource,
+                parent: false,
+                name: "service.name".to_string(),
+            }),
+            query: None,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max,
+        })
+    }
+
+    /// Tempo's `DistinctStringCollector`: values are kept while their bytes fit the limit; the
+    /// first that does not fit ends the collection, in one shard and across shards.
+    #[test]
+    fn tag_values_stop_at_the_byte_limit() {
+        let traces: Vec<_> = ["aaa", "bb", "aaa", "cccc", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, service)| payload(i as u8 + 1, 100, service, false))
+            .collect();
+        let values = |answer: &ShardAnswer| match &answer.found {
+            Found::TagValues(values) => values.iter().map(Value::to_text).collect::<Vec<_>>(),
+            _ => panic!(),
+        };
+
+        let answer = run(&service_values(10), &traces);
+        assert_eq!(values(&answer), ["aaa", "bb", "cccc", "d"]);
+        assert!(!answer.truncated, "10 bytes fit exactly");
+        let answer = run(&service_values(8), &traces);
+        assert_eq!(
+            values(&answer),
+            ["aaa", "bb"],
+            "cccc does not fit, d is never looked at"
+        );
+        assert!(answer.truncated);
+
+        // Two shards of 5 and 4 bytes each fit alone; together they pass 6.
+        let job = service_values(6);
+        let a = run(&job, &traces[..3]);
+        let b = run(&job, &traces[3..]);
+        assert!(!a.truncated && !b.truncated);
+        let merged = merge(&job, vec![a, b]);
+        assert_eq!(values(&merged), ["aaa", "bb"]);
+        assert!(merged.truncated);
+
+        // A shard that stopped at the limit itself still contributes what it holds.
+        let job = service_values(4);
+        let a = run(&job, &traces[..2]);
+        assert!(a.truncated);
+        let merged = merge(&job, vec![a]);
+        assert_eq!(values(&merged), ["aaa"]);
+        assert!(merged.truncated);
     }
 
     #[test]

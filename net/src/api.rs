@@ -135,7 +135,7 @@ const GET_HEAD: &[&str] = &["GET", "HEAD"];
 const GET_POST: &[&str] = &["GET", "POST"];
 
 /// Routes a request. Pure: no IO, no state.
-pub fn route(req: &Request) -> Route {
+pub fn route(req: &Request, limits: &crate::search_api::SearchLimits) -> Route {
     if req.path == "*" {
         // Go's server answers `OPTIONS *` itself, with an empty 200.
         return Route::Immediate(if req.method == "OPTIONS" {
@@ -160,7 +160,7 @@ pub fn route(req: &Request) -> Route {
         "/flush" => (GET_POST, Route::Flush),
         "/shutdown" => (GET_POST, Route::Shutdown),
         other => {
-            if let Some(route) = crate::search_api::route(req, other) {
+            if let Some(route) = crate::search_api::route(req, other, limits) {
                 return route;
             }
             let (id, v2) = if let Some(id) = other.strip_prefix("/api/traces/") {
@@ -871,7 +871,7 @@ mod tests {
     /// What the server shell does with a route, with a store that holds capture 05's trace
     /// under the two IDs the captures found.
     fn serve(req: &Request) -> Response {
-        match route(req) {
+        match route(req, &crate::search_api::SearchLimits::default()) {
             Route::Echo => echo_response(),
             Route::Ready => ready_response(true, ""),
             Route::BuildInfo => buildinfo_response(),
@@ -1028,7 +1028,10 @@ mod tests {
     }
 
     fn route_of(method: &str, target: &str) -> Route {
-        route(&request(method, target, &[]))
+        route(
+            &request(method, target, &[]),
+            &crate::search_api::SearchLimits::default(),
+        )
     }
 
     fn immediate(method: &str, target: &str) -> Response {

@@ -203,6 +203,7 @@ fn run(config: Config) -> Result<(), String> {
             http1: allegro_net::http1::Limits::default(),
             search_timeout: config.querier.search_query_timeout,
             trace_by_id_timeout: config.querier.trace_by_id_query_timeout,
+            search: allegro_net::search_api::SearchLimits::from_config(&config),
         },
         shutting_down: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),

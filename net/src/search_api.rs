@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use allegro_engine::search::{
-    self, Found, Job, SearchRequest, ShardAnswer, TagScope, TraceMatch, LIMIT_DEFAULT,
-    SPANS_PER_SPANSET_DEFAULT, TAG_VALUES_BYTES_MAX,
+    self, Found, Job, SearchRequest, ShardAnswer, TagScope, TraceMatch, SPANS_PER_SPANSET_DEFAULT,
 };
 use allegro_engine::traceql::eval::Value;
 use allegro_engine::traceql::{self, Field, Query, Scope};
@@ -31,13 +30,97 @@ use crate::grpc::{Code, Status};
 use crate::otlp_json::{write_go_double, write_go_string};
 use crate::tempopb;
 
-/// `query_frontend.search.max_duration` default: the widest `[start, end]` accepted.
-pub const SEARCH_RANGE_SECS_MAX: u64 = 168 * 3600;
 /// Tempo's frontend has no upper bound on `limit` by default (`max_result_limit: 0`); we cap
 /// it so that one request cannot hold every trace in memory.
 pub const SEARCH_LIMIT_MAX: usize = 100_000;
-/// Spans per spanset at most.
+/// Spans per spanset at most, also with `max_spans_per_span_set: 0`.
 pub const SPANS_PER_SPANSET_MAX: usize = 10_000;
+
+/// What a search may ask for: Tempo's frontend limits, from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchLimits {
+    /// `query_frontend.search.default_result_limit`: `limit` when absent or 0.
+    pub default_limit: usize,
+    /// `query_frontend.search.max_result_limit`; 0 = none.
+    pub max_limit: usize,
+    /// The widest `[start, end]`: `overrides…read.max_search_duration` when set, else
+    /// `query_frontend.search.max_duration`; zero = none.
+    pub max_duration: std::time::Duration,
+    /// `query_frontend.search.max_spans_per_span_set`; 0 = none.
+    pub max_spans_per_spanset: usize,
+    /// `overrides…read.max_bytes_per_tag_values_query`, within [`search::TAG_BYTES_MAX`].
+    pub tag_bytes_max: usize,
+}
+
+impl SearchLimits {
+    pub fn from_config(config: &allegro_config::Config) -> SearchLimits {
+        let frontend = &config.query_frontend;
+        let overrides = &config.overrides;
+        let tag_bytes =
+            usize::try_from(overrides.max_bytes_per_tag_values_query).unwrap_or(usize::MAX);
+        SearchLimits {
+            default_limit: frontend.search_default_result_limit as usize,
+            max_limit: frontend.search_max_result_limit as usize,
+            max_duration: if overrides.max_search_duration.is_zero() {
+                frontend.search_max_duration
+            } else {
+                overrides.max_search_duration
+            },
+            max_spans_per_spanset: frontend.search_max_spans_per_span_set as usize,
+            tag_bytes_max: if tag_bytes == 0 {
+                search::TAG_BYTES_MAX
+            } else {
+                tag_bytes.min(search::TAG_BYTES_MAX)
+            },
+        }
+    }
+
+    /// Tempo's `adjustLimit`: absent or 0 is the default; above the maximum is refused.
+    fn limit(&self, asked: usize) -> Result<usize, String> {
+        if asked == 0 {
+            return Ok(self.default_limit.clamp(1, SEARCH_LIMIT_MAX));
+        }
+        if self.max_limit != 0 && asked > self.max_limit {
+            return Err(format!(
+                "limit {asked} exceeds max limit {}",
+                self.max_limit
+            ));
+        }
+        Ok(asked.min(SEARCH_LIMIT_MAX))
+    }
+
+    /// The frontend's range check: `[start, end]` (Unix seconds) no wider than the maximum.
+    fn range(&self, start: i64, end: i64) -> Result<(), String> {
+        let width = std::time::Duration::from_secs(end.saturating_sub(start).max(0) as u64);
+        if !self.max_duration.is_zero() && width > self.max_duration {
+            return Err(format!(
+                "range specified by start and end exceeds {}. received start={start} end={end}",
+                traceql::format_go_duration(
+                    i64::try_from(self.max_duration.as_nanos()).unwrap_or(i64::MAX)
+                )
+            ));
+        }
+        Ok(())
+    }
+
+    /// `spss` within `max_spans_per_span_set`.
+    fn spans_per_spanset(&self, asked: usize) -> Result<usize, String> {
+        if self.max_spans_per_spanset != 0 && asked > self.max_spans_per_spanset {
+            return Err(format!(
+                "spans per span set exceeds {}. received {asked}",
+                self.max_spans_per_spanset
+            ));
+        }
+        Ok(asked.min(SPANS_PER_SPANSET_MAX))
+    }
+}
+
+impl Default for SearchLimits {
+    /// Tempo's defaults.
+    fn default() -> SearchLimits {
+        SearchLimits::from_config(&allegro_config::Config::default())
+    }
+}
 /// The error text of a query past its deadline: Go's `context.DeadlineExceeded`, which Tempo's
 /// querier writes as a 500 body and its frontend passes on (HTTP 500, gRPC `Internal`).
 pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
@@ -101,15 +184,15 @@ pub enum Call {
 }
 
 /// Routes the search paths; `None` for other paths.
-pub fn route(req: &Request, path: &str) -> Option<Route> {
+pub fn route(req: &Request, path: &str, limits: &SearchLimits) -> Option<Route> {
     let params = params(req);
     let call = match path {
-        "/api/search" => parse_search(&params).map(|(job, traceql)| Call::Search {
+        "/api/search" => parse_search(&params, limits).map(|(job, traceql)| Call::Search {
             job: Arc::new(job),
             traceql,
         }),
-        "/api/search/tags" => parse_tags(&params, false),
-        "/api/v2/search/tags" => parse_tags(&params, true),
+        "/api/search/tags" => parse_tags(&params, false, limits),
+        "/api/v2/search/tags" => parse_tags(&params, true, limits),
         "/api/metrics/query_range" | "/api/metrics/query" => {
             return Some(Route::Immediate(metrics_answer(&params)))
         }
@@ -131,7 +214,7 @@ pub fn route(req: &Request, path: &str) -> Option<Route> {
             if tag.is_empty() || tag.contains('/') {
                 return None;
             }
-            parse_tag_values(&params, tag, v2)
+            parse_tag_values(&params, tag, v2, limits)
         }
     };
     Some(match call {
@@ -188,7 +271,7 @@ fn parse_atoi(text: &str, what: &str) -> Result<i64, Response> {
 }
 
 /// `start`/`end` (Unix seconds) with Tempo's checks; `(0, u64::MAX)` nanoseconds when absent.
-fn parse_range(params: &str) -> Result<(u64, u64), Response> {
+fn parse_range(params: &str, limits: &SearchLimits) -> Result<(u64, u64), Response> {
     let start = match param(params, "start") {
         Some(text) => parse_i32(&text, "start")?,
         None => 0,
@@ -197,9 +280,13 @@ fn parse_range(params: &str) -> Result<(u64, u64), Response> {
         Some(text) => parse_i32(&text, "end")?,
         None => 0,
     };
-    range_ns(start, end).map_err(|e| bad(&e))
+    let range = range_ns(start, end).map_err(|e| bad(&e))?;
+    limits.range(start, end).map_err(|e| bad(&e))?;
+    Ok(range)
 }
 
+/// `[start, end]` in nanoseconds, `end` inclusive of its whole second; the request parser's
+/// order check (the width is checked by [`SearchLimits::range`]).
 fn range_ns(start: i64, end: i64) -> Result<(u64, u64), String> {
     if start == 0 && end == 0 {
         return Ok((0, u64::MAX));
@@ -207,12 +294,6 @@ fn range_ns(start: i64, end: i64) -> Result<(u64, u64), String> {
     if end <= start {
         return Err(format!(
             "http parameter start must be before end. received start={start} end={end}"
-        ));
-    }
-    if (end - start) as u64 > SEARCH_RANGE_SECS_MAX {
-        return Err(format!(
-            "range specified by start and end exceeds {}. received start={start} end={end}",
-            allegro_config::format_duration(std::time::Duration::from_secs(SEARCH_RANGE_SECS_MAX))
         ));
     }
     let secs = |s: i64| u64::try_from(s).unwrap_or(0);
@@ -240,8 +321,8 @@ fn parse_duration_ms(text: &str, what: &str) -> Result<u64, Response> {
     Ok(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Tempo's `ParseSearchRequest`, then the frontend's TraceQL and range checks.
-fn parse_search(params: &str) -> Result<(Job, bool), Response> {
+/// Tempo's `ParseSearchRequest`, then the frontend's checks: limit, range, spans per spanset.
+fn parse_search(params: &str, limits: &SearchLimits) -> Result<(Job, bool), Response> {
     let start = match param(params, "start") {
         Some(text) => parse_i32(&text, "start")?,
         None => 0,
@@ -280,9 +361,9 @@ fn parse_search(params: &str) -> Result<(Job, bool), Response> {
             if limit <= 0 {
                 return Err(bad("invalid limit: must be a positive number"));
             }
-            limit as usize
+            usize::try_from(limit).unwrap_or(usize::MAX)
         }
-        None => LIMIT_DEFAULT,
+        None => 0,
     };
     let spss = match param(params, "spss") {
         Some(text) => {
@@ -290,7 +371,7 @@ fn parse_search(params: &str) -> Result<(Job, bool), Response> {
             if spss <= 0 {
                 return Err(bad("invalid spss: must be a positive number"));
             }
-            spss as usize
+            usize::try_from(spss).unwrap_or(usize::MAX)
         }
         None => SPANS_PER_SPANSET_DEFAULT,
     };
@@ -299,6 +380,9 @@ fn parse_search(params: &str) -> Result<(Job, bool), Response> {
         Some(q) => Some(compile_search(q).map_err(|e| bad(&e))?),
         None => None,
     };
+    let limit = limits.limit(limit).map_err(|e| bad(&e))?;
+    limits.range(start, end).map_err(|e| bad(&e))?;
+    let spss = limits.spans_per_spanset(spss).map_err(|e| bad(&e))?;
     Ok((
         Job::Search(SearchRequest {
             query,
@@ -307,8 +391,8 @@ fn parse_search(params: &str) -> Result<(Job, bool), Response> {
             end_ns,
             min_duration_ns: min_ms.saturating_mul(1_000_000),
             max_duration_ns: max_ms.saturating_mul(1_000_000),
-            limit: limit.min(SEARCH_LIMIT_MAX),
-            spans_per_spanset: spss.min(SPANS_PER_SPANSET_MAX),
+            limit,
+            spans_per_spanset: spss,
         }),
         q.is_some(),
     ))
@@ -421,10 +505,10 @@ fn tag_query(q: Option<&str>) -> Option<Query> {
         .filter(|q| q.pipeline.elements.len() != 1 || q.to_string() != "{ true }")
 }
 
-fn parse_tags(params: &str, v2: bool) -> Result<Call, Response> {
+fn parse_tags(params: &str, v2: bool, limits: &SearchLimits) -> Result<Call, Response> {
     let (scopes, intrinsic) =
         parse_scope(param(params, "scope").as_deref()).map_err(|e| bad(&e))?;
-    let (start_ns, end_ns) = parse_range(params)?;
+    let (start_ns, end_ns) = parse_range(params, limits)?;
     // v1 lists attribute names only (intrinsics when asked for explicitly).
     let intrinsic = intrinsic && (v2 || param(params, "scope").as_deref() == Some("intrinsic"));
     let limit = parse_limit(params)?;
@@ -434,6 +518,7 @@ fn parse_tags(params: &str, v2: bool) -> Result<Call, Response> {
             query: tag_query(param(params, "q").as_deref()),
             start_ns,
             end_ns,
+            bytes_max: limits.tag_bytes_max,
         })
     });
     Ok(Call::TagNames {
@@ -479,8 +564,13 @@ pub fn parse_tag_name(tag: &str) -> Result<Field, String> {
     }
 }
 
-fn parse_tag_values(params: &str, tag: &str, v2: bool) -> Result<Call, Response> {
-    let (start_ns, end_ns) = parse_range(params)?;
+fn parse_tag_values(
+    params: &str,
+    tag: &str,
+    v2: bool,
+    limits: &SearchLimits,
+) -> Result<Call, Response> {
+    let (start_ns, end_ns) = parse_range(params, limits)?;
     let limit = parse_limit(params)?;
     let field = if v2 {
         parse_tag_name(tag).map_err(|e| api::go_http_error_vary(500, &e))?
@@ -503,6 +593,7 @@ fn parse_tag_values(params: &str, tag: &str, v2: bool) -> Result<Call, Response>
             query: tag_query(param(params, "q").as_deref()),
             start_ns,
             end_ns,
+            bytes_max: limits.tag_bytes_max,
         })
     });
     Ok(Call::TagValues {
@@ -601,17 +692,25 @@ pub async fn run(
     if let Some(err) = &merged.error {
         log::warn!("search: {err}");
     }
-    if let Found::TagValues(values) = &merged.found {
-        let bytes: usize = values.iter().map(|v| v.to_text().len()).sum();
-        if bytes >= TAG_VALUES_BYTES_MAX {
-            // Tempo's frontend stops collecting at `max_bytes_per_tag_values_query` and answers
-            // 200 with what it has, no marker in the response; its querier logs this.
-            log::warn!(
-                "tag values: size of tag values exceeded limit ({TAG_VALUES_BYTES_MAX} bytes), \
-                 reduce cardinality or size of tags; answering the {} values collected",
-                values.len()
-            );
-        }
+    if merged.truncated {
+        // Tempo stops collecting at `max_bytes_per_tag_values_query` and answers 200 with what
+        // it has, no marker in the response; its querier logs this.
+        let (what, count, bytes_max) = match (&merged.found, &**job) {
+            (Found::TagValues(values), Job::TagValues { bytes_max, .. }) => {
+                ("tag values", values.len(), *bytes_max)
+            }
+            (Found::TagNames(names), Job::TagNames { bytes_max, .. }) => (
+                "tag names",
+                names.values().map(|n| n.len()).sum(),
+                *bytes_max,
+            ),
+            _ => ("answer", 0, 0),
+        };
+        log::warn!(
+            "{what}: size of {what} exceeded limit ({bytes_max} bytes, \
+             max_bytes_per_tag_values_query), reduce cardinality or size of tags; answering \
+             the {count} collected"
+        );
     }
     Ok((merged, completed))
 }
@@ -683,7 +782,7 @@ fn job_of(call: &Call) -> Option<&Arc<Job>> {
 pub const STREAMING_SERVICE: &str = "tempopb.StreamingQuerier";
 
 /// Parses a `StreamingQuerier` request message into a call.
-pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
+pub fn grpc_call(method: &str, message: &[u8], limits: &SearchLimits) -> Result<Call, Status> {
     use prost::Message;
     let invalid = |e: String| Status::new(Code::InvalidArgument, e);
     let decode_error =
@@ -701,7 +800,15 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
             let mut tags: Vec<(String, String)> = r.tags.into_iter().collect();
             tags.sort();
             let traceql = query.is_some();
-            let positive = |v: u32, default: usize| if v == 0 { default } else { v as usize };
+            let limit = limits.limit(r.limit as usize).map_err(invalid)?;
+            limits
+                .range(i64::from(r.start), i64::from(r.end))
+                .map_err(invalid)?;
+            let spss = match r.spans_per_span_set {
+                0 => SPANS_PER_SPANSET_DEFAULT,
+                n => n as usize,
+            };
+            let spss = limits.spans_per_spanset(spss).map_err(invalid)?;
             Ok(Call::Search {
                 job: Arc::new(Job::Search(SearchRequest {
                     query,
@@ -710,9 +817,8 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
                     end_ns,
                     min_duration_ns: u64::from(r.min_duration_ms) * 1_000_000,
                     max_duration_ns: u64::from(r.max_duration_ms) * 1_000_000,
-                    limit: positive(r.limit, LIMIT_DEFAULT).min(SEARCH_LIMIT_MAX),
-                    spans_per_spanset: positive(r.spans_per_span_set, SPANS_PER_SPANSET_DEFAULT)
-                        .min(SPANS_PER_SPANSET_MAX),
+                    limit,
+                    spans_per_spanset: spss,
                 })),
                 traceql,
             })
@@ -724,6 +830,9 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
             let (scopes, intrinsic) = parse_scope(scope).map_err(invalid)?;
             let (start_ns, end_ns) =
                 range_ns(i64::from(r.start), i64::from(r.end)).map_err(invalid)?;
+            limits
+                .range(i64::from(r.start), i64::from(r.end))
+                .map_err(invalid)?;
             let intrinsic = intrinsic && (v2 || scope == Some("intrinsic"));
             let query = tag_query((!r.query.is_empty()).then_some(r.query.as_str()));
             let job = (!scopes.is_empty()).then(|| {
@@ -732,6 +841,7 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
                     query,
                     start_ns,
                     end_ns,
+                    bytes_max: limits.tag_bytes_max,
                 })
             });
             Ok(Call::TagNames {
@@ -756,7 +866,7 @@ pub fn grpc_call(method: &str, message: &[u8]) -> Result<Call, Status> {
                     params.push_str(&format!("&q={}", percent_encode(&r.query)));
                 }
             }
-            parse_tag_values(&params, &r.tag_name, v2).map_err(|response| {
+            parse_tag_values(&params, &r.tag_name, v2, limits).map_err(|response| {
                 invalid(
                     String::from_utf8_lossy(&response.body)
                         .trim_end()
@@ -1398,7 +1508,7 @@ mod tests {
     }
 
     fn error_of(target: &str) -> (u16, String) {
-        match api::route(&req(target)) {
+        match api::route(&req(target), &SearchLimits::default()) {
             Route::Immediate(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
             other => panic!("{target}: {other:?}"),
         }
@@ -1465,7 +1575,7 @@ mod tests {
     fn search_parameters() {
         let Route::Search(Call::Search { job, traceql }) = api::route(&req(
             "/api/search?tags=service.name%3Dfrontend%20http.status_code%3D500&minDuration=100ms&maxDuration=5s&limit=3&start=100&end=200",
-        )) else {
+        ), &SearchLimits::default()) else {
             panic!("a search")
         };
         assert!(!traceql);
@@ -1483,7 +1593,9 @@ mod tests {
         );
         assert_eq!(r.limit, 3);
         assert_eq!((r.start_ns, r.end_ns), (100_000_000_000, 201_000_000_000));
-        let Route::Search(Call::Search { job, traceql }) = api::route(&req("/api/search")) else {
+        let Route::Search(Call::Search { job, traceql }) =
+            api::route(&req("/api/search"), &SearchLimits::default())
+        else {
             panic!()
         };
         assert!(!traceql);
@@ -1700,7 +1812,11 @@ mod tests {
             scopes,
             limit: 7,
             ..
-        }) = grpc_call("SearchTagsV2", &tags.encode_to_vec())
+        }) = grpc_call(
+            "SearchTagsV2",
+            &tags.encode_to_vec(),
+            &SearchLimits::default(),
+        )
         else {
             panic!("a v2 tag-names call")
         };
@@ -1731,7 +1847,7 @@ mod tests {
                 }
                 .encode_to_vec()
             };
-            match grpc_call(method, &bytes) {
+            match grpc_call(method, &bytes, &SearchLimits::default()) {
                 Err(status) => (status.code, status.message),
                 Ok(call) => panic!("{call:?}"),
             }
@@ -1758,7 +1874,7 @@ mod tests {
             );
         }
         assert_eq!(
-            grpc_call("Nope", &[]).map_err(|s| (s.code, s.message)),
+            grpc_call("Nope", &[], &SearchLimits::default()).map_err(|s| (s.code, s.message)),
             Err((
                 Code::Unimplemented,
                 "unknown method Nope for service tempopb.StreamingQuerier".to_string()

@@ -50,6 +50,8 @@ pub struct Settings {
     pub search_timeout: Duration,
     /// `querier.trace_by_id.query_timeout`.
     pub trace_by_id_timeout: Duration,
+    /// `query_frontend.search.*` and the read overrides.
+    pub search: crate::search_api::SearchLimits,
 }
 
 /// State every thread shares. Only atomics and immutable data: no lock on the hot path.
@@ -631,7 +633,7 @@ async fn serve_streaming(
             encoding,
             shared.settings.grpc_message_bytes_max,
         )?;
-        let call = crate::search_api::grpc_call(method, &message)?;
+        let call = crate::search_api::grpc_call(method, &message, &shared.settings.search)?;
         Ok((tenant, call))
     })();
     let (tenant, call) = match prepared {
@@ -858,7 +860,7 @@ pub static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Response {
     shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-    match api::route(&request) {
+    match api::route(&request, &shared.settings.search) {
         api::Route::Echo => api::echo_response(),
         api::Route::Ready => {
             if shared.engine.is_ready() {

@@ -685,6 +685,22 @@ fn search_errors_like_tempo() {
             400,
             "not a metrics query",
         ),
+        // Tempo 2.7's frontend defaults: spss at most 100, a range of at most 168h.
+        (
+            "/api/search?q=%7B%7D&spss=101",
+            400,
+            "spans per span set exceeds 100. received 101",
+        ),
+        (
+            "/api/search?q=%7B%7D&start=1000000&end=1604801",
+            400,
+            "range specified by start and end exceeds 168h0m0s. received start=1000000 end=1604801",
+        ),
+        (
+            "/api/v2/search/tags?start=1000000&end=1604801",
+            400,
+            "range specified by start and end exceeds 168h0m0s. received start=1000000 end=1604801",
+        ),
     ];
     for (path, status, text) in cases {
         let response = http_get(addr, path, &[]);
@@ -909,4 +925,134 @@ fn streaming_needs_stream_over_http() {
         response.grpc_message()
     );
     let _ = Bytes::new();
+}
+
+/// `query_frontend.search.*` and `overrides.defaults.read.*` from the config file: the default
+/// and maximum `limit`, the widest range, spans per spanset, and the bytes of tag values.
+#[test]
+fn the_configured_search_limits_apply() {
+    let server = Server::start(
+        "query_frontend:
+  search:
+    default_result_limit: 2
+    max_result_limit: 4
+    max_duration: 1h
+    max_spans_per_span_set: 5
+overrides:
+  defaults:
+    read:
+      max_bytes_per_tag_values_query: 17
+",
+    );
+    let base = now_s() - 600;
+    for i in 0..TRACES {
+        export(
+            server.grpc_addr(),
+            &test_trace(i, base),
+            &ExportOpts::default(),
+        )
+        .assert_ok();
+    }
+    let addr = server.http_addr();
+    let (start, end) = (now_s() - 1800, now_s() + 60);
+    let search = |extra: &str| -> Value {
+        let path = format!("/api/search?q=%7B%7D&start={start}&end={end}{extra}");
+        let response = http_get(addr, &path, &[]);
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        response.json()
+    };
+
+    assert_eq!(ids(&search("")).len(), 2, "default_result_limit");
+    assert_eq!(ids(&search("&limit=4")).len(), 4);
+    assert_eq!(
+        search("&spss=5")["traces"][0]["spanSets"][0]["spans"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    let wide = (now_s() - 7200, now_s());
+    let refused = [
+        (
+            format!("/api/search?q=%7B%7D&start={start}&end={end}&limit=5"),
+            "limit 5 exceeds max limit 4".to_string(),
+        ),
+        (
+            format!("/api/search?q=%7B%7D&start={start}&end={end}&spss=6"),
+            "spans per span set exceeds 5. received 6".to_string(),
+        ),
+        (
+            format!("/api/search?q=%7B%7D&start={}&end={}", wide.0, wide.1),
+            format!(
+                "range specified by start and end exceeds 1h0m0s. received start={} end={}",
+                wide.0, wide.1
+            ),
+        ),
+        (
+            format!(
+                "/api/v2/search/tag/resource.service.name/values?start={}&end={}",
+                wide.0, wide.1
+            ),
+            format!(
+                "range specified by start and end exceeds 1h0m0s. received start={} end={}",
+                wide.0, wide.1
+            ),
+        ),
+    ];
+    for (path, text) in &refused {
+        let response = http_get(addr, path, &[]);
+        assert_eq!(
+            (response.status, response.text()),
+            (400, text.clone()),
+            "{path}"
+        );
+    }
+
+    // Three services of 8 bytes: two fit in 17 bytes, the third ends the collection.
+    let response = http_get(addr, "/api/v2/search/tag/resource.service.name/values", &[]);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let values = response.json()["tagValues"]
+        .as_array()
+        .cloned()
+        .expect("tagValues");
+    assert_eq!(values.len(), 2, "{values:?}");
+    let response = http_get(addr, "/api/search/tags", &[]);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let names: Vec<String> = response.json()["tagNames"]
+        .as_array()
+        .expect("tagNames")
+        .iter()
+        .map(|n| n.as_str().expect("a name").to_string())
+        .collect();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().map(String::len).sum::<usize>() <= 17,
+        "{names:?}"
+    );
+
+    // The streaming API refuses the same way, with InvalidArgument.
+    runtime().block_on(async {
+        let client = H2Client::connect(addr).await.expect("connect");
+        let request = pb::SearchRequest {
+            query: "{}".to_string(),
+            limit: 5,
+            start: start as u32,
+            end: end as u32,
+            ..Default::default()
+        };
+        let response = client
+            .grpc_raw(
+                "/tempopb.StreamingQuerier/Search",
+                GRPC_HEADERS,
+                grpc_frame(&request.encode_to_vec(), false),
+            )
+            .await
+            .expect("search");
+        assert_eq!(
+            response.grpc_status(),
+            Some(3),
+            "{}",
+            response.grpc_message()
+        );
+        assert_eq!(response.grpc_message(), "limit 5 exceeds max limit 4");
+    });
 }

@@ -544,7 +544,7 @@ pub(crate) fn format_go_float(f: f64) -> String {
 }
 
 /// Go's `time.Duration.String()`.
-pub(crate) fn format_go_duration(ns: i64) -> String {
+pub fn format_go_duration(ns: i64) -> String {
     fn frac(buf: &mut Vec<u8>, mut v: u64, prec: u32) -> u64 {
         let mut print = false;
         let mut digits = Vec::new();
