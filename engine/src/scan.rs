@@ -111,6 +111,9 @@ impl FactKey {
 enum Need {
     Always,
     Fact(FactKey, u64),
+    /// An attribute key (the fact: [`FactKey::SpanKey`] or [`FactKey::ResourceKey`]) with an
+    /// integer value `op` the static: `span.http.status_code >= 500`.
+    Int(FactKey, u64, BinaryOp, i64),
     All(Vec<Need>),
     Any(Vec<Need>),
 }
@@ -168,36 +171,150 @@ impl Need {
         Need::Any(vec![l, r])
     }
 
-    /// Whether the strings the facts name all occur in `parts` (an encoded trace in
-    /// pieces): a span holding a string attribute, a name or a service holds its bytes.
-    fn holds_in(&self, parts: &[&[u8]]) -> bool {
-        let present = |needle: &str| {
-            needle.is_empty()
-                || parts
-                    .iter()
-                    .any(|p| memchr::memmem::find(p, needle.as_bytes()).is_some())
-        };
+    /// The byte strings an encoded trace must hold for the facts to be true of it.
+    fn bytes_need(&self) -> BytesNeed {
         match self {
-            Need::Always => true,
-            Need::Fact(key, _) => match key {
-                FactKey::ResourceAttr(k, v) | FactKey::SpanAttr(k, v) => present(k) && present(v),
-                FactKey::ServiceName(s, n) => present(s) && present(n),
-                FactKey::ResourceKey(k) | FactKey::SpanKey(k) | FactKey::Name(k) => present(k),
-                FactKey::ServiceStatus(s, _) => present(s),
-                FactKey::Status(_) | FactKey::Kind(_) => true,
-            },
-            Need::All(parts_needed) => parts_needed.iter().all(|p| p.holds_in(parts)),
-            Need::Any(parts_needed) => parts_needed.iter().any(|p| p.holds_in(parts)),
+            Need::Always => BytesNeed::Always,
+            Need::Fact(key, _) => {
+                let needles = match key {
+                    FactKey::ResourceAttr(k, v) | FactKey::SpanAttr(k, v) => {
+                        vec![framed(TAG_KEY, k), framed(TAG_STRING_VALUE, v)]
+                    }
+                    FactKey::ServiceName(s, n) => {
+                        vec![framed(TAG_STRING_VALUE, s), framed(TAG_SPAN_NAME, n)]
+                    }
+                    FactKey::ResourceKey(k) | FactKey::SpanKey(k) => vec![framed(TAG_KEY, k)],
+                    FactKey::Name(n) => vec![framed(TAG_SPAN_NAME, n)],
+                    FactKey::ServiceStatus(s, _) => vec![framed(TAG_STRING_VALUE, s)],
+                    FactKey::Status(_) | FactKey::Kind(_) => Vec::new(),
+                };
+                let needles: Vec<BytesNeed> = needles
+                    .into_iter()
+                    .flatten()
+                    .map(|n| BytesNeed::Bytes(memchr::memmem::Finder::new(&n).into_owned()))
+                    .collect();
+                match needles.len() {
+                    0 => BytesNeed::Always,
+                    _ => BytesNeed::All(needles),
+                }
+            }
+            Need::Int(FactKey::SpanKey(k) | FactKey::ResourceKey(k), _, op, value) => {
+                match framed(TAG_KEY, k) {
+                    Some(key) => BytesNeed::Int {
+                        key: memchr::memmem::Finder::new(&key).into_owned(),
+                        op: *op,
+                        value: *value,
+                    },
+                    None => BytesNeed::Always,
+                }
+            }
+            Need::Int(..) => BytesNeed::Always,
+            Need::All(parts) => BytesNeed::All(parts.iter().map(Need::bytes_need).collect()),
+            Need::Any(parts) => BytesNeed::Any(parts.iter().map(Need::bytes_need).collect()),
         }
     }
 
     fn holds(&self, filter: &[u64]) -> bool {
         match self {
             Need::Always => true,
-            Need::Fact(_, hash) => filter::may_contain(filter, *hash),
+            Need::Fact(_, hash) | Need::Int(_, hash, ..) => filter::may_contain(filter, *hash),
             Need::All(parts) => parts.iter().all(|p| p.holds(filter)),
             Need::Any(parts) => parts.iter().any(|p| p.holds(filter)),
         }
+    }
+}
+
+/// Protobuf tags (field number << 3 | 2) of the strings a fact names, as OTLP encodes them:
+/// `KeyValue.key` and `AnyValue.string_value` are field 1 of their messages, `Span.name`
+/// field 5.
+const TAG_KEY: u8 = 0x0a;
+const TAG_STRING_VALUE: u8 = 0x0a;
+const TAG_SPAN_NAME: u8 = 0x2a;
+
+/// `text` as a protobuf encoder writes it after `tag`: the tag, the length as a varint, the
+/// bytes. A span that holds the string holds these bytes, a far rarer pattern than the bare
+/// text (`"x"` is in every trace, `0a 01 78` in few). `None` for the empty string, which the
+/// check does not look for.
+fn framed(tag: u8, text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut out = vec![tag];
+    let mut len = text.len() as u64;
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(text.as_bytes());
+    Some(out)
+}
+
+/// [`Need`] for encoded bytes: byte strings that must occur, compiled once per query.
+#[derive(Clone, Debug)]
+enum BytesNeed {
+    Always,
+    Bytes(memchr::memmem::Finder<'static>),
+    /// The framed `key`, followed by an integer `AnyValue` that compares `op value`, or by
+    /// anything else (a double, a string, another field order: maybe).
+    Int {
+        key: memchr::memmem::Finder<'static>,
+        op: BinaryOp,
+        value: i64,
+    },
+    All(Vec<BytesNeed>),
+    Any(Vec<BytesNeed>),
+}
+
+impl BytesNeed {
+    fn holds_in(&self, parts: &[&[u8]]) -> bool {
+        match self {
+            BytesNeed::Always => true,
+            BytesNeed::Bytes(finder) => parts.iter().any(|p| finder.find(p).is_some()),
+            BytesNeed::Int { key, op, value } => parts.iter().any(|part| {
+                let mut from = 0;
+                // Every occurrence, overlapping ones too.
+                while let Some(at) = part.get(from..).and_then(|rest| key.find(rest)) {
+                    let after = from + at + key.needle().len();
+                    match part.get(after..).and_then(int_any_value) {
+                        Some(v) if !int_compare(*op, v, *value) => {}
+                        // Compares true, or is not an integer frame: maybe.
+                        _ => return true,
+                    }
+                    from += at + 1;
+                }
+                false
+            }),
+            BytesNeed::All(needs) => needs.iter().all(|n| n.holds_in(parts)),
+            BytesNeed::Any(needs) => needs.iter().any(|n| n.holds_in(parts)),
+        }
+    }
+}
+
+/// `KeyValue.value` right after a key, when it is an integer: `12 L 18 varint` with the
+/// varint filling the `L - 1` bytes after the `AnyValue.int_value` tag, as protobuf encoders
+/// write it. `None` for any other shape.
+fn int_any_value(bytes: &[u8]) -> Option<i64> {
+    let (&[0x12, len, 0x18], rest) = bytes.split_first_chunk::<3>()? else {
+        return None;
+    };
+    let varint = rest.get(..usize::from(len).checked_sub(1)?)?;
+    let mut used = 0;
+    let value = crate::block::page::read_varint(varint, &mut used)?;
+    // Two's complement, as protobuf encodes an int64.
+    (used == varint.len()).then_some(value as i64)
+}
+
+fn int_compare(op: BinaryOp, left: i64, right: i64) -> bool {
+    match op {
+        BinaryOp::Eq => left == right,
+        BinaryOp::Neq => left != right,
+        BinaryOp::Lt => left < right,
+        BinaryOp::Lte => left <= right,
+        BinaryOp::Gt => left > right,
+        BinaryOp::Gte => left >= right,
+        // Not built for other operators.
+        _ => true,
     }
 }
 
@@ -289,6 +406,7 @@ pub struct Plan {
     filters: Vec<Cond>,
     trace: TraceCond,
     page_need: Need,
+    payload_need: BytesNeed,
     min_duration_ns: u64,
     max_duration_ns: u64,
 }
@@ -303,12 +421,14 @@ impl Plan {
             filters: Vec::new(),
             trace: TraceCond::True,
             page_need: Need::Always,
+            payload_need: BytesNeed::Always,
             min_duration_ns,
             max_duration_ns,
         };
         let mut needs = Vec::new();
         plan.trace = plan.pipeline(&query.pipeline, &mut needs);
         plan.page_need = weak_need(&plan.trace, &needs);
+        plan.payload_need = plan.page_need.bytes_need();
         Some(plan)
     }
 
@@ -317,10 +437,12 @@ impl Plan {
         self.page_need.holds(filter)
     }
 
-    /// Whether a trace encoded in `parts` (its payloads, live or from the WAL) may match:
-    /// the strings the query needs must occur in its bytes. Judges before a decode.
+    /// Whether a trace encoded in `parts` (its OTLP payloads, live or from the WAL) may
+    /// match: the strings the query needs must occur in its bytes, framed as protobuf frames
+    /// them (tag and length first). Judges before a decode. Assumes the canonical encoding
+    /// every protobuf library writes (minimal varint lengths).
     pub fn payload_may_match(&self, parts: &[&[u8]]) -> bool {
-        self.page_need.holds_in(parts)
+        self.payload_need.holds_in(parts)
     }
 
     /// Whether the plan reads no column (every trace is a candidate).
@@ -909,16 +1031,28 @@ fn need(e: &FieldExpr) -> Need {
             BinaryOp::And => Need::all(need(lhs), need(rhs)),
             BinaryOp::Or => Need::any(need(lhs), need(rhs)),
             op if op.is_boolean() => {
-                let (field, value) = match (&**lhs, &**rhs) {
-                    (FieldExpr::Field(f), FieldExpr::Static(s))
-                    | (FieldExpr::Static(s), FieldExpr::Field(f)) => (f, s),
+                let (field, value, op) = match (&**lhs, &**rhs) {
+                    (FieldExpr::Field(f), FieldExpr::Static(s)) => (f, s, *op),
+                    // `500 <= span.x` is `span.x >= 500`.
+                    (FieldExpr::Static(s), FieldExpr::Field(f)) => (f, s, mirrored(*op)),
                     _ => return Need::Always,
                 };
-                compare_need(*op, field, value)
+                compare_need(op, field, value)
             }
             _ => Need::Always,
         },
         _ => Need::Always,
+    }
+}
+
+/// The operator with its operands swapped.
+fn mirrored(op: BinaryOp) -> BinaryOp {
+    match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::Lte => BinaryOp::Gte,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::Gte => BinaryOp::Lte,
+        other => other,
     }
 }
 
@@ -932,13 +1066,32 @@ fn compare_need(op: BinaryOp, field: &Field, value: &Static) -> Need {
                 (BinaryOp::Eq, Static::String(s)) => Some(s.clone()),
                 _ => None,
             };
+            let int = match (op, value) {
+                (
+                    BinaryOp::Eq
+                    | BinaryOp::Neq
+                    | BinaryOp::Lt
+                    | BinaryOp::Lte
+                    | BinaryOp::Gt
+                    | BinaryOp::Gte,
+                    Static::Int(i),
+                ) => Some(*i),
+                _ => None,
+            };
+            let with_int = |key: FactKey| match int {
+                Some(i) => {
+                    let hash = key.hash();
+                    Need::Int(key, hash, op, i)
+                }
+                None => Need::fact(key),
+            };
             let span = || match &text {
                 Some(t) => Need::fact(FactKey::SpanAttr(a.name.clone(), t.clone())),
-                None => Need::fact(FactKey::SpanKey(a.name.clone())),
+                None => with_int(FactKey::SpanKey(a.name.clone())),
             };
             let resource = || match &text {
                 Some(t) => Need::fact(FactKey::ResourceAttr(a.name.clone(), t.clone())),
-                None => Need::fact(FactKey::ResourceKey(a.name.clone())),
+                None => with_int(FactKey::ResourceKey(a.name.clone())),
             };
             match a.scope {
                 Scope::Span => span(),

@@ -163,7 +163,7 @@ struct Field<'a> {
     raw: &'a [u8],
 }
 
-fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+pub(crate) fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for shift in 0..10 {
         let byte = *bytes.get(*at)?;

@@ -198,6 +198,11 @@ const QUERIES: &[(&str, bool)] = &[
     (r#"{ .service.name = "x" }"#, true),
     (r#"{ span.http.status_code >= 500 }"#, true),
     (r#"{ span.http.status_code >= 500 } | count() > 2"#, true),
+    (r#"{ 500 <= span.http.status_code }"#, false),
+    (
+        r#"{ .http.status_code != 200 && .http.status_code < 600 }"#,
+        false,
+    ),
     (
         r#"{ span.http.status_code = 404 || name = "SELECT" }"#,
         true,
@@ -348,4 +353,99 @@ fn selective_queries_skip_pages() {
     let some = view.rebuild(&[1, 3]).unwrap();
     assert_eq!(some, vec![all[1].clone(), all[3].clone()]);
     assert!(view.rebuild(&[3, 1]).is_err());
+}
+
+/// One span of service `service` named `name`, encoded as the WAL holds it.
+fn one_span(service: &str, name: &str, attrs: Vec<KeyValue>) -> Vec<u8> {
+    TracesData {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue(service.to_string()),
+                )],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![7; 16],
+                    span_id: vec![8; 8],
+                    name: name.to_string(),
+                    attributes: attrs,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The byte check looks for strings as protobuf frames them (tag, length, bytes): text that
+/// only occurs inside another string does not pass, a string of any length that is there does.
+#[test]
+fn payload_check_matches_framed_strings() {
+    let plan = |q: &str| Plan::new(&crate::traceql::compile(q).unwrap(), 0, 0).unwrap();
+    let service_x = plan(r#"{ resource.service.name = "x" }"#);
+    assert!(service_x.payload_may_match(&[&one_span("x", "work", Vec::new())]));
+    // "x" is in "x-db" and in the name, but no string is exactly "x".
+    assert!(!service_x.payload_may_match(&[&one_span("x-db", "x-ray", Vec::new())]));
+
+    let long = "l".repeat(300);
+    let named = plan(&format!(r#"{{ name = "{long}" }}"#));
+    assert!(named.payload_may_match(&[&one_span("x", &long, Vec::new())]));
+    assert!(!named.payload_may_match(&[&one_span("x", &long[1..], Vec::new())]));
+    // A string value of that text is not a span name.
+    let attr = vec![kv("note", any_value::Value::StringValue(long.clone()))];
+    assert!(!named.payload_may_match(&[&one_span("x", "work", attr)]));
+
+    // An attribute's key and value, in any of the trace's parts.
+    let attr = plan(r#"{ span.db.system = "postgresql" && resource.service.name = "x" }"#);
+    let db = vec![kv(
+        "db.system",
+        any_value::Value::StringValue("postgresql".into()),
+    )];
+    let with_db = one_span("cart", "q", db);
+    let service = one_span("x", "work", Vec::new());
+    assert!(attr.payload_may_match(&[&with_db, &service]));
+    assert!(!attr.payload_may_match(&[&with_db]));
+    assert!(!attr.payload_may_match(&[&service]));
+}
+
+/// Integer comparisons are judged on the bytes after the framed key: a trace whose only
+/// `http.status_code` is 200 does not pass `>= 500`; a double or string value may.
+#[test]
+fn payload_check_compares_integers() {
+    let plan = |q: &str| Plan::new(&crate::traceql::compile(q).unwrap(), 0, 0).unwrap();
+    let code = |v: any_value::Value| one_span("x", "work", vec![kv("http.status_code", v)]);
+    let (ok, failed) = (
+        code(any_value::Value::IntValue(200)),
+        code(any_value::Value::IntValue(503)),
+    );
+    let negative = code(any_value::Value::IntValue(-7));
+    let huge = code(any_value::Value::IntValue(i64::MAX));
+    for q in [
+        "{ span.http.status_code >= 500 }",
+        "{ 500 <= span.http.status_code }",
+        "{ .http.status_code > 499 } | count() > 0",
+    ] {
+        let p = plan(q);
+        assert!(!p.payload_may_match(&[&ok]), "{q}");
+        assert!(p.payload_may_match(&[&failed]), "{q}");
+        assert!(p.payload_may_match(&[&ok, &failed]), "{q}");
+        assert!(p.payload_may_match(&[&huge]), "{q}");
+        assert!(!p.payload_may_match(&[&negative]), "{q}");
+        // Not an integer: the check cannot tell.
+        assert!(p.payload_may_match(&[&code(any_value::Value::DoubleValue(1.0))]));
+        assert!(p.payload_may_match(&[&code(any_value::Value::StringValue("1".into()))]));
+    }
+    let p = plan("{ span.http.status_code = -7 }");
+    assert!(p.payload_may_match(&[&negative]));
+    assert!(!p.payload_may_match(&[&ok]));
+    let p = plan("{ span.http.status_code != 200 }");
+    assert!(!p.payload_may_match(&[&ok]));
+    assert!(p.payload_may_match(&[&failed]));
+    // No such key at all.
+    assert!(!plan("{ span.other < 5 }").payload_may_match(&[&ok]));
 }
