@@ -3,7 +3,7 @@
 # RUSTC_BOOTSTRAP=1 on stable). Usage: scripts/fuzz.sh CRATE_DIR TARGET [SECONDS]
 #   scripts/fuzz.sh net/h2 frames 60
 #   scripts/fuzz.sh net/hpack hpack_decode
-#   scripts/fuzz.sh engine otlp_split        (also: wal_replay, block_read)
+#   scripts/fuzz.sh engine otlp_split        (also: wal_replay, block_read, traceql)
 # A crash input is minimised into CRATE_DIR/fuzz/regressions/TARGET/, which `cargo test`
 # replays from then on: commit it with the fix.
 set -euo pipefail

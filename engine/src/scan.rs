@@ -1145,5 +1145,9 @@ fn weak_need(c: &TraceCond, needs: &[Need]) -> Need {
     }
 }
 
+mod corpus;
+mod fuzz;
+pub use fuzz::fuzz_query;
+
 #[cfg(test)]
 mod tests;

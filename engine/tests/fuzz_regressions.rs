@@ -73,6 +73,7 @@ fn mutate_saved_inputs(target: &str, iterations: usize) {
         allegro_engine::otlp::fuzz_split(&data);
         allegro_engine::wal::fuzz_replay(&data);
         allegro_engine::block::fuzz_block_read(&data);
+        allegro_engine::scan::fuzz_query(&data);
     }
 }
 
@@ -91,9 +92,15 @@ fn mutations_of_saved_inputs() {
     mutate_saved_inputs("otlp_split", 20_000);
     mutate_saved_inputs("wal_replay", 20_000);
     mutate_saved_inputs("block_read", 5_000);
+    mutate_saved_inputs("traceql", 20_000);
 }
 
 #[test]
 fn block_read_regressions() {
     replay_directory("block_read", allegro_engine::block::fuzz_block_read);
+}
+
+#[test]
+fn traceql_regressions() {
+    replay_directory("traceql", allegro_engine::scan::fuzz_query);
 }

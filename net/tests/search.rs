@@ -330,6 +330,18 @@ fn search(server: &Server, query: &str, extra: &str) -> Value {
     response.json()
 }
 
+/// `tempopb.StreamingQuerier/Search` through the `h2` client.
+async fn streaming_search(client: &H2Client, request: &pb::SearchRequest) -> RawResponse {
+    client
+        .grpc_raw(
+            "/tempopb.StreamingQuerier/Search",
+            GRPC_HEADERS,
+            grpc_frame(&request.encode_to_vec(), false),
+        )
+        .await
+        .expect("search")
+}
+
 fn ids(result: &Value) -> Vec<String> {
     result["traces"]
         .as_array()
@@ -728,14 +740,7 @@ fn streaming_search_over_the_http_port() {
             end: (now_s() + 60) as u32,
             ..Default::default()
         };
-        let response = client
-            .grpc_raw(
-                "/tempopb.StreamingQuerier/Search",
-                GRPC_HEADERS,
-                grpc_frame(&request.encode_to_vec(), false),
-            )
-            .await
-            .expect("search");
+        let response = streaming_search(&client, &request).await;
         assert_eq!(response.http_status, 200);
         assert_eq!(
             response.grpc_status(),
@@ -767,14 +772,7 @@ fn streaming_search_over_the_http_port() {
             query: "{ span.http.method = }".to_string(),
             ..Default::default()
         };
-        let response = client
-            .grpc_raw(
-                "/tempopb.StreamingQuerier/Search",
-                GRPC_HEADERS,
-                grpc_frame(&request.encode_to_vec(), false),
-            )
-            .await
-            .expect("search");
+        let response = streaming_search(&client, &request).await;
         assert_eq!(response.grpc_status(), Some(3));
         assert_eq!(
             response.grpc_message(),
@@ -861,14 +859,7 @@ fn streaming_sends_partials_as_blocks_are_read() {
             limit: 50,
             ..Default::default()
         };
-        let response = client
-            .grpc_raw(
-                "/tempopb.StreamingQuerier/Search",
-                GRPC_HEADERS,
-                grpc_frame(&request.encode_to_vec(), false),
-            )
-            .await
-            .expect("search");
+        let response = streaming_search(&client, &request).await;
         assert_eq!(
             response.grpc_status(),
             Some(0),
@@ -1039,14 +1030,7 @@ overrides:
             end: end as u32,
             ..Default::default()
         };
-        let response = client
-            .grpc_raw(
-                "/tempopb.StreamingQuerier/Search",
-                GRPC_HEADERS,
-                grpc_frame(&request.encode_to_vec(), false),
-            )
-            .await
-            .expect("search");
+        let response = streaming_search(&client, &request).await;
         assert_eq!(
             response.grpc_status(),
             Some(3),
