@@ -804,7 +804,8 @@ pub fn http_date(unix_secs: u64) -> String {
 
 /// Fuzz entry point: parses `data` as a stream of pipelined requests under small limits and
 /// checks the parser's invariants (no panic, progress, limits kept, a strict prefix of a
-/// complete request is incomplete), then writes an answer to each.
+/// complete request is incomplete), routes each request (the query API's parameter, TraceQL
+/// and tag-name parsing: no IO) and writes an answer to each.
 pub fn fuzz_parse(data: &[u8]) {
     let limits = Limits {
         head_bytes_max: 1024,
@@ -830,6 +831,7 @@ pub fn fuzz_parse(data: &[u8]) {
                     matches!(parse_request(prefix, &limits), Ok(None)),
                     "a strict prefix of a complete request parsed differently"
                 );
+                let _ = crate::api::route(&request, &crate::search_api::SearchLimits::default());
                 let response = Response {
                     status: 200,
                     headers: Vec::new(),
