@@ -12,11 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
 
 use crate::ids::TraceId;
+use crate::otlp::attrs::Attr;
 use crate::traceql::eval::{any_value, Evaluator, TraceView, Value};
 use crate::traceql::{Field, Intrinsic, Query, Scope};
 
@@ -325,6 +326,9 @@ impl ShardSearch {
         if count {
             self.inspected_bytes += payload.len() as u64;
         }
+        if self.tags_from_bytes(payload, count) {
+            return;
+        }
         let Ok(data) = TracesData::decode(payload) else {
             self.error(format!("trace {trace_id}: stored payload does not decode"));
             return;
@@ -367,19 +371,9 @@ impl ShardSearch {
                             }
                         };
                         for kv in attrs.into_iter().flatten() {
-                            if self.truncated {
+                            if !self.add_name(scope, &kv.key, *bytes_max) {
                                 return;
                             }
-                            let set = self.names.entry(scope).or_default();
-                            if set.contains(&kv.key) {
-                                continue;
-                            }
-                            if self.names_bytes + kv.key.len() > *bytes_max {
-                                self.truncated = true;
-                                return;
-                            }
-                            self.names_bytes += kv.key.len();
-                            set.insert(kv.key.clone());
                         }
                     }
                 }
@@ -391,28 +385,153 @@ impl ShardSearch {
                 for i in spans {
                     let values = field_values(&view, i, field, self.evaluator.as_ref());
                     for v in values {
-                        if self.truncated {
+                        if !self.add_value(v, *bytes_max) {
                             return;
                         }
-                        if v.is_nil() {
-                            continue;
-                        }
-                        let key = format!("{}\u{0}{}", v.type_name(), v.to_text());
-                        if self.values_seen.contains(&key) {
-                            continue;
-                        }
-                        let len = v.to_text().len();
-                        if self.values_bytes + len > *bytes_max {
-                            self.truncated = true;
-                            return;
-                        }
-                        self.values_seen.insert(key);
-                        self.values_bytes += len;
-                        self.values.push(v);
                     }
                 }
             }
         }
+    }
+
+    /// Adds a tag name of `scope` unless known; false once the byte limit is reached (the
+    /// collection is over, as in Tempo's `DistinctStringCollector`).
+    fn add_name(&mut self, scope: TagScope, name: &str, bytes_max: usize) -> bool {
+        if self.truncated {
+            return false;
+        }
+        let set = self.names.entry(scope).or_default();
+        if set.contains(name) {
+            return true;
+        }
+        if self.names_bytes + name.len() > bytes_max {
+            self.truncated = true;
+            return false;
+        }
+        self.names_bytes += name.len();
+        set.insert(name.to_string());
+        true
+    }
+
+    /// Adds a tag value unless nil or known; false once the byte limit is reached.
+    fn add_value(&mut self, v: Value, bytes_max: usize) -> bool {
+        if self.truncated {
+            return false;
+        }
+        if v.is_nil() {
+            return true;
+        }
+        let key = format!("{}\u{0}{}", v.type_name(), v.to_text());
+        if self.values_seen.contains(&key) {
+            return true;
+        }
+        let len = v.to_text().len();
+        if self.values_bytes + len > bytes_max {
+            self.truncated = true;
+            return false;
+        }
+        self.values_seen.insert(key);
+        self.values_bytes += len;
+        self.values.push(v);
+        true
+    }
+
+    /// Tag names, and values of an attribute, for a job without a query: read from the
+    /// trace's bytes (`otlp::attrs`), no prost decode. False when the job or the payload
+    /// needs the decoded trace; the caller then decodes it.
+    fn tags_from_bytes(&mut self, payload: &[u8], count: bool) -> bool {
+        if self.evaluator.is_some() {
+            return false;
+        }
+        let job = self.job.clone();
+        let attribute = match &*job {
+            Job::TagNames { .. } => None,
+            Job::TagValues {
+                field: Field::Attribute(a),
+                ..
+            } if !a.parent => Some(a),
+            _ => return false,
+        };
+        let Some(trace) = crate::otlp::attrs::trace_attrs(&[payload]) else {
+            return false;
+        };
+        if count {
+            self.inspected_spans += trace.spans.len() as u64;
+        }
+        let (start, end) = self.range();
+        if trace.spans.is_empty() || trace.start_ns > end || trace.end_ns < start {
+            return true;
+        }
+        match (&*job, attribute) {
+            (
+                Job::TagNames {
+                    scopes, bytes_max, ..
+                },
+                _,
+            ) => {
+                for span in &trace.spans {
+                    for &scope in scopes {
+                        let lists: Vec<&[Attr]> = match scope {
+                            TagScope::Resource => vec![trace.resource_attrs(span)],
+                            TagScope::Span => vec![trace.span_attrs(span)],
+                            TagScope::Event => trace.event_attrs(span).collect(),
+                            TagScope::Link => trace.link_attrs(span).collect(),
+                            TagScope::Instrumentation => vec![trace.scope_attrs(span)],
+                        };
+                        for attr in lists.into_iter().flatten() {
+                            if !self.add_name(scope, attr.key, *bytes_max) {
+                                return true;
+                            }
+                        }
+                    }
+                }
+            }
+            (Job::TagValues { bytes_max, .. }, Some(a)) => {
+                // The first attribute of the name in each list, as `find_attr` reads it.
+                fn first<'a>(list: &[Attr<'a>], name: &str) -> Option<Attr<'a>> {
+                    list.iter().find(|attr| attr.key == name).copied()
+                }
+                let name = a.name.as_str();
+                for span in &trace.spans {
+                    let found: Vec<Attr> = match a.scope {
+                        Scope::Span => first(trace.span_attrs(span), name).into_iter().collect(),
+                        Scope::Resource => first(trace.resource_attrs(span), name)
+                            .into_iter()
+                            .collect(),
+                        Scope::Instrumentation => {
+                            first(trace.scope_attrs(span), name).into_iter().collect()
+                        }
+                        Scope::None => first(trace.span_attrs(span), name)
+                            .into_iter()
+                            .chain(first(trace.resource_attrs(span), name))
+                            .collect(),
+                        Scope::Event => trace
+                            .event_attrs(span)
+                            .filter_map(|list| first(list, name))
+                            .collect(),
+                        Scope::Link => trace
+                            .link_attrs(span)
+                            .filter_map(|list| first(list, name))
+                            .collect(),
+                    };
+                    for attr in found {
+                        let value = match attr.value {
+                            None => Value::Nil,
+                            Some(bytes) => match AnyValue::decode(bytes) {
+                                Ok(v) => any_value(Some(&v)),
+                                // prost would have refused the whole trace.
+                                Err(_) => return false,
+                            },
+                        };
+                        if !self.add_value(value, *bytes_max) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn matching_spans(&self, view: &TraceView) -> Vec<usize> {
@@ -977,5 +1096,234 @@ mod tests {
         };
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].trace_id.as_bytes()[0], 1);
+    }
+}
+
+/// The byte path of tag names and values (`otlp::attrs`, taken without a query) against the
+/// decoded path (taken with `{ true }`, which matches every span): the same answers, on
+/// traces with every attribute scope, duplicate keys, keys without values, typed values.
+#[cfg(test)]
+mod tag_bytes_tests {
+    use super::*;
+    use crate::traceql::{compile, Attribute};
+    use opentelemetry_proto::tonic::common::v1::{any_value, ArrayValue, InstrumentationScope};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn kv(key: &str, value: Option<any_value::Value>) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: value.map(|v| AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn s(text: &str) -> Option<any_value::Value> {
+        Some(any_value::Value::StringValue(text.to_string()))
+    }
+
+    /// Trace `i`: a few resources and scopes, spans with events and links; values vary with
+    /// `i` so that traces add different names and values.
+    fn trace(i: u8) -> (TraceId, Vec<u8>) {
+        let n = i64::from(i);
+        let span = |sid: u8| Span {
+            trace_id: vec![i; 16],
+            span_id: vec![sid; 8],
+            name: format!("op-{}", sid % 3),
+            start_time_unix_nano: 1_000 + u64::from(i) * 10 + u64::from(sid),
+            end_time_unix_nano: 2_000 + u64::from(i) * 10,
+            attributes: vec![
+                kv("http.method", s(["GET", "POST"][usize::from(sid % 2)])),
+                kv(
+                    "http.status_code",
+                    Some(any_value::Value::IntValue(200 + n)),
+                ),
+                kv(
+                    "ratio",
+                    Some(any_value::Value::DoubleValue(0.5 * f64::from(sid))),
+                ),
+                kv(
+                    "flag",
+                    Some(any_value::Value::BoolValue(sid.is_multiple_of(2))),
+                ),
+                kv("empty", None),
+                kv("http.method", s("DUPLICATE")),
+                kv(
+                    "list",
+                    Some(any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue { value: s("a") }],
+                    })),
+                ),
+                kv(&format!("span.only.{}", i % 4), s("x")),
+            ],
+            events: vec![Event {
+                name: "ev".into(),
+                attributes: vec![
+                    kv("event.key", s(&format!("e{}", sid))),
+                    kv("event.key", s("second")),
+                ],
+                ..Default::default()
+            }],
+            links: if sid == 1 {
+                vec![Link {
+                    trace_id: vec![9; 16],
+                    span_id: vec![9; 8],
+                    attributes: vec![kv("link.key", Some(any_value::Value::IntValue(n)))],
+                    ..Default::default()
+                }]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        let data = TracesData {
+            resource_spans: vec![
+                ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![
+                            kv("service.name", s(&format!("svc-{}", i % 5))),
+                            kv("host", s("h1")),
+                        ],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        scope: Some(InstrumentationScope {
+                            name: "lib".into(),
+                            attributes: vec![kv("scope.key", s("v"))],
+                            ..Default::default()
+                        }),
+                        spans: vec![span(1), span(2)],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                // No Resource, an empty scope, a span without attributes.
+                ResourceSpans {
+                    resource: None,
+                    scope_spans: vec![
+                        ScopeSpans::default(),
+                        ScopeSpans {
+                            spans: vec![Span {
+                                trace_id: vec![i; 16],
+                                span_id: vec![7; 8],
+                                start_time_unix_nano: 1_500,
+                                end_time_unix_nano: 1_600,
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+                // A resource without spans: its attributes are not tag names.
+                ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![kv("orphan", s("o"))],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
+        };
+        (TraceId([i; 16]), data.encode_to_vec())
+    }
+
+    fn answer(job: Job) -> ShardAnswer {
+        let mut search = ShardSearch::new(Arc::new(job));
+        for i in 1..=12 {
+            let (id, payload) = trace(i);
+            // The byte path takes these payloads (else both sides would decode).
+            assert!(crate::otlp::attrs::trace_attrs(&[&payload]).is_some());
+            search.offer(&id, &payload);
+        }
+        search.finish()
+    }
+
+    fn every_match() -> Option<Query> {
+        Some(compile("{ true }").expect("compiles"))
+    }
+
+    #[test]
+    fn tag_names_from_bytes_equal_the_decoded_ones() {
+        for (start_ns, end_ns) in [(0, u64::MAX), (1_000, 1_055), (5_000, 6_000)] {
+            let job = |query| Job::TagNames {
+                scopes: TagScope::ALL.to_vec(),
+                query,
+                start_ns,
+                end_ns,
+                bytes_max: TAG_BYTES_MAX,
+            };
+            let (bytes, decoded) = (answer(job(None)), answer(job(every_match())));
+            assert_eq!(bytes.found, decoded.found, "range {start_ns}..{end_ns}");
+            assert_eq!(bytes.inspected_spans, decoded.inspected_spans);
+            if start_ns == 0 {
+                let Found::TagNames(names) = &bytes.found else {
+                    panic!()
+                };
+                assert!(names[&TagScope::Event].contains("event.key"));
+                assert!(names[&TagScope::Link].contains("link.key"));
+                assert!(names[&TagScope::Instrumentation].contains("scope.key"));
+                assert!(!names[&TagScope::Resource].contains("orphan"));
+            }
+        }
+        // The byte limit stops both at the same name.
+        let job = |query| Job::TagNames {
+            scopes: TagScope::ALL.to_vec(),
+            query,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max: 40,
+        };
+        let (bytes, decoded) = (answer(job(None)), answer(job(every_match())));
+        assert_eq!(bytes.found, decoded.found);
+        assert!(bytes.truncated && decoded.truncated);
+    }
+
+    #[test]
+    fn tag_values_from_bytes_equal_the_decoded_ones() {
+        let names = [
+            "http.method",
+            "http.status_code",
+            "ratio",
+            "flag",
+            "empty",
+            "list",
+            "service.name",
+            "host",
+            "event.key",
+            "link.key",
+            "scope.key",
+            "span.only.1",
+            "absent",
+        ];
+        let scopes = [
+            Scope::None,
+            Scope::Span,
+            Scope::Resource,
+            Scope::Event,
+            Scope::Link,
+            Scope::Instrumentation,
+        ];
+        for name in names {
+            for scope in scopes {
+                for bytes_max in [TAG_BYTES_MAX, 12] {
+                    let job = |query| Job::TagValues {
+                        field: Field::Attribute(Attribute {
+                            scope,
+                            parent: false,
+                            name: name.to_string(),
+                        }),
+                        query,
+                        start_ns: 0,
+                        end_ns: u64::MAX,
+                        bytes_max,
+                    };
+                    let (bytes, decoded) = (answer(job(None)), answer(job(every_match())));
+                    assert_eq!(bytes.found, decoded.found, "{scope:?} {name} {bytes_max}");
+                    assert_eq!(bytes.truncated, decoded.truncated, "{scope:?} {name}");
+                }
+            }
+        }
     }
 }

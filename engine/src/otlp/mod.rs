@@ -16,6 +16,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod assemble;
+pub mod attrs;
 mod schema;
 mod wire;
 
