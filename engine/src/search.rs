@@ -436,6 +436,61 @@ impl ShardSearch {
         true
     }
 
+    /// Whether [`Self::page_tags`] may take pages: a tag job without a query.
+    pub fn reads_page_tags(&self) -> bool {
+        self.evaluator.is_none()
+            && !self.refused
+            && matches!(&*self.job, Job::TagNames { .. } | Job::TagValues { .. })
+    }
+
+    /// Tag names or values of a whole page from its columns (`scan::page_tags`), for a job
+    /// without a query whose range holds every span of the page (`page_in_range`).
+    /// `Ok(Some(raw))`: done, but for the traces stored raw (rebuild and offer them);
+    /// `Ok(None)`: read the page the usual way.
+    pub fn page_tags(
+        &mut self,
+        view: &crate::block::PageView<'_>,
+        page_in_range: bool,
+    ) -> Result<Option<Vec<usize>>, crate::block::BlockError> {
+        if self.evaluator.is_some() || self.refused || !page_in_range || self.truncated {
+            return Ok(None);
+        }
+        let job = self.job.clone();
+        let (want, bytes_max) = match &*job {
+            Job::TagNames {
+                scopes, bytes_max, ..
+            } => (crate::scan::TagWant::Names(scopes), *bytes_max),
+            Job::TagValues {
+                field: Field::Attribute(a),
+                bytes_max,
+                ..
+            } if !a.parent => (
+                crate::scan::TagWant::Values {
+                    scope: a.scope,
+                    name: &a.name,
+                },
+                *bytes_max,
+            ),
+            _ => return Ok(None),
+        };
+        let Some(found) = crate::scan::page_tags(view, want)? else {
+            return Ok(None);
+        };
+        self.inspected_traces += (view.trace_count as usize - found.raw.len()) as u64;
+        self.inspected_spans += found.spans;
+        for (scope, name) in &found.names {
+            if !self.add_name(*scope, name, bytes_max) {
+                break;
+            }
+        }
+        for value in found.values {
+            if !self.add_value(value, bytes_max) {
+                break;
+            }
+        }
+        Ok(Some(found.raw))
+    }
+
     /// Tag names, and values of an attribute, for a job without a query: read from the
     /// trace's bytes (`otlp::attrs`), no prost decode. False when the job or the payload
     /// needs the decoded trace; the caller then decodes it.
@@ -1227,6 +1282,121 @@ mod tag_bytes_tests {
             ],
         };
         (TraceId([i; 16]), data.encode_to_vec())
+    }
+
+    /// A trace the page stores raw (a span ID of 4 bytes has no column).
+    fn raw_trace(i: u8) -> (TraceId, Vec<u8>) {
+        let (id, payload) = trace(i);
+        let mut data = TracesData::decode(payload.as_slice()).expect("decodes");
+        data.resource_spans[0].scope_spans[0].spans[0].span_id = vec![i; 4];
+        (id, data.encode_to_vec())
+    }
+
+    /// Values as a sorted list of (type, text): the paths find them in different orders.
+    fn value_set(found: &Found) -> Vec<(String, String)> {
+        let Found::TagValues(values) = found else {
+            panic!("{found:?}")
+        };
+        let mut out: Vec<(String, String)> = values
+            .iter()
+            .map(|v| (v.type_name().to_string(), v.to_text()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn page_columns_give_the_decoded_answers() {
+        use crate::block::{open_bytes, page_bytes, BlockWriter, PageView};
+        let mut traces: Vec<(TraceId, Vec<u8>)> = (1..=12).map(trace).collect();
+        traces.push(raw_trace(13));
+        traces.sort_by_key(|(id, _)| *id);
+        let mut writer = BlockWriter::new();
+        for (id, payload) in &traces {
+            writer.add_trace(*id, payload);
+        }
+        let block = writer.finish().0;
+        let index = open_bytes(&block).expect("opens");
+        let mut raw_seen = 0;
+        let mut run = |job: Job| -> (ShardAnswer, ShardAnswer) {
+            let mut columns = ShardSearch::new(Arc::new(job.clone()));
+            for entry in &index.pages {
+                let view =
+                    PageView::decode(page_bytes(&block, entry).expect("page")).expect("view");
+                let raw = columns
+                    .page_tags(&view, true)
+                    .expect("reads")
+                    .expect("the columns take the page");
+                raw_seen += raw.len();
+                for (id, payload) in view.rebuild(&raw).expect("rebuilds") {
+                    columns.offer_scanned(&id, &payload);
+                }
+            }
+            let mut decoded_job = job;
+            match &mut decoded_job {
+                Job::TagNames { query, .. } | Job::TagValues { query, .. } => {
+                    *query = every_match()
+                }
+                Job::Search(_) => unreachable!(),
+            }
+            let mut decoded = ShardSearch::new(Arc::new(decoded_job));
+            for (id, payload) in &traces {
+                decoded.offer(id, payload);
+            }
+            (columns.finish(), decoded.finish())
+        };
+        let (columns, decoded) = run(Job::TagNames {
+            scopes: TagScope::ALL.to_vec(),
+            query: None,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
+        });
+        assert_eq!(columns.found, decoded.found);
+        assert_eq!(columns.inspected_traces, decoded.inspected_traces);
+        for name in [
+            "http.method",
+            "http.status_code",
+            "ratio",
+            "flag",
+            "empty",
+            "list",
+        ]
+        .into_iter()
+        .chain([
+            "service.name",
+            "event.key",
+            "link.key",
+            "scope.key",
+            "absent",
+        ]) {
+            for scope in [
+                Scope::None,
+                Scope::Span,
+                Scope::Resource,
+                Scope::Event,
+                Scope::Link,
+                Scope::Instrumentation,
+            ] {
+                let (columns, decoded) = run(Job::TagValues {
+                    field: Field::Attribute(Attribute {
+                        scope,
+                        parent: false,
+                        name: name.to_string(),
+                    }),
+                    query: None,
+                    start_ns: 0,
+                    end_ns: u64::MAX,
+                    bytes_max: TAG_BYTES_MAX,
+                });
+                assert_eq!(
+                    value_set(&columns.found),
+                    value_set(&decoded.found),
+                    "{scope:?} {name}"
+                );
+            }
+        }
+        assert!(raw_seen > 0, "a raw trace went through the rebuild");
     }
 
     fn answer(job: Job) -> ShardAnswer {

@@ -1418,6 +1418,35 @@ async fn search_shard(
                     continue;
                 }
             };
+            // Tag names and values without a query: from the page's columns when every span
+            // of the page is in the job's range; only raw traces are rebuilt.
+            let in_range = search.reads_page_tags()
+                && block.index.pages.get(page).is_some_and(|p| {
+                    p.min_start_unix_nanos >= start && p.max_end_unix_nanos <= end
+                });
+            let from_columns = if in_range {
+                PageView::decode(&bytes).and_then(|view| match search.page_tags(&view, true)? {
+                    Some(raw) => view.rebuild(&raw).map(Some),
+                    None => Ok(None),
+                })
+            } else {
+                Ok(None)
+            };
+            match from_columns {
+                Ok(Some(raw)) => {
+                    search.scanned(bytes.len() as u64, 0);
+                    for (id, payload) in raw {
+                        search.offer_scanned(&id, &payload);
+                    }
+                    yield_now().await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    search.error(block.page_damaged(page, &err));
+                    continue;
+                }
+            }
             // Judge the page's traces from the columns the query reads, rebuild only the
             // candidates; a candidate also stored elsewhere is read whole.
             let scanned = PageView::decode(&bytes).and_then(|view| {

@@ -253,6 +253,39 @@ fn span_of<'a>(
     Some(())
 }
 
+/// The `KeyValue`s in field `number` of an encoded message (a `Resource`: 1; an
+/// `InstrumentationScope`: 3; an `Event`: 3; a `Link`: 4); `None` where prost could differ.
+pub fn message_attrs(body: &[u8], number: u32) -> Option<Vec<Attr<'_>>> {
+    let mut out = TraceAttrs::default();
+    attr_list(body, number, 1, &mut out)?;
+    Some(out.attrs)
+}
+
+/// One encoded `KeyValue`; `None` where prost could differ.
+pub fn key_value_of(body: &[u8]) -> Option<Attr<'_>> {
+    key_value(body, 1)
+}
+
+/// The attribute lists of the events (field 11) and links (field 13) in the encoded span
+/// fields `rest`; `None` where prost could differ.
+#[allow(
+    clippy::type_complexity,
+    reason = "two lists of lists, named by the caller"
+)]
+pub fn events_and_links(rest: &[u8]) -> Option<(Vec<Vec<Attr<'_>>>, Vec<Vec<Attr<'_>>>)> {
+    let (mut events, mut links) = (Vec::new(), Vec::new());
+    let mut scanner = Scanner::new(rest, 0);
+    while let Some(field) = scanner.next_field(1).ok()? {
+        match (field.number, field.value) {
+            (11, Value::Bytes { bytes, .. }) => events.push(message_attrs(bytes, 3)?),
+            (13, Value::Bytes { bytes, .. }) => links.push(message_attrs(bytes, 4)?),
+            (11 | 13, _) => return None,
+            _ => {}
+        }
+    }
+    Some((events, links))
+}
+
 /// The `KeyValue`s in field `number` of a message at nesting `depth`, appended to `out`.
 /// Other fields are checked only for the wire types prost would refuse.
 fn attr_list<'a>(
