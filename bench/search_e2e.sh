@@ -116,6 +116,22 @@ target/release/search_bench queries --http "127.0.0.1:$http_port" --record "$dir
   --stored-spans "$spans" --cores 2 > "$dir/queries.out" 2> "$dir/queries.err" || status=$?
 cat "$dir/queries.err" "$dir/queries.out"
 needles_acked=$(grep -o '"needles_acked":[0-9]*' "$dir/needles.out" | cut -d: -f2)
+# What Grafana's query builder asks first: tag names and values over the last hour (Grafana
+# sends start/end), each TAG_RUNS times; latency as curl measures it.
+tag_runs=${TAG_RUNS:-5}
+tag_start=$((start_s - 60)); tag_end=$end_s
+: > "$dir/tags.out"
+for path in "/api/v2/search/tags" "/api/v2/search/tags?scope=span" \
+  "/api/v2/search/tag/resource.service.name/values" "/api/v2/search/tag/span.http.method/values" \
+  "/api/search/tag/service.name/values" \
+  "/api/v2/search/tag/span.http.method/values?q=%7Bresource.service.name%3D%22frontend%22%7D"; do
+  sep='?'; case "$path" in *\?*) sep='&';; esac
+  url="http://127.0.0.1:$http_port$path${sep}start=$tag_start&end=$tag_end"
+  times=$(for _ in $(seq 1 "$tag_runs"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
+  p50=$(echo "$times" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] * 1000}')
+  max=$(echo "$times" | tail -1 | awk '{print $1 * 1000}')
+  printf '| `%s` | %s | %.1f | %.1f |\n' "$path" "$tag_runs" "$p50" "$max" >> "$dir/tags.out"
+done
 
 spans_m=$(echo "scale=2; $spans/1000000" | bc)
 {
@@ -162,6 +178,13 @@ spans_m=$(echo "scale=2; $spans/1000000" | bc)
     grep -E 'FAILED|missing|returned .* of category|warning|search_bench: ' "$dir/queries.err" \
       | sed 's/^/    /' || true
   fi
+  echo
+  echo "Tag names and values over the same window (what Grafana's query builder asks first),"
+  echo "$tag_runs runs each, without a query unless the path has \`q\`:"
+  echo
+  echo "| request | runs | p50 ms | max ms |"
+  echo "|---|---|---|---|"
+  cat "$dir/tags.out"
   echo
   echo "Yardsticks: Tempo 2.7.2 measured p50 446 ms / p99 782 ms over 1.2M spans for a service +"
   echo "root-name query (issue #5). Goal: p99 < 50 ms for Q1 at 10M spans with recall 1.0."

@@ -507,7 +507,24 @@ impl ShardSearch {
             } if !a.parent => Some(a),
             _ => return false,
         };
-        let Some(trace) = crate::otlp::attrs::trace_attrs(&[payload]) else {
+        let want = match (&*job, attribute) {
+            (Job::TagNames { scopes, .. }, _) => crate::otlp::attrs::Want {
+                resource: scopes.contains(&TagScope::Resource),
+                scope: scopes.contains(&TagScope::Instrumentation),
+                span: scopes.contains(&TagScope::Span),
+                events: scopes.contains(&TagScope::Event),
+                links: scopes.contains(&TagScope::Link),
+            },
+            (_, Some(a)) => crate::otlp::attrs::Want {
+                resource: matches!(a.scope, Scope::Resource | Scope::None),
+                scope: a.scope == Scope::Instrumentation,
+                span: matches!(a.scope, Scope::Span | Scope::None),
+                events: a.scope == Scope::Event,
+                links: a.scope == Scope::Link,
+            },
+            _ => return false,
+        };
+        let Some(trace) = crate::otlp::attrs::trace_attrs_of(&[payload], want) else {
             return false;
         };
         if count {

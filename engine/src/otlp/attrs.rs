@@ -101,16 +101,42 @@ impl<'a> TraceAttrs<'a> {
     }
 }
 
+/// Which attribute lists [`trace_attrs`] collects; the others stay empty (their bytes are
+/// skipped, not checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub resource: bool,
+    pub scope: bool,
+    pub span: bool,
+    pub events: bool,
+    pub links: bool,
+}
+
+impl Want {
+    pub const ALL: Want = Want {
+        resource: true,
+        scope: true,
+        span: true,
+        events: true,
+        links: true,
+    };
+}
+
 /// Reads the attributes of a trace stored in `parts` (encoded `tempopb.Trace` runs);
 /// `None` where prost's reading could differ (see the module doc).
 pub fn trace_attrs<'a>(parts: &[&'a [u8]]) -> Option<TraceAttrs<'a>> {
+    trace_attrs_of(parts, Want::ALL)
+}
+
+/// [`trace_attrs`], collecting only the lists `want` names.
+pub fn trace_attrs_of<'a>(parts: &[&'a [u8]], want: Want) -> Option<TraceAttrs<'a>> {
     let mut out = TraceAttrs::default();
     let (mut start, mut end) = (u64::MAX, 0u64);
     for part in parts {
         let mut trace = Scanner::new(part, 0);
         while let Some(field) = trace.next_field(0).ok()? {
             if field.number == 1 {
-                resource_spans(bytes(&field)?, &mut out, &mut start, &mut end)?;
+                resource_spans(bytes(&field)?, want, &mut out, &mut start, &mut end)?;
             }
         }
     }
@@ -140,6 +166,7 @@ fn once<'a>(slot: &mut Option<&'a [u8]>, field: &Field<'a>) -> Option<()> {
 
 fn resource_spans<'a>(
     body: &'a [u8],
+    want: Want,
     out: &mut TraceAttrs<'a>,
     start: &mut u64,
     end: &mut u64,
@@ -158,13 +185,13 @@ fn resource_spans<'a>(
         }
     }
     let attrs = match resource {
-        Some(r) => attr_list(r, 1, 2, out)?,
-        None => out.attrs.len()..out.attrs.len(),
+        Some(r) if want.resource => attr_list(r, 1, 2, out)?,
+        _ => out.attrs.len()..out.attrs.len(),
     };
     let resource_index = out.resources.len();
     out.resources.push(attrs);
     for ss in scope_spans {
-        scope_spans_of(ss, resource_index, out, start, end)?;
+        scope_spans_of(ss, resource_index, want, out, start, end)?;
     }
     Some(())
 }
@@ -172,6 +199,7 @@ fn resource_spans<'a>(
 fn scope_spans_of<'a>(
     body: &'a [u8],
     resource: usize,
+    want: Want,
     out: &mut TraceAttrs<'a>,
     start: &mut u64,
     end: &mut u64,
@@ -190,13 +218,13 @@ fn scope_spans_of<'a>(
         }
     }
     let attrs = match scope {
-        Some(s) => attr_list(s, 3, 3, out)?,
-        None => out.attrs.len()..out.attrs.len(),
+        Some(s) if want.scope => attr_list(s, 3, 3, out)?,
+        _ => out.attrs.len()..out.attrs.len(),
     };
     let scope_index = out.scopes.len();
     out.scopes.push(attrs);
     for span in spans {
-        span_of(span, resource, scope_index, out, start, end)?;
+        span_of(span, resource, scope_index, want, out, start, end)?;
     }
     Some(())
 }
@@ -205,6 +233,7 @@ fn span_of<'a>(
     body: &'a [u8],
     resource: usize,
     scope: usize,
+    want: Want,
     out: &mut TraceAttrs<'a>,
     start: &mut u64,
     end: &mut u64,
@@ -219,9 +248,10 @@ fn span_of<'a>(
             (7, Value::Fixed64(v)) => span_start = v,
             (8, Value::Fixed64(v)) => span_end = v,
             (7 | 8, _) => return None,
-            (9, Value::Bytes { bytes, .. }) => attrs.push(bytes),
-            (11, Value::Bytes { bytes, .. }) => events.push(bytes),
-            (13, Value::Bytes { bytes, .. }) => links.push(bytes),
+            (9, Value::Bytes { bytes, .. }) if want.span => attrs.push(bytes),
+            (11, Value::Bytes { bytes, .. }) if want.events => events.push(bytes),
+            (13, Value::Bytes { bytes, .. }) if want.links => links.push(bytes),
+            (9 | 11 | 13, Value::Bytes { .. }) => {}
             (9 | 11 | 13, _) => return None,
             _ => {}
         }
