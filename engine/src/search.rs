@@ -313,6 +313,23 @@ impl ShardSearch {
         self.offer_counted(trace_id, payload, true);
     }
 
+    /// Offers a trace stored in parts (live and WAL records, block parts): a tag job without
+    /// a query reads them as they are, anything else gets them assembled into one payload.
+    pub fn offer_parts(&mut self, trace_id: &TraceId, parts: &[&[u8]]) {
+        if self.refused {
+            return;
+        }
+        if self.reads_page_tags() {
+            let bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
+            if self.tags_from_bytes(parts, true) {
+                self.inspected_traces += 1;
+                self.inspected_bytes += bytes;
+                return;
+            }
+        }
+        self.offer(trace_id, &crate::otlp::assemble_trace(parts));
+    }
+
     /// Offers a trace of a page already counted by [`Self::scanned`].
     pub fn offer_scanned(&mut self, trace_id: &TraceId, payload: &[u8]) {
         self.offer_counted(trace_id, payload, false);
@@ -326,7 +343,7 @@ impl ShardSearch {
         if count {
             self.inspected_bytes += payload.len() as u64;
         }
-        if self.tags_from_bytes(payload, count) {
+        if self.tags_from_bytes(&[payload], count) {
             return;
         }
         let Ok(data) = TracesData::decode(payload) else {
@@ -494,7 +511,7 @@ impl ShardSearch {
     /// Tag names, and values of an attribute, for a job without a query: read from the
     /// trace's bytes (`otlp::attrs`), no prost decode. False when the job or the payload
     /// needs the decoded trace; the caller then decodes it.
-    fn tags_from_bytes(&mut self, payload: &[u8], count: bool) -> bool {
+    fn tags_from_bytes(&mut self, parts: &[&[u8]], count: bool) -> bool {
         if self.evaluator.is_some() {
             return false;
         }
@@ -524,7 +541,7 @@ impl ShardSearch {
             },
             _ => return false,
         };
-        let Some(trace) = crate::otlp::attrs::trace_attrs_of(&[payload], want) else {
+        let Some(trace) = crate::otlp::attrs::trace_attrs_of(parts, want) else {
             return false;
         };
         if count {
@@ -1414,6 +1431,39 @@ mod tag_bytes_tests {
             }
         }
         assert!(raw_seen > 0, "a raw trace went through the rebuild");
+    }
+
+    /// A trace offered in parts (as live traces are) gives the same tags as whole.
+    #[test]
+    fn tags_of_a_trace_in_parts() {
+        let job = |query| Job::TagNames {
+            scopes: TagScope::ALL.to_vec(),
+            query,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
+        };
+        let mut parts_search = ShardSearch::new(Arc::new(job(None)));
+        let mut whole_search = ShardSearch::new(Arc::new(job(every_match())));
+        for i in 1..=6 {
+            let (id, payload) = trace(i);
+            let data = TracesData::decode(payload.as_slice()).expect("decodes");
+            let (first, rest) = data.resource_spans.split_at(1);
+            let a = TracesData {
+                resource_spans: first.to_vec(),
+            }
+            .encode_to_vec();
+            let b = TracesData {
+                resource_spans: rest.to_vec(),
+            }
+            .encode_to_vec();
+            parts_search.offer_parts(&id, &[&a, &b]);
+            whole_search.offer(&id, &payload);
+        }
+        let (parts, whole) = (parts_search.finish(), whole_search.finish());
+        assert_eq!(parts.found, whole.found);
+        assert_eq!(parts.inspected_traces, whole.inspected_traces);
+        assert_eq!(parts.inspected_spans, whole.inspected_spans);
     }
 
     fn answer(job: Job) -> ShardAnswer {

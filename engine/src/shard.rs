@@ -1369,7 +1369,7 @@ async fn search_shard(
                 {
                     search.skipped(&slices);
                 } else {
-                    search.offer(id, &otlp::assemble_trace(&slices));
+                    search.offer_parts(id, &slices);
                 }
             }
             Ok(_) => {}
