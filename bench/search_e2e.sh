@@ -122,7 +122,8 @@ tag_runs=${TAG_RUNS:-5}
 tag_start=$((start_s - 60)); tag_end=$end_s
 : > "$dir/tags.out"
 for path in "/api/v2/search/tags" "/api/v2/search/tags?scope=span" \
-  "/api/v2/search/tag/resource.service.name/values" "/api/v2/search/tag/span.http.method/values" \
+  "/api/v2/search/tag/resource.service.name/values" "/api/v2/search/tag/name/values" \
+  "/api/v2/search/tag/span.http.method/values" \
   "/api/search/tag/service.name/values" \
   "/api/v2/search/tag/span.http.method/values?q=%7Bresource.service.name%3D%22frontend%22%7D"; do
   sep='?'; case "$path" in *\?*) sep='&';; esac

@@ -1160,6 +1160,8 @@ pub enum TagWant<'w> {
     Names(&'w [TagScope]),
     /// The values of one attribute (`parent.` attributes are not asked here).
     Values { scope: Scope, name: &'w str },
+    /// Span names (the intrinsic `name`).
+    SpanNames,
 }
 
 /// What [`page_tags`] found in a page, in order of discovery (repeats possible): the caller
@@ -1192,6 +1194,7 @@ pub fn page_tags(view: &PageView<'_>, want: TagWant<'_>) -> Result<Option<PageTa
     let dict = Dict::decode(&dict_lens, &dict_bytes)?;
     let has = |scope: TagScope| match want {
         TagWant::Names(scopes) => scopes.contains(&scope),
+        TagWant::SpanNames => false,
         TagWant::Values { scope: s, .. } => match s {
             Scope::Resource => scope == TagScope::Resource,
             Scope::Span => scope == TagScope::Span,
@@ -1236,8 +1239,28 @@ pub fn page_tags(view: &PageView<'_>, want: TagWant<'_>) -> Result<Option<PageTa
 
     let name_wanted = match want {
         TagWant::Values { name, .. } => Some(name),
-        TagWant::Names(_) => None,
+        TagWant::Names(_) | TagWant::SpanNames => None,
     };
+    if let TagWant::SpanNames = want {
+        // SPAN_NAME: `d+1` per span, 0 for the empty name; each distinct one once.
+        let names = view.column(page::SPAN_NAME)?;
+        let mut names = Varints::new(&names, page::SPAN_NAME);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..rows.len() {
+            let entry = names.next()?;
+            if seen.insert(entry) {
+                let text = match dict.optional(entry)? {
+                    None => "",
+                    Some(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) => text,
+                        Err(_) => return Ok(None),
+                    },
+                };
+                out.values.push(Value::Str(text.to_string()));
+            }
+        }
+        return Ok(Some(out));
+    }
     // Span attribute value entries already decoded.
     let mut values_seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let push_value = |out: &mut PageTags, bytes: Option<&[u8]>| -> Option<()> {

@@ -460,6 +460,16 @@ impl ShardSearch {
             && matches!(&*self.job, Job::TagNames { .. } | Job::TagValues { .. })
     }
 
+    /// The values a tag job reads without decoding: an attribute (not `parent.`) or the span
+    /// name.
+    fn byte_values(field: &Field) -> bool {
+        match field {
+            Field::Attribute(a) => !a.parent,
+            Field::Intrinsic(Intrinsic::Name) => true,
+            _ => false,
+        }
+    }
+
     /// Tag names or values of a whole page from its columns (`scan::page_tags`), for a job
     /// without a query whose range holds every span of the page (`page_in_range`).
     /// `Ok(Some(raw))`: done, but for the traces stored raw (rebuild and offer them);
@@ -488,6 +498,11 @@ impl ShardSearch {
                 },
                 *bytes_max,
             ),
+            Job::TagValues {
+                field: Field::Intrinsic(Intrinsic::Name),
+                bytes_max,
+                ..
+            } => (crate::scan::TagWant::SpanNames, *bytes_max),
             _ => return Ok(None),
         };
         let Some(found) = crate::scan::page_tags(view, want)? else {
@@ -522,6 +537,7 @@ impl ShardSearch {
                 field: Field::Attribute(a),
                 ..
             } if !a.parent => Some(a),
+            Job::TagValues { field, .. } if Self::byte_values(field) => None,
             _ => return false,
         };
         let want = match (&*job, attribute) {
@@ -531,6 +547,7 @@ impl ShardSearch {
                 span: scopes.contains(&TagScope::Span),
                 events: scopes.contains(&TagScope::Event),
                 links: scopes.contains(&TagScope::Link),
+                name: false,
             },
             (_, Some(a)) => crate::otlp::attrs::Want {
                 resource: matches!(a.scope, Scope::Resource | Scope::None),
@@ -538,8 +555,17 @@ impl ShardSearch {
                 span: matches!(a.scope, Scope::Span | Scope::None),
                 events: a.scope == Scope::Event,
                 links: a.scope == Scope::Link,
+                name: false,
             },
-            _ => return false,
+            // The span name.
+            (_, None) => crate::otlp::attrs::Want {
+                resource: false,
+                scope: false,
+                span: false,
+                events: false,
+                links: false,
+                name: true,
+            },
         };
         let Some(trace) = crate::otlp::attrs::trace_attrs_of(parts, want) else {
             return false;
@@ -615,6 +641,13 @@ impl ShardSearch {
                         if !self.add_value(value, *bytes_max) {
                             return true;
                         }
+                    }
+                }
+            }
+            (Job::TagValues { bytes_max, .. }, None) => {
+                for name in &trace.names {
+                    if !self.add_value(Value::Str((*name).to_string()), *bytes_max) {
+                        return true;
                     }
                 }
             }
@@ -1430,6 +1463,14 @@ mod tag_bytes_tests {
                 );
             }
         }
+        let (columns, decoded) = run(Job::TagValues {
+            field: Field::Intrinsic(crate::traceql::Intrinsic::Name),
+            query: None,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
+        });
+        assert_eq!(value_set(&columns.found), value_set(&decoded.found));
         assert!(raw_seen > 0, "a raw trace went through the rebuild");
     }
 
@@ -1515,6 +1556,21 @@ mod tag_bytes_tests {
         let (bytes, decoded) = (answer(job(None)), answer(job(every_match())));
         assert_eq!(bytes.found, decoded.found);
         assert!(bytes.truncated && decoded.truncated);
+    }
+
+    #[test]
+    fn span_names_from_bytes_and_columns_equal_the_decoded_ones() {
+        let job = |query| Job::TagValues {
+            field: Field::Intrinsic(crate::traceql::Intrinsic::Name),
+            query,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            bytes_max: TAG_BYTES_MAX,
+        };
+        let (bytes, decoded) = (answer(job(None)), answer(job(every_match())));
+        assert_eq!(bytes.found, decoded.found);
+        // "op-1", "op-2" and the unnamed span's "".
+        assert_eq!(value_set(&bytes.found).len(), 3, "{:?}", bytes.found);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct TraceAttrs<'a> {
     pub events: Vec<Range<usize>>,
     pub links: Vec<Range<usize>>,
     pub spans: Vec<SpanAttrs>,
+    /// Each span's name, parallel to `spans` (empty unless [`Want::name`]).
+    pub names: Vec<&'a str>,
     /// The earliest span start and the latest span end (`TraceView`'s range); 0 without spans.
     pub start_ns: u64,
     pub end_ns: u64,
@@ -110,6 +112,8 @@ pub struct Want {
     pub span: bool,
     pub events: bool,
     pub links: bool,
+    /// Span names.
+    pub name: bool,
 }
 
 impl Want {
@@ -119,6 +123,7 @@ impl Want {
         span: true,
         events: true,
         links: true,
+        name: true,
     };
 }
 
@@ -239,12 +244,16 @@ fn span_of<'a>(
     end: &mut u64,
 ) -> Option<()> {
     let (mut span_start, mut span_end) = (0u64, 0u64);
+    let mut name: &[u8] = &[];
     let mut attrs = Vec::new();
     let mut events = Vec::new();
     let mut links = Vec::new();
     let mut scanner = Scanner::new(body, 0);
     while let Some(field) = scanner.next_field(3).ok()? {
         match (field.number, field.value) {
+            // A string: the last one counts, as in prost.
+            (5, Value::Bytes { bytes, .. }) => name = bytes,
+            (5, _) => return None,
             (7, Value::Fixed64(v)) => span_start = v,
             (8, Value::Fixed64(v)) => span_end = v,
             (7 | 8, _) => return None,
@@ -270,6 +279,9 @@ fn span_of<'a>(
     for link in links {
         let list = attr_list(link, 4, 4, out)?;
         out.links.push(list);
+    }
+    if want.name {
+        out.names.push(std::str::from_utf8(name).ok()?);
     }
     *start = (*start).min(span_start);
     *end = (*end).max(span_end);
