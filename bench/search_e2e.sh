@@ -35,7 +35,9 @@ dir=$(mktemp -d "${ALLEGRO_BENCH_DIR:-target}/search-e2e.XXXXXX")
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 20000))
+    # Below Linux's ephemeral range (32768+), where an outgoing connection can hold a
+    # port that no listener shows.
+    port=$((20000 + RANDOM % 12000))
     ss -Htln "sport = :$port" 2>/dev/null | grep -q . || { echo "$port"; return; }
   done
 }
