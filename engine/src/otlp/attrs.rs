@@ -365,6 +365,75 @@ fn key_value(body: &[u8], depth: u32) -> Option<Attr<'_>> {
     })
 }
 
+/// Fuzz check (from `otlp::fuzz_split`): where both this reader and prost take `data` as a
+/// `TracesData`, they agree on every attribute list, value, span name and the time range.
+pub fn fuzz_parity(data: &[u8]) {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::TracesData;
+    use prost::Message;
+
+    let Some(walked) = trace_attrs(&[data]) else {
+        return;
+    };
+    let Ok(decoded) = TracesData::decode(data) else {
+        return;
+    };
+    let same = |ours: &[Attr<'_>], theirs: &[KeyValue], what: &str| {
+        assert_eq!(ours.len(), theirs.len(), "{what}: attribute count");
+        for (a, kv) in ours.iter().zip(theirs) {
+            assert_eq!(a.key, kv.key, "{what}: key");
+            let value = a
+                .value
+                .map(|bytes| AnyValue::decode(bytes).expect("prost decoded it inside the trace"));
+            assert_eq!(
+                value.as_ref(),
+                kv.value.as_ref(),
+                "{what}: value of {}",
+                kv.key
+            );
+        }
+    };
+    let mut spans = walked.spans.iter().zip(&walked.names);
+    let (mut start, mut end) = (u64::MAX, 0u64);
+    for rs in &decoded.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let (ours, name) = spans.next().expect("as many spans as prost");
+                assert_eq!(*name, span.name, "span name");
+                same(
+                    walked.resource_attrs(ours),
+                    rs.resource
+                        .as_ref()
+                        .map_or(&[], |r| r.attributes.as_slice()),
+                    "resource",
+                );
+                same(
+                    walked.scope_attrs(ours),
+                    ss.scope.as_ref().map_or(&[], |s| s.attributes.as_slice()),
+                    "scope",
+                );
+                same(walked.span_attrs(ours), &span.attributes, "span");
+                let events: Vec<_> = walked.event_attrs(ours).collect();
+                assert_eq!(events.len(), span.events.len(), "events");
+                for (list, event) in events.iter().zip(&span.events) {
+                    same(list, &event.attributes, "event");
+                }
+                let links: Vec<_> = walked.link_attrs(ours).collect();
+                assert_eq!(links.len(), span.links.len(), "links");
+                for (list, link) in links.iter().zip(&span.links) {
+                    same(list, &link.attributes, "link");
+                }
+                start = start.min(span.start_time_unix_nano);
+                end = end.max(span.end_time_unix_nano);
+            }
+        }
+    }
+    assert!(spans.next().is_none(), "more spans than prost");
+    if !walked.spans.is_empty() {
+        assert_eq!((walked.start_ns, walked.end_ns), (start, end), "time range");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

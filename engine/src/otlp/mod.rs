@@ -623,6 +623,8 @@ fn nonzero<T>(id: T, is_zero: bool) -> Result<T, OtlpErrorKind> {
 /// Fuzz entry point: `split_export`, and on success checks what every accepted request must
 /// satisfy. Panics only when one of those properties fails (a bug).
 pub fn fuzz_split(data: &[u8]) {
+    // The same bytes read as a stored trace: the attribute reader agrees with prost.
+    attrs::fuzz_parity(data);
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::TracesData;
     use prost::Message;
