@@ -187,10 +187,7 @@ pub enum Call {
 pub fn route(req: &Request, path: &str, limits: &SearchLimits) -> Option<Route> {
     let params = params(req);
     let call = match path {
-        "/api/search" => parse_search(&params, limits).map(|(job, traceql)| Call::Search {
-            job: Arc::new(job),
-            traceql,
-        }),
+        "/api/search" => parse_search(&params, limits),
         "/api/search/tags" => parse_tags(&params, false, limits),
         "/api/v2/search/tags" => parse_tags(&params, true, limits),
         "/api/metrics/query_range" | "/api/metrics/query" => {
@@ -270,8 +267,8 @@ fn parse_atoi(text: &str, what: &str) -> Result<i64, Response> {
     })
 }
 
-/// `start`/`end` (Unix seconds) with Tempo's checks; `(0, u64::MAX)` nanoseconds when absent.
-fn parse_range(params: &str, limits: &SearchLimits) -> Result<(u64, u64), Response> {
+/// `start`/`end` (Unix seconds, 0 when absent) as Tempo's parameter parser reads them.
+fn parse_start_end(params: &str) -> Result<(i64, i64), Response> {
     let start = match param(params, "start") {
         Some(text) => parse_i32(&text, "start")?,
         None => 0,
@@ -280,8 +277,14 @@ fn parse_range(params: &str, limits: &SearchLimits) -> Result<(u64, u64), Respon
         Some(text) => parse_i32(&text, "end")?,
         None => 0,
     };
-    let range = range_ns(start, end).map_err(|e| bad(&e))?;
-    limits.range(start, end).map_err(|e| bad(&e))?;
+    Ok((start, end))
+}
+
+/// `[start, end]` in nanoseconds after both checks: the parser's order and the frontend's
+/// width ([`SearchLimits::range`]).
+fn checked_range(start: i64, end: i64, limits: &SearchLimits) -> Result<(u64, u64), String> {
+    let range = range_ns(start, end)?;
+    limits.range(start, end)?;
     Ok(range)
 }
 
@@ -321,16 +324,9 @@ fn parse_duration_ms(text: &str, what: &str) -> Result<u64, Response> {
     Ok(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Tempo's `ParseSearchRequest`, then the frontend's checks: limit, range, spans per spanset.
-fn parse_search(params: &str, limits: &SearchLimits) -> Result<(Job, bool), Response> {
-    let start = match param(params, "start") {
-        Some(text) => parse_i32(&text, "start")?,
-        None => 0,
-    };
-    let end = match param(params, "end") {
-        Some(text) => parse_i32(&text, "end")?,
-        None => 0,
-    };
+/// Tempo's `ParseSearchRequest` of the HTTP parameters, then [`search_call`].
+fn parse_search(params: &str, limits: &SearchLimits) -> Result<Call, Response> {
+    let (start, end) = parse_start_end(params)?;
     let q = param(params, "q");
     let mut tags = Vec::new();
     if let Some(encoded) = param(params, "tags") {
@@ -373,29 +369,59 @@ fn parse_search(params: &str, limits: &SearchLimits) -> Result<(Job, bool), Resp
             }
             usize::try_from(spss).unwrap_or(usize::MAX)
         }
-        None => SPANS_PER_SPANSET_DEFAULT,
+        None => 0,
     };
-    let (start_ns, end_ns) = range_ns(start, end).map_err(|e| bad(&e))?;
-    let query = match &q {
-        Some(q) => Some(compile_search(q).map_err(|e| bad(&e))?),
-        None => None,
+    let request = SearchParams {
+        query: q.as_deref(),
+        tags,
+        start,
+        end,
+        min_ms,
+        max_ms,
+        limit,
+        spss,
     };
-    let limit = limits.limit(limit).map_err(|e| bad(&e))?;
-    limits.range(start, end).map_err(|e| bad(&e))?;
-    let spss = limits.spans_per_spanset(spss).map_err(|e| bad(&e))?;
-    Ok((
-        Job::Search(SearchRequest {
+    search_call(request, limits).map_err(|e| bad(&e))
+}
+
+/// A search as both transports give it: `limit` and `spss` 0 when absent.
+struct SearchParams<'q> {
+    query: Option<&'q str>,
+    tags: Vec<(String, String)>,
+    start: i64,
+    end: i64,
+    min_ms: u64,
+    max_ms: u64,
+    limit: usize,
+    spss: usize,
+}
+
+/// A search call from its parameters (HTTP or `StreamingQuerier`), with the frontend's checks
+/// in Tempo's order: the range's order, the query, the limit, the range's width, spss.
+fn search_call(r: SearchParams<'_>, limits: &SearchLimits) -> Result<Call, String> {
+    let (start_ns, end_ns) = range_ns(r.start, r.end)?;
+    let query = r.query.map(compile_search).transpose()?;
+    let limit = limits.limit(r.limit)?;
+    limits.range(r.start, r.end)?;
+    let spss = match r.spss {
+        0 => SPANS_PER_SPANSET_DEFAULT,
+        n => n,
+    };
+    let spss = limits.spans_per_spanset(spss)?;
+    let traceql = query.is_some();
+    Ok(Call::Search {
+        job: Arc::new(Job::Search(SearchRequest {
             query,
-            tags,
+            tags: r.tags,
             start_ns,
             end_ns,
-            min_duration_ns: min_ms.saturating_mul(1_000_000),
-            max_duration_ns: max_ms.saturating_mul(1_000_000),
+            min_duration_ns: r.min_ms.saturating_mul(1_000_000),
+            max_duration_ns: r.max_ms.saturating_mul(1_000_000),
             limit,
             spans_per_spanset: spss,
-        }),
-        q.is_some(),
-    ))
+        })),
+        traceql,
+    })
 }
 
 /// go-logfmt's decoder, enough for `tags=`: `key=value key="quoted \" value" flag`.
@@ -506,16 +532,42 @@ fn tag_query(q: Option<&str>) -> Option<Query> {
 }
 
 fn parse_tags(params: &str, v2: bool, limits: &SearchLimits) -> Result<Call, Response> {
-    let (scopes, intrinsic) =
-        parse_scope(param(params, "scope").as_deref()).map_err(|e| bad(&e))?;
-    let (start_ns, end_ns) = parse_range(params, limits)?;
-    // v1 lists attribute names only (intrinsics when asked for explicitly).
-    let intrinsic = intrinsic && (v2 || param(params, "scope").as_deref() == Some("intrinsic"));
+    let scope = param(params, "scope");
+    parse_scope(scope.as_deref()).map_err(|e| bad(&e))?;
+    let (start, end) = parse_start_end(params)?;
     let limit = parse_limit(params)?;
+    let q = param(params, "q");
+    tag_names_call(
+        v2,
+        scope.as_deref(),
+        start,
+        end,
+        q.as_deref(),
+        limit,
+        limits,
+    )
+    .map_err(|e| bad(&e))
+}
+
+/// A tag-names call from its parameters (HTTP or `StreamingQuerier`). `limit`: names per
+/// scope at most, 0 for no limit.
+fn tag_names_call(
+    v2: bool,
+    scope: Option<&str>,
+    start: i64,
+    end: i64,
+    q: Option<&str>,
+    limit: usize,
+    limits: &SearchLimits,
+) -> Result<Call, String> {
+    let (scopes, intrinsic) = parse_scope(scope)?;
+    let (start_ns, end_ns) = checked_range(start, end, limits)?;
+    // v1 lists attribute names only (intrinsics when asked for explicitly).
+    let intrinsic = intrinsic && (v2 || scope == Some("intrinsic"));
     let job = (!scopes.is_empty()).then(|| {
         Arc::new(Job::TagNames {
             scopes: scopes.clone(),
-            query: tag_query(param(params, "q").as_deref()),
+            query: tag_query(q),
             start_ns,
             end_ns,
             bytes_max: limits.tag_bytes_max,
@@ -570,10 +622,38 @@ fn parse_tag_values(
     v2: bool,
     limits: &SearchLimits,
 ) -> Result<Call, Response> {
-    let (start_ns, end_ns) = parse_range(params, limits)?;
+    let (start, end) = parse_start_end(params)?;
     let limit = parse_limit(params)?;
+    let q = param(params, "q");
+    tag_values_call(v2, tag, start, end, q.as_deref(), limit, limits).map_err(|e| match e {
+        TagValuesError::Request(text) => bad(&text),
+        // Tempo answers a bad v2 tag name with a 500.
+        TagValuesError::TagName(text) => api::go_http_error_vary(500, &text),
+    })
+}
+
+/// Why a tag-values request is refused.
+enum TagValuesError {
+    /// Its range.
+    Request(String),
+    /// A v2 tag name that is no intrinsic or scoped attribute.
+    TagName(String),
+}
+
+/// A tag-values call from its parameters (HTTP or `StreamingQuerier`). `limit`: values at
+/// most, 0 for no limit.
+fn tag_values_call(
+    v2: bool,
+    tag: &str,
+    start: i64,
+    end: i64,
+    q: Option<&str>,
+    limit: usize,
+    limits: &SearchLimits,
+) -> Result<Call, TagValuesError> {
+    let (start_ns, end_ns) = checked_range(start, end, limits).map_err(TagValuesError::Request)?;
     let field = if v2 {
-        parse_tag_name(tag).map_err(|e| api::go_http_error_vary(500, &e))?
+        parse_tag_name(tag).map_err(TagValuesError::TagName)?
     } else {
         Field::Attribute(traceql::Attribute {
             scope: Scope::None,
@@ -590,7 +670,7 @@ fn parse_tag_values(
     let job = fixed.is_empty().then(|| {
         Arc::new(Job::TagValues {
             field,
-            query: tag_query(param(params, "q").as_deref()),
+            query: tag_query(q),
             start_ns,
             end_ns,
             bytes_max: limits.tag_bytes_max,
@@ -790,88 +870,46 @@ pub fn grpc_call(method: &str, message: &[u8], limits: &SearchLimits) -> Result<
     match method {
         "Search" => {
             let r = tempopb::SearchRequest::decode(message).map_err(decode_error)?;
-            let (start_ns, end_ns) =
-                range_ns(i64::from(r.start), i64::from(r.end)).map_err(invalid)?;
-            let query = if r.query.is_empty() {
-                None
-            } else {
-                Some(compile_search(&r.query).map_err(invalid)?)
-            };
             let mut tags: Vec<(String, String)> = r.tags.into_iter().collect();
             tags.sort();
-            let traceql = query.is_some();
-            let limit = limits.limit(r.limit as usize).map_err(invalid)?;
-            limits
-                .range(i64::from(r.start), i64::from(r.end))
-                .map_err(invalid)?;
-            let spss = match r.spans_per_span_set {
-                0 => SPANS_PER_SPANSET_DEFAULT,
-                n => n as usize,
+            let request = SearchParams {
+                query: (!r.query.is_empty()).then_some(r.query.as_str()),
+                tags,
+                start: i64::from(r.start),
+                end: i64::from(r.end),
+                min_ms: u64::from(r.min_duration_ms),
+                max_ms: u64::from(r.max_duration_ms),
+                limit: r.limit as usize,
+                spss: r.spans_per_span_set as usize,
             };
-            let spss = limits.spans_per_spanset(spss).map_err(invalid)?;
-            Ok(Call::Search {
-                job: Arc::new(Job::Search(SearchRequest {
-                    query,
-                    tags,
-                    start_ns,
-                    end_ns,
-                    min_duration_ns: u64::from(r.min_duration_ms) * 1_000_000,
-                    max_duration_ns: u64::from(r.max_duration_ms) * 1_000_000,
-                    limit,
-                    spans_per_spanset: spss,
-                })),
-                traceql,
-            })
+            search_call(request, limits).map_err(invalid)
         }
         "SearchTags" | "SearchTagsV2" => {
             let r = tempopb::SearchTagsRequest::decode(message).map_err(decode_error)?;
-            let v2 = method == "SearchTagsV2";
-            let scope = (!r.scope.is_empty()).then_some(r.scope.as_str());
-            let (scopes, intrinsic) = parse_scope(scope).map_err(invalid)?;
-            let (start_ns, end_ns) =
-                range_ns(i64::from(r.start), i64::from(r.end)).map_err(invalid)?;
-            limits
-                .range(i64::from(r.start), i64::from(r.end))
-                .map_err(invalid)?;
-            let intrinsic = intrinsic && (v2 || scope == Some("intrinsic"));
-            let query = tag_query((!r.query.is_empty()).then_some(r.query.as_str()));
-            let job = (!scopes.is_empty()).then(|| {
-                Arc::new(Job::TagNames {
-                    scopes: scopes.clone(),
-                    query,
-                    start_ns,
-                    end_ns,
-                    bytes_max: limits.tag_bytes_max,
-                })
-            });
-            Ok(Call::TagNames {
-                v2,
-                job,
-                scopes,
-                intrinsic,
-                limit: r.max_tags_per_scope as usize,
-            })
+            tag_names_call(
+                method == "SearchTagsV2",
+                (!r.scope.is_empty()).then_some(r.scope.as_str()),
+                i64::from(r.start),
+                i64::from(r.end),
+                (!r.query.is_empty()).then_some(r.query.as_str()),
+                r.max_tags_per_scope as usize,
+                limits,
+            )
+            .map_err(invalid)
         }
         "SearchTagValues" | "SearchTagValuesV2" => {
             let r = tempopb::SearchTagValuesRequest::decode(message).map_err(decode_error)?;
-            let v2 = method == "SearchTagValuesV2";
-            let mut params = format!("start={}&end={}&limit={}", r.start, r.end, r.max_tag_values);
-            if !r.query.is_empty() {
-                params.push_str("&q=");
-                params.push_str(&percent_encode(&r.query));
-            }
-            if r.start == 0 && r.end == 0 {
-                params = format!("limit={}", r.max_tag_values);
-                if !r.query.is_empty() {
-                    params.push_str(&format!("&q={}", percent_encode(&r.query)));
-                }
-            }
-            parse_tag_values(&params, &r.tag_name, v2, limits).map_err(|response| {
-                invalid(
-                    String::from_utf8_lossy(&response.body)
-                        .trim_end()
-                        .to_string(),
-                )
+            tag_values_call(
+                method == "SearchTagValuesV2",
+                &r.tag_name,
+                i64::from(r.start),
+                i64::from(r.end),
+                (!r.query.is_empty()).then_some(r.query.as_str()),
+                r.max_tag_values as usize,
+                limits,
+            )
+            .map_err(|e| match e {
+                TagValuesError::Request(text) | TagValuesError::TagName(text) => invalid(text),
             })
         }
         "MetricsQueryRange" | "MetricsQueryInstant" => {
@@ -907,18 +945,6 @@ fn metrics_status(query: &str) -> Status {
             "error finding generators in Querier.queryRangeRecent: empty ring",
         ),
     }
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Runs a streaming call: `emit` gets each encoded response message: the new results of a
