@@ -310,42 +310,41 @@ impl ShardSearch {
 
     /// Offers one trace: `payload` is an encoded `tempopb.Trace` (field-1 `ResourceSpans`).
     pub fn offer(&mut self, trace_id: &TraceId, payload: &[u8]) {
-        self.offer_counted(trace_id, payload, true);
+        if self.start_offer(&[payload], true) {
+            self.offer_decoded(trace_id, payload, true);
+        }
     }
 
     /// Offers a trace stored in parts (live and WAL records, block parts): a tag job without
     /// a query reads them as they are, anything else gets them assembled into one payload.
     pub fn offer_parts(&mut self, trace_id: &TraceId, parts: &[&[u8]]) {
-        if self.refused {
-            return;
+        if self.start_offer(parts, true) {
+            let payload = crate::otlp::assemble_trace(parts);
+            self.offer_decoded(trace_id, &payload, true);
         }
-        if self.reads_page_tags() {
-            let bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
-            if self.tags_from_bytes(parts, true) {
-                self.inspected_traces += 1;
-                self.inspected_bytes += bytes;
-                return;
-            }
-        }
-        self.offer(trace_id, &crate::otlp::assemble_trace(parts));
     }
 
     /// Offers a trace of a page already counted by [`Self::scanned`].
     pub fn offer_scanned(&mut self, trace_id: &TraceId, payload: &[u8]) {
-        self.offer_counted(trace_id, payload, false);
+        if self.start_offer(&[payload], false) {
+            self.offer_decoded(trace_id, payload, false);
+        }
     }
 
-    fn offer_counted(&mut self, trace_id: &TraceId, payload: &[u8], count: bool) {
+    /// Counts an offered trace and takes it without decoding when it can (tag jobs without a
+    /// query); true when it still needs [`Self::offer_decoded`].
+    fn start_offer(&mut self, parts: &[&[u8]], count: bool) -> bool {
         if self.refused {
-            return;
+            return false;
         }
         self.inspected_traces += 1;
         if count {
-            self.inspected_bytes += payload.len() as u64;
+            self.inspected_bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
         }
-        if self.tags_from_bytes(&[payload], count) {
-            return;
-        }
+        !self.tags_from_bytes(parts, count)
+    }
+
+    fn offer_decoded(&mut self, trace_id: &TraceId, payload: &[u8], count: bool) {
         let Ok(data) = TracesData::decode(payload) else {
             self.error(format!("trace {trace_id}: stored payload does not decode"));
             return;
