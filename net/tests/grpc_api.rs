@@ -2,8 +2,8 @@
 //! `tempopb.StreamingQuerier` as `tempo-cli query api search ... --use-grpc` calls it (grpc
 //! capture 04), gRPC's UNIMPLEMENTED for everything else, a bind failure at startup, and the
 //! query limits (`querier.search.query_timeout`, `querier.trace_by_id.query_timeout`) over
-//! HTTP and gRPC. The client is the `h2` crate with prost messages declared here, independently
-//! of the server's.
+//! HTTP and gRPC. The client is the `h2` crate with the prost messages of `common/tempopb.rs`,
+//! declared independently of the server's.
 
 mod common;
 
@@ -14,91 +14,7 @@ use bytes::Bytes;
 use common::*;
 use prost::Message;
 
-/// `tempopb` messages at Tempo 2.7's field numbers, declared independently of the server's.
-mod pb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchRequest {
-        #[prost(uint32, tag = "4")]
-        pub limit: u32,
-        #[prost(uint32, tag = "5")]
-        pub start: u32,
-        #[prost(uint32, tag = "6")]
-        pub end: u32,
-        #[prost(string, tag = "8")]
-        pub query: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchResponse {
-        #[prost(message, repeated, tag = "1")]
-        pub traces: Vec<TraceSearchMetadata>,
-        #[prost(message, optional, tag = "2")]
-        pub metrics: Option<SearchMetrics>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TraceSearchMetadata {
-        #[prost(string, tag = "1")]
-        pub trace_id: String,
-        #[prost(string, tag = "2")]
-        pub root_service_name: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchMetrics {
-        #[prost(uint32, tag = "4")]
-        pub completed_jobs: u32,
-        #[prost(uint32, tag = "5")]
-        pub total_jobs: u32,
-    }
-
-    /// `query` is field 2 and `start`/`end` are 3/4 in Tempo 2.7.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagsRequest {
-        #[prost(string, tag = "1")]
-        pub scope: String,
-        #[prost(string, tag = "2")]
-        pub query: String,
-        #[prost(uint32, tag = "3")]
-        pub start: u32,
-        #[prost(uint32, tag = "4")]
-        pub end: u32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagsResponse {
-        #[prost(string, repeated, tag = "1")]
-        pub tag_names: Vec<String>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagValuesRequest {
-        #[prost(string, tag = "1")]
-        pub tag_name: String,
-        #[prost(string, tag = "2")]
-        pub query: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagValuesV2Response {
-        #[prost(message, repeated, tag = "1")]
-        pub tag_values: Vec<TagValue>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TagValue {
-        #[prost(string, tag = "1")]
-        pub r#type: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct QueryRangeRequest {
-        #[prost(string, tag = "1")]
-        pub query: String,
-    }
-}
+use common::tempopb as pb;
 
 const SEARCH: &str = "/tempopb.StreamingQuerier/Search";
 
@@ -169,6 +85,7 @@ fn streaming_querier_on_the_grpc_api_port() {
             limit: 50,
             start: now_s() - 3600,
             end: now_s() + 60,
+            ..Default::default()
         };
         let response = call(&client, SEARCH, &request).await;
         let found: pb::SearchResponse = last(&response);

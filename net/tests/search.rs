@@ -2,7 +2,7 @@
 //! (/work/shared/tempo-api 10-37, 52-59), structural and aggregate TraceQL on traces built
 //! for the purpose with known answers, live and after `/flush` (blocks), and the streaming
 //! `tempopb.StreamingQuerier` on the HTTP port through an independent client (the `h2` crate
-//! and prost messages declared here).
+//! and prost messages declared in `common/tempopb.rs`).
 
 mod common;
 
@@ -17,126 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use serde_json::Value;
 
-/// `tempopb` messages, declared independently of the server's.
-mod pb {
-    use opentelemetry_proto::tonic::common::v1::KeyValue;
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchRequest {
-        #[prost(map = "string, string", tag = "1")]
-        pub tags: std::collections::HashMap<String, String>,
-        #[prost(uint32, tag = "4")]
-        pub limit: u32,
-        #[prost(uint32, tag = "5")]
-        pub start: u32,
-        #[prost(uint32, tag = "6")]
-        pub end: u32,
-        #[prost(string, tag = "8")]
-        pub query: String,
-        #[prost(uint32, tag = "9")]
-        pub spans_per_span_set: u32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchResponse {
-        #[prost(message, repeated, tag = "1")]
-        pub traces: Vec<TraceSearchMetadata>,
-        #[prost(message, optional, tag = "2")]
-        pub metrics: Option<SearchMetrics>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TraceSearchMetadata {
-        #[prost(string, tag = "1")]
-        pub trace_id: String,
-        #[prost(string, tag = "2")]
-        pub root_service_name: String,
-        #[prost(string, tag = "3")]
-        pub root_trace_name: String,
-        #[prost(uint64, tag = "4")]
-        pub start_time_unix_nano: u64,
-        #[prost(uint32, tag = "5")]
-        pub duration_ms: u32,
-        #[prost(message, optional, tag = "6")]
-        pub span_set: Option<SpanSet>,
-        #[prost(message, repeated, tag = "7")]
-        pub span_sets: Vec<SpanSet>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SpanSet {
-        #[prost(message, repeated, tag = "1")]
-        pub spans: Vec<Span>,
-        #[prost(uint32, tag = "2")]
-        pub matched: u32,
-        #[prost(message, repeated, tag = "3")]
-        pub attributes: Vec<KeyValue>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Span {
-        #[prost(string, tag = "1")]
-        pub span_id: String,
-        #[prost(uint64, tag = "3")]
-        pub start_time_unix_nano: u64,
-        #[prost(uint64, tag = "4")]
-        pub duration_nanos: u64,
-        #[prost(message, repeated, tag = "5")]
-        pub attributes: Vec<KeyValue>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchMetrics {
-        #[prost(uint64, tag = "2")]
-        pub inspected_bytes: u64,
-        #[prost(uint32, tag = "4")]
-        pub completed_jobs: u32,
-        #[prost(uint32, tag = "5")]
-        pub total_jobs: u32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagsRequest {
-        #[prost(string, tag = "1")]
-        pub scope: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagsV2Response {
-        #[prost(message, repeated, tag = "1")]
-        pub scopes: Vec<SearchTagsV2Scope>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagsV2Scope {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, repeated, tag = "2")]
-        pub tags: Vec<String>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagValuesRequest {
-        #[prost(string, tag = "1")]
-        pub tag_name: String,
-        #[prost(string, tag = "2")]
-        pub query: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SearchTagValuesV2Response {
-        #[prost(message, repeated, tag = "1")]
-        pub tag_values: Vec<TagValue>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TagValue {
-        #[prost(string, tag = "1")]
-        pub r#type: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-}
+use common::tempopb as pb;
 
 const TRACES: u8 = 6;
 

@@ -6,6 +6,8 @@
 //! Timeouts here only stop hangs; no test asserts timing.
 #![allow(dead_code)]
 
+pub mod tempopb;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
