@@ -32,56 +32,18 @@ cargo build --release -q -p allegro-net --bin allegro -p allegro-loadgen --bin l
 cargo build --release -q -p allegro-bench --bin search_bench
 dir=$(mktemp -d "${ALLEGRO_BENCH_DIR:-target}/search-e2e.XXXXXX")
 # Other people's servers may run on this machine: take ports nobody listens on.
-free_port() {
-  local port
-  while :; do
-    # Below Linux's ephemeral range (32768+), where an outgoing connection can hold a
-    # port that no listener shows.
-    port=$((20000 + RANDOM % 12000))
-    ss -Htln "sport = :$port" 2>/dev/null | grep -q . || { echo "$port"; return; }
-  done
-}
+. bench/lib.sh
 http_port=${HTTP_PORT:-$(free_port)}; grpc_port=${GRPC_PORT:-$(free_port)}
 internal_grpc_port=${INTERNAL_GRPC_PORT:-$(free_port)}
-cat > "$dir/tempo.yaml" <<YAML
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: $http_port
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: $internal_grpc_port
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        grpc:
-          endpoint: 127.0.0.1:$grpc_port
-storage:
-  trace:
-    backend: local
-    local:
-      path: $dir/traces
-    wal:
-      path: $dir/wal
-overrides:
-  defaults:
-    ingestion:
-      rate_limit_bytes: 0
-      max_traces_per_user: 0
-    global:
-      max_bytes_per_trace: 0
-allegro:
-  shards: 2
-YAML
-target/release/allegro -config.file="$dir/tempo.yaml" > "$dir/server.log" 2>&1 &
-server=$!
+write_config "$dir" "$http_port" "$grpc_port" "$internal_grpc_port"
+server=""
 cleanup() {
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   [ -n "${KEEP_DIR:-}" ] || rm -rf "$dir/traces" "$dir/wal"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do grep -q listening "$dir/server.log" && break; sleep 0.1; done
-grep -q listening "$dir/server.log" || { echo "server did not start:"; cat "$dir/server.log"; exit 1; }
+start_server "$dir"
 start_s=$(date +%s)
 # Needles over the whole load, stopping a little before it so the last ones are acknowledged
 # while the load still runs.
@@ -101,14 +63,8 @@ load_spans=$(awk '{s+=$2} END {print s+0}' "$dir/acked.txt")
 needle_spans=$(grep -o '"spans_acked":[0-9]*' "$dir/needles.out" | cut -d: -f2)
 spans=$((load_spans + needle_spans))
 echo "spans acked: $spans ($load_spans load + $needle_spans in needles)"
-prev=""; same=0; waited=0
-[ "${FLUSH:-1}" = 1 ] || same=3
-while [ $waited -lt 300 ] && [ $same -lt 3 ]; do
-  sleep 10; waited=$((waited + 10))
-  cur=$(ls -a "$dir"/traces/single-tenant | tr '\n' ' ')
-  if [ "$cur" = "$prev" ] && ! echo "$cur" | grep -q tmp; then same=$((same + 1)); else same=0; fi
-  prev=$cur
-done
+waited=0
+[ "${FLUSH:-1}" = 1 ] && wait_for_compaction "$dir"
 blocks=$(ls "$dir"/traces/single-tenant 2>/dev/null | wc -l)
 echo "compaction settled after ${waited}s: $blocks blocks"
 end_s=$(($(date +%s) + 60))
