@@ -177,6 +177,8 @@ pub struct ShardAnswer {
 pub struct ShardSearch {
     job: Arc<Job>,
     evaluator: Option<Evaluator>,
+    /// Reads span fields for tag values when there is no query (`evaluator` is `None`).
+    field_reader: Option<Evaluator>,
     traces: Vec<TraceMatch>,
     names: BTreeMap<TagScope, BTreeSet<String>>,
     names_bytes: usize,
@@ -209,6 +211,18 @@ impl ShardSearch {
             None => (None, None),
         };
         let refused = error.is_some();
+        // Reads span fields for tag values without a query: built once, not per span.
+        let field_reader = match (&*job, &evaluator) {
+            (Job::TagValues { .. }, None) => Evaluator::new(Query {
+                pipeline: crate::traceql::Pipeline {
+                    elements: Vec::new(),
+                },
+                metrics: None,
+                hints: Vec::new(),
+            })
+            .ok(),
+            _ => None,
+        };
         let most_recent = match &*job {
             Job::Search(r) => r.query.as_ref().is_some_and(|q| {
                 q.hints.iter().any(|h| {
@@ -220,6 +234,7 @@ impl ShardSearch {
         ShardSearch {
             job,
             evaluator,
+            field_reader,
             traces: Vec::new(),
             names: BTreeMap::new(),
             names_bytes: 0,
@@ -399,7 +414,8 @@ impl ShardSearch {
             } => {
                 let spans = self.matching_spans(&view);
                 for i in spans {
-                    let values = field_values(&view, i, field, self.evaluator.as_ref());
+                    let reader = self.evaluator.as_ref().or(self.field_reader.as_ref());
+                    let values = field_values(&view, i, field, reader);
                     for v in values {
                         if !self.add_value(v, *bytes_max) {
                             return;
@@ -867,21 +883,8 @@ fn field_values(
 }
 
 fn single(view: &TraceView, span: usize, field: &Field, ev: Option<&Evaluator>) -> Vec<Value> {
-    match ev {
-        Some(ev) => vec![ev.field_value(view, span, field)],
-        None => {
-            let q = Query {
-                pipeline: crate::traceql::Pipeline {
-                    elements: Vec::new(),
-                },
-                metrics: None,
-                hints: Vec::new(),
-            };
-            Evaluator::new(q)
-                .map(|ev| vec![ev.field_value(view, span, field)])
-                .unwrap_or_default()
-        }
-    }
+    ev.map(|ev| vec![ev.field_value(view, span, field)])
+        .unwrap_or_default()
 }
 
 /// The old tag search: `name`, `status.code`, `error` are span fields; other keys match a
