@@ -1418,6 +1418,13 @@ async fn search_shard(
                     continue;
                 }
             };
+            let view = match PageView::decode(&bytes) {
+                Ok(view) => view,
+                Err(err) => {
+                    search.error(block.page_damaged(page, &err));
+                    continue;
+                }
+            };
             // Tag names and values without a query: from the page's columns when every span
             // of the page is in the job's range; only raw traces are rebuilt.
             let in_range = search.reads_page_tags()
@@ -1425,7 +1432,7 @@ async fn search_shard(
                     p.min_start_unix_nanos >= start && p.max_end_unix_nanos <= end
                 });
             let from_columns = if in_range {
-                PageView::decode(&bytes).and_then(|view| match search.page_tags(&view, true)? {
+                search.page_tags(&view, true).and_then(|raw| match raw {
                     Some(raw) => view.rebuild(&raw).map(Some),
                     None => Ok(None),
                 })
@@ -1449,7 +1456,7 @@ async fn search_shard(
             }
             // Judge the page's traces from the columns the query reads, rebuild only the
             // candidates; a candidate also stored elsewhere is read whole.
-            let scanned = PageView::decode(&bytes).and_then(|view| {
+            let scanned = (|| {
                 let (candidates, spans) = match &plan {
                     Some(plan) => {
                         let scan = plan.scan(&view)?;
@@ -1489,7 +1496,7 @@ async fn search_shard(
                     }
                 }
                 Ok((view.rebuild(&rebuild)?, whole, spans))
-            });
+            })();
             match scanned {
                 Ok((rebuilt, whole, spans)) => {
                     search.scanned(bytes.len() as u64, spans);
