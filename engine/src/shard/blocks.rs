@@ -1,0 +1,449 @@
+//! Blocks: opening them at startup, cutting head blocks, publishing.
+
+use super::*;
+
+/// Startup, before WAL replay: opens every block this shard reads, removes debris of
+/// crashed writes (temporary directories, blocks superseded by a published compaction, WAL
+/// segments already covered by a published block), and skips damaged blocks.
+pub(super) async fn load_blocks(state: &Rc<RefCell<ShardState>>) {
+    let (block_dir, wal_dir, id, shards) = {
+        let s = state.borrow();
+        (
+            s.config.block_dir.clone(),
+            s.config.wal_dir.clone(),
+            s.id,
+            s.config.shards,
+        )
+    };
+    let tenants = match std::fs::read_dir(&block_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+        Err(err) => {
+            log::error!(
+                "shard {id}: cannot list block directory {}: {err}",
+                block_dir.display()
+            );
+            return;
+        }
+    };
+    for tenant_entry in tenants.flatten() {
+        let Some(tenant) = tenant_entry
+            .file_name()
+            .to_str()
+            .and_then(|name| Tenant::parse(name).ok())
+        else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(tenant_entry.path()) else {
+            continue;
+        };
+        let mut opened = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if let Some(rest) = name.strip_prefix(store::TMP_PREFIX) {
+                let writer = rest.get(..16).and_then(parse_shard_dir);
+                if let Some((writer, writer_shards)) = writer {
+                    if block_is_deleted_by(writer as u32, writer_shards as u32, id, shards) {
+                        log::warn!(
+                            "blocks: removing {}, left by an interrupted write or removal",
+                            path.display()
+                        );
+                        if let Err(err) = std::fs::remove_dir_all(&path) {
+                            log::error!("blocks: cannot remove {}: {err}", path.display());
+                        }
+                    }
+                }
+                continue;
+            }
+            if !block::meta::is_valid_block_id(&name) {
+                continue;
+            }
+            // Ownership from meta.json first, so a shard opens only the blocks it reads and
+            // one shard reports each damaged block.
+            let meta = std::fs::read(path.join(store::META_FILE))
+                .map_err(|err| err.to_string())
+                .and_then(|bytes| BlockMeta::from_json(&bytes));
+            let reporter = match &meta {
+                Ok(meta) => {
+                    if !block_is_read_by(meta.shard, meta.shards, id, shards) {
+                        continue;
+                    }
+                    block_is_deleted_by(meta.shard, meta.shards, id, shards)
+                }
+                Err(_) => id == 0,
+            };
+            match OpenBlock::open(&path, &tenant).await {
+                Ok(block) => opened.push(block),
+                Err(err) => {
+                    if reporter {
+                        log::error!(
+                            "blocks: skipping {} (tenant {tenant}): {err}",
+                            path.display()
+                        );
+                        state
+                            .borrow()
+                            .metrics
+                            .blocks_corrupt
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        // A compaction published its block but did not get to delete its sources.
+        let superseded: std::collections::HashSet<String> = opened
+            .iter()
+            .flat_map(|b| b.meta.compacted_from.iter().cloned())
+            .collect();
+        let own_wal_dir = wal_dir
+            .join(tenant.as_str())
+            .join(shard_dir_name(id, shards));
+        let mut next_sequence = 0u64;
+        let mut kept = Vec::new();
+        for block in opened {
+            let own = block.meta.shards as usize == shards && block.meta.shard as usize == id;
+            if own {
+                // Segments covered by a published block: deleted if a crash left them.
+                for &sequence in &block.meta.wal_segments {
+                    next_sequence = next_sequence.max(sequence + 1);
+                    let path = own_wal_dir.join(segment_file_name(sequence));
+                    if path.exists() {
+                        log::info!(
+                            "WAL: {} is already in block {}; deleting it",
+                            path.display(),
+                            block.id()
+                        );
+                        if let Err(err) = std::fs::remove_file(&path) {
+                            log::error!("WAL: cannot delete {}: {err}", path.display());
+                        }
+                    }
+                }
+            }
+            if superseded.contains(block.id()) {
+                if block_is_deleted_by(block.meta.shard, block.meta.shards, id, shards) {
+                    log::info!(
+                        "blocks: deleting {}, already compacted into another block",
+                        block.dir.display()
+                    );
+                    if let Err(err) = store::remove_block(&block.dir, &writer_dir(&block.meta)) {
+                        log::error!("blocks: cannot delete {}: {err}", block.dir.display());
+                    }
+                }
+                continue;
+            }
+            kept.push(Rc::new(block));
+        }
+        if own_wal_dir.exists() {
+            let _ = store::sync_dir(&own_wal_dir);
+        }
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, &tenant);
+        t.next_sequence = t.next_sequence.max(next_sequence);
+        t.blocks.extend(kept);
+    }
+    let s = state.borrow();
+    publish_block_gauges(&s);
+    let blocks = s.metrics.blocks.load(Ordering::Relaxed);
+    if blocks > 0 {
+        log::info!("shard {id}: serving {blocks} blocks");
+    }
+}
+
+/// Tenants whose head block is old or large enough to cut.
+pub(super) fn heads_due(state: &Rc<RefCell<ShardState>>, now: Instant) -> Vec<Tenant> {
+    let s = state.borrow();
+    s.tenants
+        .iter()
+        .filter(|(_, t)| {
+            !t.head_segments.is_empty()
+                && (t.head_bytes >= s.config.max_block_bytes
+                    || t.head_started.is_some_and(|started| {
+                        now.duration_since(started) >= s.config.max_block_duration
+                    }))
+        })
+        .map(|(tenant, _)| tenant.clone())
+        .collect()
+}
+
+/// Cuts the head blocks of `tenants` (all when `None`). The first error is returned; the
+/// other tenants are still cut.
+pub(super) async fn cut_tenants(
+    state: &Rc<RefCell<ShardState>>,
+    tenants: Option<Vec<Tenant>>,
+) -> Result<(), String> {
+    let tenants = tenants.unwrap_or_else(|| {
+        let s = state.borrow();
+        s.tenants
+            .iter()
+            .filter(|(_, t)| !t.head_segments.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    });
+    let mut first_error = None;
+    for tenant in tenants {
+        if let Err(err) = cut_tenant(state, &tenant).await {
+            let id = state.borrow().id;
+            log::error!("shard {id}: cutting the block of tenant {tenant} failed: {err}");
+            state
+                .borrow()
+                .metrics
+                .block_write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            first_error.get_or_insert(format!("tenant {tenant}: {err}"));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Cuts one tenant's head block: roll the WAL, write every trace of the closed segments into
+/// a block, publish it, then delete the segments and forget their traces. On failure the
+/// segments stay the head block (nothing is lost; a later cut retries).
+pub(super) async fn cut_tenant(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+) -> Result<(), String> {
+    // A WAL write in flight holds a clone of its segment's file. Roll only between writes:
+    // a write that lands after the roll would go to a segment this cut reads (maybe before
+    // the write) and then deletes. No await between this check and the roll below.
+    loop {
+        let busy = {
+            let s = state.borrow();
+            s.tenants
+                .get(tenant)
+                .and_then(|t| t.segment.as_ref())
+                .and_then(|segment| s.files.get(segment.file_index as usize)?.as_ref())
+                .is_some_and(|file| Rc::strong_count(file) > 1)
+        };
+        if !busy {
+            break;
+        }
+        monoio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let (segments, paths, dirty) = {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, tenant);
+        // Roll: the next append opens a new segment, outside this cut.
+        let rolled = t.segment.take();
+        let segments = std::mem::take(&mut t.head_segments);
+        let bytes = std::mem::take(&mut t.head_bytes);
+        let started = t.head_started.take();
+        let paths: Vec<PathBuf> = segments
+            .iter()
+            .map(|&(_, file)| s.file_paths[file as usize].clone())
+            .collect();
+        let dirty = rolled
+            .filter(|segment| segment.dirty)
+            .and_then(|segment| s.files[segment.file_index as usize].clone());
+        ((segments, bytes, started), paths, dirty)
+    };
+    if let Some(file) = dirty {
+        // Under `interval`, acknowledged records of the rolled segment must still reach the
+        // disk if this cut fails.
+        if let Err(err) = file.sync_data().await {
+            log::error!("WAL fsync failed: {err}");
+        }
+    }
+    if segments.0.is_empty() {
+        return Ok(());
+    }
+    let result = write_cut_block(state, tenant, &segments.0, &paths).await;
+    let block = match result {
+        Ok(block) => block,
+        Err(err) => {
+            let mut s = state.borrow_mut();
+            let t = tenant_state(&mut s, tenant);
+            let (mut old, bytes, started) = segments;
+            old.append(&mut t.head_segments);
+            t.head_segments = old;
+            t.head_bytes += bytes;
+            t.head_started = started.or(t.head_started);
+            return Err(err);
+        }
+    };
+    // The block is durable: the segments it covers can go.
+    let cut: std::collections::HashSet<u32> = segments.0.iter().map(|&(_, file)| file).collect();
+    let wal_dir = {
+        let mut s = state.borrow_mut();
+        for &file in &cut {
+            s.files[file as usize] = None;
+        }
+        tenant_state(&mut s, tenant).dir.clone()
+    };
+    for path in &paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => log::error!("WAL: cannot delete {}: {err}", path.display()),
+        }
+    }
+    if let Err(err) = store::sync_dir(&wal_dir) {
+        log::error!("WAL: cannot sync {}: {err}", wal_dir.display());
+    }
+    let mut s = state.borrow_mut();
+    let mut freed = 0u64;
+    let mut no_longer_live = 0usize;
+    let t = tenant_state(&mut s, tenant);
+    t.traces.retain(|_, entry| {
+        if !entry.locations.iter().any(|l| cut.contains(&l.file)) {
+            return true;
+        }
+        let was_live = entry.is_live();
+        let memory_from = entry.memory_from;
+        let old_locations = std::mem::take(&mut entry.locations);
+        let mut old_memory = std::mem::take(&mut entry.memory).into_iter();
+        entry.memory_from = 0;
+        entry.memory_bytes = 0;
+        for (i, location) in old_locations.into_iter().enumerate() {
+            let payload = if i >= memory_from {
+                old_memory.next()
+            } else {
+                None
+            };
+            if cut.contains(&location.file) {
+                if let Some(payload) = payload {
+                    freed += payload.len() as u64;
+                }
+                continue;
+            }
+            entry.locations.push(location);
+            match payload {
+                Some(payload) => {
+                    entry.memory_bytes += payload.len() as u64;
+                    entry.memory.push(payload);
+                }
+                None => entry.memory_from += 1,
+            }
+        }
+        if entry.memory.is_empty() {
+            entry.memory_from = entry.locations.len();
+        }
+        if was_live && !entry.is_live() {
+            no_longer_live += 1;
+        }
+        !entry.locations.is_empty()
+    });
+    t.live_traces -= no_longer_live;
+    if let Some(block) = block {
+        t.blocks.push(Rc::new(block));
+        s.metrics.blocks_cut.fetch_add(1, Ordering::Relaxed);
+    }
+    let traces: usize = s.tenants.values().map(|t| t.traces.len()).sum();
+    s.live_bytes -= freed;
+    s.metrics
+        .traces_indexed
+        .store(traces as u64, Ordering::Relaxed);
+    publish_live_gauges(&s);
+    publish_block_gauges(&s);
+    Ok(())
+}
+
+/// Reads the closed segments and writes their traces as one published block (`None` when
+/// they hold no record).
+pub(super) async fn write_cut_block(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    segments: &[(u64, u32)],
+    paths: &[PathBuf],
+) -> Result<Option<OpenBlock>, String> {
+    let mut buffers = Vec::with_capacity(paths.len());
+    let mut traces: HashMap<TraceId, Vec<(usize, std::ops::Range<usize>)>> = HashMap::new();
+    for path in paths {
+        let bytes = match read_whole_file(path).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(format!("reading {}: {err}", path.display())),
+        };
+        let replayed = wal::replay_segment(&bytes);
+        if let wal::ReplayEnd::Corrupt { offset, reason } = &replayed.end {
+            log::error!(
+                "WAL: {}: corrupt record at byte {offset} ({reason}) while cutting a block",
+                path.display()
+            );
+        }
+        for record in replayed.records {
+            if &record.tenant == tenant {
+                traces
+                    .entry(record.trace_id)
+                    .or_default()
+                    .push((buffers.len(), record.payload));
+            }
+        }
+        buffers.push(bytes);
+    }
+    let mut ids: Vec<TraceId> = traces.keys().copied().collect();
+    ids.sort_unstable();
+    let mut writer = BlockWriter::new();
+    for (n, trace_id) in ids.iter().enumerate() {
+        let parts: Vec<&[u8]> = traces[trace_id]
+            .iter()
+            .filter_map(|(buffer, range)| buffers.get(*buffer)?.get(range.clone()))
+            .collect();
+        writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
+        // ~64 traces are well under a millisecond: reads waiting behind the cut stay fast.
+        if n % 64 == 63 {
+            yield_now().await;
+        }
+    }
+    drop(traces);
+    drop(buffers);
+    if writer.trace_count() == 0 {
+        return Ok(None);
+    }
+    let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
+    publish_block(state, tenant, writer, Vec::new(), 0, wal_segments)
+        .await
+        .map(Some)
+}
+
+/// Finishes `writer`, publishes the block and opens it.
+pub(super) async fn publish_block(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    writer: BlockWriter,
+    compacted_from: Vec<String>,
+    compaction_level: u32,
+    wal_segments: Vec<u64>,
+) -> Result<OpenBlock, String> {
+    let (data, stats) = writer.finish();
+    let (tenant_dir, shard_dir, meta) = {
+        let mut s = state.borrow_mut();
+        s.blocks_created += 1;
+        let block_id = block::new_block_id(s.id, s.blocks_created, unix_nanos_now());
+        let meta = BlockMeta {
+            format_version: block::BLOCK_FORMAT_VERSION,
+            block_id,
+            tenant: tenant.clone(),
+            shard: s.id as u32,
+            shards: s.config.shards as u32,
+            min_start_unix_nanos: stats.min_start_unix_nanos,
+            max_end_unix_nanos: stats.max_end_unix_nanos,
+            trace_count: stats.trace_count,
+            span_count: stats.span_count,
+            page_count: stats.page_count,
+            data_bytes: stats.data_bytes,
+            payload_bytes: stats.payload_bytes,
+            footer_crc32: stats.footer_crc32,
+            compaction_level,
+            compacted_from,
+            wal_segments,
+        };
+        (
+            s.config.block_dir.join(tenant.as_str()),
+            shard_dir_name(s.id, s.config.shards),
+            meta,
+        )
+    };
+    let dir = store::publish(&tenant_dir, &shard_dir, &meta, data)
+        .await
+        .map_err(|err| format!("writing block {}: {err}", meta.block_id))?;
+    log::debug!(
+        "blocks: published {} ({} traces, {} spans, {} bytes)",
+        dir.display(),
+        meta.trace_count,
+        meta.span_count,
+        meta.data_bytes
+    );
+    OpenBlock::open(&dir, tenant)
+        .await
+        .map_err(|err| format!("block {} does not read back: {err}", meta.block_id))
+}

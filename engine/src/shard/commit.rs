@@ -1,0 +1,390 @@
+//! Appends: group commit into the WAL segments, then the trace index.
+
+use super::*;
+
+pub(super) type PendingAppend = (Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>);
+
+/// A tenant's part of one group commit: the records' bytes, the staged records, and the
+/// bytes staged per trace in this group.
+pub(super) type TenantGroup = (Tenant, Vec<u8>, Vec<Staged>, HashMap<TraceId, u64>);
+
+/// One record waiting for its write.
+pub(super) struct Staged {
+    message: usize,
+    trace_id: TraceId,
+    offset_in_buffer: usize,
+    length: usize,
+    span_count: u32,
+    payload: Vec<u8>,
+}
+
+/// Writes every queued append with one write and one fsync per tenant, updates the index,
+/// then answers.
+pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<PendingAppend>) {
+    let mut outcomes: Vec<AppendOutcome> = vec![AppendOutcome::default(); appends.len()];
+    let mut replies = Vec::with_capacity(appends.len());
+    // Per tenant: the records' bytes, the staged records, and bytes staged per trace in this
+    // group (so that `max_bytes_per_trace` sees them too).
+    let mut per_tenant: Vec<TenantGroup> = Vec::new();
+    {
+        let mut s = state.borrow_mut();
+        let trace_bytes_max = s.config.trace_bytes_max;
+        let metrics = s.metrics.clone();
+        for (message, (tenant, batches, reply)) in appends.into_iter().enumerate() {
+            replies.push(reply);
+            let slot = match per_tenant.iter().position(|(t, _, _, _)| *t == tenant) {
+                Some(slot) => slot,
+                None => {
+                    per_tenant.push((tenant.clone(), Vec::new(), Vec::new(), HashMap::new()));
+                    per_tenant.len() - 1
+                }
+            };
+            let tenant_state = tenant_state(&mut s, &tenant);
+            let (_, buffer, staged, staged_bytes) = &mut per_tenant[slot];
+            for batch in batches {
+                let already = tenant_state
+                    .traces
+                    .get(&batch.trace_id)
+                    .map_or(0, |e| e.total_bytes);
+                let staged_for_trace = staged_bytes.entry(batch.trace_id).or_insert(0);
+                let size = batch.payload.len() as u64;
+                if size > wal::RECORD_PAYLOAD_BYTES_MAX as u64 {
+                    // The network edge bounds requests below this; a bug if it happens.
+                    let outcome = &mut outcomes[message];
+                    outcome.rejected_spans += u64::from(batch.span_count);
+                    outcome.rejected_message.get_or_insert_with(|| {
+                        format!(
+                            "trace {} has {size} bytes in one request, over the WAL record limit of {} bytes",
+                            batch.trace_id,
+                            wal::RECORD_PAYLOAD_BYTES_MAX
+                        )
+                    });
+                    continue;
+                }
+                if trace_bytes_max > 0 && already + *staged_for_trace + size > trace_bytes_max {
+                    let outcome = &mut outcomes[message];
+                    outcome.rejected_spans += u64::from(batch.span_count);
+                    if outcome.rejected_message.is_none() {
+                        outcome.rejected_message = Some(format!(
+                            "TRACE_TOO_LARGE: max size of trace ({trace_bytes_max}) exceeded while adding {size} bytes to trace {} for tenant {tenant}",
+                            batch.trace_id
+                        ));
+                    }
+                    metrics
+                        .spans_refused
+                        .fetch_add(u64::from(batch.span_count), Ordering::Relaxed);
+                    metrics.bytes_refused.fetch_add(size, Ordering::Relaxed);
+                    continue;
+                }
+                *staged_for_trace += size;
+                let offset_in_buffer = buffer.len();
+                wal::encode_record(
+                    &wal::RecordRef {
+                        tenant: &tenant,
+                        trace_id: batch.trace_id,
+                        span_count: batch.span_count,
+                        start_unix_nanos_min: batch.start_unix_nanos_min,
+                        end_unix_nanos_max: batch.end_unix_nanos_max,
+                        payload: &batch.payload,
+                    },
+                    buffer,
+                );
+                staged.push(Staged {
+                    message,
+                    trace_id: batch.trace_id,
+                    offset_in_buffer,
+                    length: buffer.len() - offset_in_buffer,
+                    span_count: batch.span_count,
+                    payload: batch.payload,
+                });
+            }
+        }
+    }
+
+    for (tenant, buffer, staged, _) in per_tenant {
+        if staged.is_empty() {
+            continue;
+        }
+        match write_tenant(state, &tenant, buffer).await {
+            Ok((file_index, base_offset)) => {
+                let mut s = state.borrow_mut();
+                let metrics = s.metrics.clone();
+                let now = Instant::now();
+                let mut new_live_bytes = 0u64;
+                let mut new_live_traces = 0usize;
+                let tenant_state = tenant_state(&mut s, &tenant);
+                for record in staged {
+                    let payload_len = record.payload.len() as u64;
+                    let entry = tenant_state
+                        .traces
+                        .entry(record.trace_id)
+                        .or_insert_with(|| TraceEntry {
+                            locations: Vec::new(),
+                            memory: Vec::new(),
+                            memory_from: 0,
+                            memory_bytes: 0,
+                            total_bytes: 0,
+                            last_append: now,
+                        });
+                    if !entry.is_live() {
+                        new_live_traces += 1;
+                        entry.memory_from = entry.locations.len();
+                    }
+                    entry.locations.push(Location {
+                        file: file_index,
+                        offset: base_offset + record.offset_in_buffer as u64,
+                        length: record.length as u32,
+                    });
+                    entry.memory.push(record.payload);
+                    entry.memory_bytes += payload_len;
+                    entry.total_bytes += payload_len;
+                    entry.last_append = now;
+                    new_live_bytes += payload_len;
+                    let outcome = &mut outcomes[record.message];
+                    outcome.accepted_spans += u64::from(record.span_count);
+                    metrics
+                        .spans_received
+                        .fetch_add(u64::from(record.span_count), Ordering::Relaxed);
+                    metrics
+                        .bytes_received
+                        .fetch_add(payload_len, Ordering::Relaxed);
+                    metrics.wal_records.fetch_add(1, Ordering::Relaxed);
+                }
+                tenant_state.live_traces += new_live_traces;
+                let traces = tenant_state.traces.len();
+                let live_over = tenant_state.live_traces > s.config.live_traces_per_tenant_max;
+                s.live_bytes += new_live_bytes;
+                metrics
+                    .traces_indexed
+                    .store(traces as u64, Ordering::Relaxed);
+                if live_over || s.live_bytes > s.config.live_bytes_max {
+                    evict_oldest(&mut s);
+                }
+                publish_live_gauges(&s);
+            }
+            Err(err) => {
+                log::error!(
+                    "shard {}: WAL write for tenant {tenant} failed: {err}",
+                    state.borrow().id
+                );
+                for record in staged {
+                    let outcome = &mut outcomes[record.message];
+                    if outcome.failure.is_none() {
+                        outcome.failure = Some(format!("WAL write failed: {err}"));
+                    }
+                }
+            }
+        }
+    }
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Appends `buffer` to the tenant's open segment (rolling it over when full) and syncs per
+/// policy. Returns the segment's file index and the offset the buffer starts at.
+pub(super) async fn write_tenant(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    buffer: Vec<u8>,
+) -> std::io::Result<(u32, u64)> {
+    let needs_new = {
+        let mut s = state.borrow_mut();
+        let max = s.config.wal_segment_bytes_max;
+        let t = tenant_state(&mut s, tenant);
+        match &t.segment {
+            None => true,
+            Some(seg) => seg.length > 0 && seg.length + buffer.len() as u64 > max,
+        }
+    };
+    if needs_new {
+        open_segment(state, tenant).await?;
+    }
+    let (file, file_index, offset) = {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, tenant);
+        let seg = t.segment.as_ref().expect("opened above");
+        let (index, offset) = (seg.file_index, seg.length);
+        let file = s.files[index as usize]
+            .clone()
+            .expect("the open segment has a file");
+        (file, index, offset)
+    };
+    let length = buffer.len() as u64;
+    let (result, _) = file.write_all_at(buffer, offset).await;
+    result?;
+    let policy = state.borrow().config.fsync;
+    let metrics = state.borrow().metrics.clone();
+    if policy == FsyncPolicy::Always {
+        file.sync_data().await?;
+        metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics.wal_appends.fetch_add(1, Ordering::Relaxed);
+    metrics.wal_bytes.fetch_add(length, Ordering::Relaxed);
+    let mut s = state.borrow_mut();
+    let t = tenant_state(&mut s, tenant);
+    t.head_bytes += length;
+    t.head_started.get_or_insert_with(Instant::now);
+    let seg = t.segment.as_mut().expect("opened above");
+    seg.length += length;
+    seg.dirty = policy != FsyncPolicy::Always;
+    Ok((file_index, offset))
+}
+
+/// Creates the next segment file with its header, fsyncs it and its directory.
+pub(super) async fn open_segment(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+) -> std::io::Result<()> {
+    let (dir, sequence, shard, old) = {
+        let mut s = state.borrow_mut();
+        let shard = s.id as u16;
+        let t = tenant_state(&mut s, tenant);
+        let sequence = t.next_sequence;
+        t.next_sequence += 1;
+        (t.dir.clone(), sequence, shard, t.segment.take())
+    };
+    if let Some(old) = old {
+        if old.dirty {
+            let file = state.borrow().files[old.file_index as usize].clone();
+            if let Some(file) = file {
+                file.sync_data().await?;
+            }
+            state
+                .borrow()
+                .metrics
+                .fsyncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(segment_file_name(sequence));
+    let file = monoio::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .open(&path)
+        .await?;
+    let mut header = Vec::new();
+    wal::encode_segment_header(shard, sequence, &mut header);
+    let header_len = header.len() as u64;
+    let (result, _) = file.write_all_at(header, 0).await;
+    result?;
+    file.sync_all().await?;
+    // The new directory entry must be durable before any record in it is acknowledged.
+    std::fs::File::open(&dir)?.sync_all()?;
+    let mut s = state.borrow_mut();
+    let file_index = s.files.len() as u32;
+    s.files.push(Some(Rc::new(file)));
+    s.file_paths.push(path);
+    s.metrics.wal_segments.fetch_add(1, Ordering::Relaxed);
+    s.metrics.fsyncs.fetch_add(2, Ordering::Relaxed);
+    let t = tenant_state(&mut s, tenant);
+    t.head_segments.push((sequence, file_index));
+    t.head_bytes += header_len;
+    t.head_started.get_or_insert_with(Instant::now);
+    t.segment = Some(OpenSegment {
+        file_index,
+        length: header_len,
+        dirty: false,
+    });
+    Ok(())
+}
+
+pub(super) async fn sync_dirty(state: &Rc<RefCell<ShardState>>) {
+    let files: Vec<Rc<monoio::fs::File>> = {
+        let mut s = state.borrow_mut();
+        let mut indexes = Vec::new();
+        for t in s.tenants.values_mut() {
+            if let Some(seg) = t.segment.as_mut() {
+                if seg.dirty {
+                    seg.dirty = false;
+                    indexes.push(seg.file_index);
+                }
+            }
+        }
+        indexes
+            .iter()
+            .filter_map(|&i| s.files[i as usize].clone())
+            .collect()
+    };
+    for file in files {
+        if let Err(err) = file.sync_data().await {
+            log::error!("WAL fsync failed: {err}");
+        } else {
+            state
+                .borrow()
+                .metrics
+                .fsyncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(super) fn evict_idle(state: &Rc<RefCell<ShardState>>, now: Instant) {
+    let mut s = state.borrow_mut();
+    let idle = s.config.trace_idle_period;
+    let mut freed = 0u64;
+    for t in s.tenants.values_mut() {
+        if t.live_traces == 0 {
+            continue;
+        }
+        for entry in t.traces.values_mut() {
+            if entry.is_live() && now.duration_since(entry.last_append) >= idle {
+                freed += evict_entry(entry);
+                t.live_traces -= 1;
+            }
+        }
+    }
+    if freed > 0 {
+        s.live_bytes -= freed;
+        publish_live_gauges(&s);
+    }
+}
+
+pub(super) fn evict_entry(entry: &mut TraceEntry) -> u64 {
+    let freed = entry.memory_bytes;
+    entry.memory.clear();
+    entry.memory.shrink_to_fit();
+    entry.memory_bytes = 0;
+    entry.memory_from = entry.locations.len();
+    freed
+}
+
+/// Over a live bound: the least recently written quarter of live traces leave memory.
+pub(super) fn evict_oldest(s: &mut ShardState) {
+    let per_tenant_max = s.config.live_traces_per_tenant_max;
+    let bytes_over = s.live_bytes > s.config.live_bytes_max;
+    let mut freed = 0u64;
+    for t in s.tenants.values_mut() {
+        if !(bytes_over || t.live_traces > per_tenant_max) || t.live_traces == 0 {
+            continue;
+        }
+        let mut live: Vec<(Instant, TraceId)> = t
+            .traces
+            .iter()
+            .filter(|(_, e)| e.is_live())
+            .map(|(id, e)| (e.last_append, *id))
+            .collect();
+        live.sort_unstable();
+        let target = (per_tenant_max.min(t.live_traces) * 3 / 4).max(1);
+        let evict = t
+            .live_traces
+            .saturating_sub(target)
+            .max(live.len() / 4)
+            .max(1);
+        for (_, id) in live.into_iter().take(evict) {
+            if let Some(entry) = t.traces.get_mut(&id) {
+                freed += evict_entry(entry);
+                t.live_traces -= 1;
+            }
+        }
+    }
+    s.live_bytes -= freed;
+}
+
+pub(super) fn publish_live_gauges(s: &ShardState) {
+    let live: usize = s.tenants.values().map(|t| t.live_traces).sum();
+    s.metrics.live_traces.store(live as u64, Ordering::Relaxed);
+    s.metrics.live_bytes.store(s.live_bytes, Ordering::Relaxed);
+}

@@ -1,0 +1,207 @@
+//! Background maintenance: retention and compaction of this shard's blocks.
+
+use super::*;
+
+/// Starts retention and compaction in the background unless they are already running.
+pub(super) fn start_maintenance(state: &Rc<RefCell<ShardState>>) {
+    {
+        let mut s = state.borrow_mut();
+        if s.maintaining {
+            return;
+        }
+        s.maintaining = true;
+    }
+    let state = state.clone();
+    monoio::spawn(async move {
+        apply_retention(&state);
+        // Bounded: each round removes at least one block.
+        for _ in 0..64 {
+            match compact_once(&state).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) => {
+                    log::error!("shard {}: compaction failed: {err}", state.borrow().id);
+                    state
+                        .borrow()
+                        .metrics
+                        .block_write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        state.borrow_mut().maintaining = false;
+    });
+}
+
+/// Deletes blocks whose newest span is older than `block_retention`.
+pub(super) fn apply_retention(state: &Rc<RefCell<ShardState>>) {
+    let mut s = state.borrow_mut();
+    let cutoff = unix_nanos_now()
+        .saturating_sub(u64::try_from(s.config.block_retention.as_nanos()).unwrap_or(u64::MAX));
+    let (id, shards) = (s.id, s.config.shards);
+    let metrics = s.metrics.clone();
+    let mut expired = Vec::new();
+    for t in s.tenants.values_mut() {
+        t.blocks.retain(|block| {
+            if block.meta.max_end_unix_nanos >= cutoff {
+                return true;
+            }
+            if block_is_deleted_by(block.meta.shard, block.meta.shards, id, shards) {
+                expired.push(block.clone());
+            }
+            false
+        });
+    }
+    publish_block_gauges(&s);
+    drop(s);
+    for block in expired {
+        log::info!(
+            "blocks: retention deletes {} (newest span older than the retention)",
+            block.dir.display()
+        );
+        match store::remove_block(&block.dir, &writer_dir(&block.meta)) {
+            Ok(()) => {
+                metrics
+                    .blocks_retention_deleted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => log::error!("blocks: cannot delete {}: {err}", block.dir.display()),
+        }
+    }
+}
+
+/// Merges one group of this shard's blocks (same tenant, same compaction window) if there
+/// is one with two or more blocks. Returns whether it compacted.
+pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
+    let group = {
+        let s = state.borrow();
+        let window = u64::try_from(s.config.compaction_window.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut found = None;
+        for (tenant, t) in &s.tenants {
+            let mut by_window: HashMap<u64, Vec<Rc<OpenBlock>>> = HashMap::new();
+            for block in &t.blocks {
+                let own = block.meta.shard as usize == s.id
+                    && block.meta.shards as usize == s.config.shards;
+                if own && !block.damaged.get() {
+                    by_window
+                        .entry(block.meta.min_start_unix_nanos / window)
+                        .or_default()
+                        .push(block.clone());
+                }
+            }
+            let mut windows: Vec<_> = by_window
+                .into_iter()
+                .filter(|(_, b)| b.len() >= 2)
+                .collect();
+            windows.sort_by_key(|(window, _)| *window);
+            if let Some((_, mut blocks)) = windows.into_iter().next() {
+                blocks.sort_by_key(|b| b.meta.payload_bytes);
+                let mut chosen = Vec::new();
+                let mut bytes = 0u64;
+                for block in blocks {
+                    if chosen.len() >= COMPACTION_INPUT_BLOCKS_MAX
+                        || (chosen.len() >= 2
+                            && bytes + block.meta.payload_bytes > COMPACTION_INPUT_BYTES_MAX)
+                    {
+                        break;
+                    }
+                    bytes += block.meta.payload_bytes;
+                    chosen.push(block);
+                }
+                found = Some((tenant.clone(), chosen));
+                break;
+            }
+        }
+        found
+    };
+    let Some((tenant, sources)) = group else {
+        return Ok(false);
+    };
+    // A k-way merge by trace ID, one page of each source in memory at a time.
+    struct Source {
+        block: Rc<OpenBlock>,
+        next_page: usize,
+        traces: std::iter::Peekable<std::vec::IntoIter<(TraceId, Vec<u8>)>>,
+    }
+    let mut merging: Vec<Source> = sources
+        .iter()
+        .map(|block| Source {
+            block: block.clone(),
+            next_page: 0,
+            traces: Vec::new().into_iter().peekable(),
+        })
+        .collect();
+    let mut writer = BlockWriter::new();
+    let mut written = 0usize;
+    loop {
+        for source in &mut merging {
+            while source.traces.peek().is_none()
+                && source.next_page < source.block.index.pages.len()
+            {
+                let page = source.block.read_page(source.next_page).await?;
+                source.next_page += 1;
+                source.traces = page.into_iter().peekable();
+            }
+        }
+        let Some(trace_id) = merging
+            .iter_mut()
+            .filter_map(|source| source.traces.peek().map(|(id, _)| *id))
+            .min()
+        else {
+            break;
+        };
+        let payloads: Vec<Vec<u8>> = merging
+            .iter_mut()
+            .filter_map(|source| source.traces.next_if(|(id, _)| *id == trace_id))
+            .map(|(_, payload)| payload)
+            .collect();
+        let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        written += 1;
+        // ~64 traces are well under a millisecond: lookups waiting behind it stay fast.
+        if written.is_multiple_of(64) {
+            yield_now().await;
+        }
+    }
+    drop(merging);
+    let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();
+    let mut wal_segments: Vec<u64> = sources
+        .iter()
+        .flat_map(|b| b.meta.wal_segments.iter().copied())
+        .collect();
+    wal_segments.sort_unstable();
+    wal_segments.dedup();
+    let level = sources
+        .iter()
+        .map(|b| b.meta.compaction_level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let block = publish_block(
+        state,
+        &tenant,
+        writer,
+        compacted_from.clone(),
+        level,
+        wal_segments,
+    )
+    .await?;
+    {
+        let mut s = state.borrow_mut();
+        let t = tenant_state(&mut s, &tenant);
+        t.blocks
+            .retain(|b| !compacted_from.iter().any(|id| id == b.id()));
+        t.blocks.push(Rc::new(block));
+        s.metrics.blocks_compacted.fetch_add(1, Ordering::Relaxed);
+        publish_block_gauges(&s);
+    }
+    for source in &sources {
+        if let Err(err) = store::remove_block(&source.dir, &writer_dir(&source.meta)) {
+            log::error!("blocks: cannot delete {}: {err}", source.dir.display());
+        }
+    }
+    Ok(true)
+}
