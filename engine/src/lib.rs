@@ -2,6 +2,7 @@
 //! own WAL files and live traces.
 
 pub mod block;
+pub mod hash;
 pub mod ids;
 pub mod otlp;
 pub mod scan;

@@ -121,16 +121,10 @@ fn run(config: Config) -> Result<(), String> {
         },
         fsync_interval: config.allegro.wal_fsync_interval,
         wal_segment_bytes_max: config.allegro.wal_segment_bytes_max,
-        trace_idle_period: config.ingester.trace_idle_period,
         trace_bytes_max: config.overrides.max_bytes_per_trace,
-        // Tempo's limit is per tenant; each shard holds its share. 0 = no limit, as in Tempo.
-        live_traces_per_tenant_max: match config.overrides.max_traces_per_user {
-            0 => usize::MAX,
-            max => usize::try_from(max)
-                .unwrap_or(usize::MAX)
-                .div_ceil(shards)
-                .max(1),
-        },
+        // Tempo bounds an ingester's memory by counting live traces
+        // (`max_traces_per_user`); a shard bounds it in bytes, and holds each trace until its
+        // head block is cut (no idle period: `trace_idle_period` is not needed to bound memory).
         live_bytes_max: config.allegro.live_traces_bytes_max,
         block_dir: config.storage.local_path.clone(),
         max_block_duration: config.ingester.max_block_duration,

@@ -88,6 +88,9 @@ pub struct ThreadListeners {
     pub grpc_api: std::net::TcpListener,
 }
 
+/// How long a fixed port that is in use is retried at startup (see [`bind_reuseport`]).
+pub const BIND_IN_USE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Binds `count` listeners on one address with `SO_REUSEPORT`. With port 0 the first one
 /// picks the port and the rest share it.
 ///
@@ -95,6 +98,11 @@ pub struct ThreadListeners {
 /// user holds with `SO_REUSEPORT` (another Allegro): both would take connections, each with its
 /// own WAL. So a fixed port is first bound once without it, which fails with `EADDRINUSE` when
 /// anything listens there, as Tempo's listeners fail.
+///
+/// A process killed with `kill -9` keeps its listeners until the kernel has torn it down,
+/// which takes a while when it had io_uring requests in flight: a server restarted straight
+/// away would find its own port taken. So `EADDRINUSE` is retried for
+/// [`BIND_IN_USE_RETRY`] before it is an error.
 pub fn bind_reuseport(
     addr: SocketAddr,
     count: usize,
@@ -104,7 +112,19 @@ pub fn bind_reuseport(
         let probe =
             socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
         probe.set_reuse_address(true)?;
-        probe.bind(&addr.into())?;
+        let started = std::time::Instant::now();
+        loop {
+            match probe.bind(&addr.into()) {
+                Ok(()) => break,
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::AddrInUse
+                        && started.elapsed() < BIND_IN_USE_RETRY =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(err) => return Err(err),
+            }
+        }
         drop(probe);
     }
     let mut listeners = Vec::with_capacity(count);
@@ -795,6 +815,9 @@ async fn handle_export(
     };
     if let Some(failure) = outcome.failure {
         return Err(Status::new(Code::Unavailable, failure));
+    }
+    if let Some(exhausted) = outcome.exhausted {
+        return Err(Status::new(Code::ResourceExhausted, exhausted));
     }
     Ok(encode_export_response(
         outcome.rejected_spans,

@@ -583,3 +583,120 @@ fn wal_layout_is_tenant_shard_and_sequence() {
         "wal_fsync: always, yet allegro_wal_fsyncs_total = {fsyncs}"
     );
 }
+
+#[test]
+fn past_the_live_memory_bound_is_resource_exhausted_and_heads_are_cut_from_memory() {
+    // One shard holding at most 40 kB of traces not yet in a block; no size or age cut.
+    let server = Server::start(
+        "overrides:
+  defaults:
+    global:
+      max_bytes_per_trace: 0
+    ingestion:
+      rate_limit_bytes: 0
+ingester:
+  max_block_bytes: 1073741824
+  max_block_duration: 1h
+allegro:
+  shards: 1
+  wal_fsync: always
+  live_traces_bytes_max: 40000
+",
+    );
+    let mut gen = TraceGen::new(11);
+    // A request larger than the whole bound can never fit: refused, with the key to raise.
+    let (huge, huge_trace) = big_span_request(&mut gen, gen_id(900), 50_000);
+    let result = export(server.grpc_addr(), &huge, &ExportOpts::default());
+    assert_eq!(result.status, 8, "RESOURCE_EXHAUSTED: {result:?}");
+    assert!(
+        result
+            .message
+            .contains("allegro.live_traces_bytes_max (40000"),
+        "grpc-message names the limit: {:?}",
+        result.message
+    );
+    assert!(
+        span_ids(server.http_addr(), &huge_trace.hex_id(), None).is_empty(),
+        "a refused request was stored"
+    );
+
+    // Requests of ~3 kB: each is acknowledged or refused as RESOURCE_EXHAUSTED while a head
+    // is being written; the heads are cut at half the bound, so most get in.
+    let mut accepted = Vec::new();
+    let mut exhausted = 0;
+    for i in 0..60 {
+        let (request, trace) = big_span_request(&mut gen, gen_id(i), 3000);
+        let result = export(server.grpc_addr(), &request, &ExportOpts::default());
+        match result.status {
+            0 => {
+                assert_eq!(result.rejected_spans(), 0, "{result:?}");
+                accepted.push(trace);
+            }
+            8 => exhausted += 1,
+            other => panic!("request {i}: status {other}: {result:?}"),
+        }
+    }
+    assert!(
+        accepted.len() >= 30,
+        "{} of 60 accepted, {exhausted} refused",
+        accepted.len()
+    );
+    let metrics = http_get(server.http_addr(), "/metrics", &[]).text();
+    let cut = metric_sum(&metrics, "allegro_blocks_cut_total").expect("blocks metric");
+    assert!(cut >= 2.0, "180 kB through a 40 kB bound cut {cut} blocks");
+    let live = metric_sum(&metrics, "allegro_live_bytes").expect("live bytes metric");
+    assert!(live <= 40_000.0, "allegro_live_bytes = {live}");
+    for trace in &accepted {
+        assert_trace(server.http_addr(), trace, None);
+    }
+}
+
+#[test]
+fn a_replayed_wal_larger_than_the_memory_bound_is_cut_into_blocks_and_served() {
+    let config = |live_bytes_max: u64| {
+        default_config(&format!(
+            "overrides:
+  defaults:
+    global:
+      max_bytes_per_trace: 0
+    ingestion:
+      rate_limit_bytes: 0
+ingester:
+  max_block_bytes: 1073741824
+  max_block_duration: 1h
+allegro:
+  shards: 1
+  wal_fsync: always
+  wal_segment_bytes_max: 1048576
+  live_traces_bytes_max: {live_bytes_max}
+"
+        ))
+    };
+    let mut server = Server::start_with(ServerOptions::new(config(64 << 20)));
+    let mut gen = TraceGen::new(12);
+    // ~6 MB in the head: WAL segments of 1 MiB, no block.
+    let mut sent = Vec::new();
+    for i in 0..600 {
+        let (request, trace) = big_span_request(&mut gen, gen_id(i), 10_000);
+        export(server.grpc_addr(), &request, &ExportOpts::default()).assert_ok();
+        sent.push(trace);
+    }
+    let metrics = http_get(server.http_addr(), "/metrics", &[]).text();
+    assert_eq!(metric_sum(&metrics, "allegro_blocks_cut_total"), Some(0.0));
+    server.kill9();
+    // Restarted with room for 3 MB: replay holds the head in memory, so it cuts blocks as it
+    // goes (after a segment that takes it past half the bound) instead of passing the bound.
+    server.set_config(config(3_000_000));
+    server.restart();
+    let metrics = http_get(server.http_addr(), "/metrics", &[]).text();
+    let cut = metric_sum(&metrics, "allegro_blocks_cut_total").expect("blocks metric");
+    assert!(
+        cut >= 2.0,
+        "6 MB replayed under a 3 MB bound cut {cut} blocks"
+    );
+    let live = metric_sum(&metrics, "allegro_live_bytes").expect("live bytes metric");
+    assert!(live <= 3_000_000.0, "allegro_live_bytes = {live}");
+    for trace in &sent {
+        assert_trace(server.http_addr(), trace, None);
+    }
+}

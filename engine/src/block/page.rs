@@ -526,7 +526,7 @@ fn service_name(resource: &[u8]) -> Option<&[u8]> {
 #[derive(Default)]
 struct Dictionary {
     /// xxh3 of an entry -> its index. A (never seen) collision just adds a second entry.
-    index: HashMap<u64, u32>,
+    index: crate::hash::PrehashedMap<u32>,
     ends: Vec<usize>,
     lens: Vec<u8>,
     bytes: Vec<u8>,

@@ -7,7 +7,6 @@
 //! readable 8-byte span ID is dropped.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use super::wire::{field_len, put_len_field, put_len_prefix, Field, Scanner, Value};
 use super::{merge_message, optional_field_len, string_field_len};
@@ -119,7 +118,7 @@ struct ScopeGroup<'a> {
 struct Assembly<'a> {
     /// Linear lookup: a trace touches few distinct resources.
     resources: Vec<ResourceGroup<'a>>,
-    seen: HashSet<SpanId>,
+    seen: crate::hash::IdSet<SpanId>,
 }
 
 impl<'a> Assembly<'a> {

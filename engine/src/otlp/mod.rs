@@ -24,7 +24,6 @@ mod wire;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::ids::{SpanId, TraceId};
@@ -331,7 +330,7 @@ struct Splitter<'a> {
     /// The batch of the previous span: consecutive spans mostly share a trace.
     last_batch: usize,
     /// Built once the request holds more than `TRACES_SCANNED_LINEARLY_MAX` traces.
-    batch_by_trace: Option<HashMap<TraceId, usize>>,
+    batch_by_trace: Option<crate::hash::IdMap<TraceId, usize>>,
     scope_bodies: Vec<(&'a [u8], usize)>,
     scopes: Vec<ScopeMeta<'a>>,
     spans: Vec<SpanEntry<'a>>,

@@ -149,14 +149,19 @@ pub(super) async fn load_blocks(state: &Rc<RefCell<ShardState>>) {
     }
 }
 
-/// Tenants whose head block is old or large enough to cut.
+/// Tenants whose head block is old or large enough to cut, or every tenant with a head when
+/// the heads being filled hold half of the shard's memory bound (the other half is for a
+/// head being cut while new appends arrive).
 pub(super) fn heads_due(state: &Rc<RefCell<ShardState>>, now: Instant) -> Vec<Tenant> {
     let s = state.borrow();
+    let filling: u64 = s.tenants.values().map(|t| t.head_memory_bytes).sum();
+    let memory_due = filling.saturating_mul(2) >= s.config.live_bytes_max;
     s.tenants
         .iter()
         .filter(|(_, t)| {
             !t.head_segments.is_empty()
-                && (t.head_bytes >= s.config.max_block_bytes
+                && (memory_due && t.head_memory_bytes > 0
+                    || t.head_bytes >= s.config.max_block_bytes
                     || t.head_started.is_some_and(|started| {
                         now.duration_since(started) >= s.config.max_block_duration
                     }))
@@ -196,8 +201,9 @@ pub(super) async fn cut_tenants(
 }
 
 /// Cuts one tenant's head block: roll the WAL, write every trace of the closed segments into
-/// a block, publish it, then delete the segments and forget their traces. On failure the
-/// segments stay the head block (nothing is lost; a later cut retries).
+/// a block from the payloads held in memory (the WAL is not read back), publish it, then
+/// delete the segments and drop those payloads. On failure the segments stay the head block
+/// (nothing is lost; a later cut retries).
 pub(super) async fn cut_tenant(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
@@ -219,14 +225,34 @@ pub(super) async fn cut_tenant(
         }
         monoio::time::sleep(Duration::from_micros(200)).await;
     }
-    let (segments, paths, dirty) = {
+    let (segments, paths, dirty, traces, memory) = {
         let mut s = state.borrow_mut();
         let t = tenant_state(&mut s, tenant);
         // Roll: the next append opens a new segment, outside this cut.
         let rolled = t.segment.take();
         let segments = std::mem::take(&mut t.head_segments);
         let bytes = std::mem::take(&mut t.head_bytes);
+        let memory = std::mem::take(&mut t.head_memory_bytes);
         let started = t.head_started.take();
+        let cut: std::collections::HashSet<u32> = segments.iter().map(|&(_, file)| file).collect();
+        // Every record of the closed segments, in memory (a shard holds its head).
+        let mut traces: Vec<(TraceId, Vec<Rc<Vec<u8>>>)> = Vec::new();
+        let mut missing = 0usize;
+        for (id, entry) in &t.traces {
+            let mut parts = Vec::new();
+            for part in &entry.parts {
+                if cut.contains(&part.location.file) {
+                    match &part.payload {
+                        Some(payload) => parts.push(payload.clone()),
+                        None => missing += 1,
+                    }
+                }
+            }
+            if !parts.is_empty() {
+                traces.push((*id, parts));
+            }
+        }
+        assert!(missing == 0, "a head record is not in memory");
         let paths: Vec<PathBuf> = segments
             .iter()
             .map(|&(_, file)| s.file_paths[file as usize].clone())
@@ -234,7 +260,7 @@ pub(super) async fn cut_tenant(
         let dirty = rolled
             .filter(|segment| segment.dirty)
             .and_then(|segment| s.files[segment.file_index as usize].clone());
-        ((segments, bytes, started), paths, dirty)
+        ((segments, bytes, started), paths, dirty, traces, memory)
     };
     if let Some(file) = dirty {
         // Under `interval`, acknowledged records of the rolled segment must still reach the
@@ -246,7 +272,7 @@ pub(super) async fn cut_tenant(
     if segments.0.is_empty() {
         return Ok(());
     }
-    let result = write_cut_block(state, tenant, &segments.0, &paths).await;
+    let result = write_cut_block(state, tenant, &segments.0, traces).await;
     let block = match result {
         Ok(block) => block,
         Err(err) => {
@@ -256,6 +282,7 @@ pub(super) async fn cut_tenant(
             old.append(&mut t.head_segments);
             t.head_segments = old;
             t.head_bytes += bytes;
+            t.head_memory_bytes += memory;
             t.head_started = started.or(t.head_started);
             return Err(err);
         }
@@ -284,43 +311,26 @@ pub(super) async fn cut_tenant(
     let mut no_longer_live = 0usize;
     let t = tenant_state(&mut s, tenant);
     t.traces.retain(|_, entry| {
-        if !entry.locations.iter().any(|l| cut.contains(&l.file)) {
+        if !entry.parts.iter().any(|p| cut.contains(&p.location.file)) {
             return true;
         }
         let was_live = entry.is_live();
-        let memory_from = entry.memory_from;
-        let old_locations = std::mem::take(&mut entry.locations);
-        let mut old_memory = std::mem::take(&mut entry.memory).into_iter();
-        entry.memory_from = 0;
-        entry.memory_bytes = 0;
-        for (i, location) in old_locations.into_iter().enumerate() {
-            let payload = if i >= memory_from {
-                old_memory.next()
-            } else {
-                None
-            };
-            if cut.contains(&location.file) {
-                if let Some(payload) = payload {
-                    freed += payload.len() as u64;
-                }
-                continue;
+        entry.parts.retain(|part| {
+            if !cut.contains(&part.location.file) {
+                return true;
             }
-            entry.locations.push(location);
-            match payload {
-                Some(payload) => {
-                    entry.memory_bytes += payload.len() as u64;
-                    entry.memory.push(payload);
-                }
-                None => entry.memory_from += 1,
+            if part.payload.is_some() {
+                let bytes = u64::from(part.location.payload_length);
+                freed += bytes;
+                entry.memory_bytes -= bytes;
+                entry.memory_parts -= 1;
             }
-        }
-        if entry.memory.is_empty() {
-            entry.memory_from = entry.locations.len();
-        }
+            false
+        });
         if was_live && !entry.is_live() {
             no_longer_live += 1;
         }
-        !entry.locations.is_empty()
+        !entry.parts.is_empty()
     });
     t.live_traces -= no_longer_live;
     if let Some(block) = block {
@@ -337,58 +347,28 @@ pub(super) async fn cut_tenant(
     Ok(())
 }
 
-/// Reads the closed segments and writes their traces as one published block (`None` when
-/// they hold no record).
+/// Writes the traces of the closed segments (their payloads, oldest first) as one published
+/// block (`None` when there are none).
 pub(super) async fn write_cut_block(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
     segments: &[(u64, u32)],
-    paths: &[PathBuf],
+    mut traces: Vec<(TraceId, Vec<Rc<Vec<u8>>>)>,
 ) -> Result<Option<OpenBlock>, String> {
-    let mut buffers = Vec::with_capacity(paths.len());
-    let mut traces: HashMap<TraceId, Vec<(usize, std::ops::Range<usize>)>> = HashMap::new();
-    for path in paths {
-        let bytes = match read_whole_file(path).await {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(format!("reading {}: {err}", path.display())),
-        };
-        let replayed = wal::replay_segment(&bytes);
-        if let wal::ReplayEnd::Corrupt { offset, reason } = &replayed.end {
-            log::error!(
-                "WAL: {}: corrupt record at byte {offset} ({reason}) while cutting a block",
-                path.display()
-            );
-        }
-        for record in replayed.records {
-            if &record.tenant == tenant {
-                traces
-                    .entry(record.trace_id)
-                    .or_default()
-                    .push((buffers.len(), record.payload));
-            }
-        }
-        buffers.push(bytes);
+    if traces.is_empty() {
+        return Ok(None);
     }
-    let mut ids: Vec<TraceId> = traces.keys().copied().collect();
-    ids.sort_unstable();
+    traces.sort_unstable_by_key(|(id, _)| *id);
     let mut writer = BlockWriter::new();
-    for (n, trace_id) in ids.iter().enumerate() {
-        let parts: Vec<&[u8]> = traces[trace_id]
-            .iter()
-            .filter_map(|(buffer, range)| buffers.get(*buffer)?.get(range.clone()))
-            .collect();
-        writer.add_trace(*trace_id, &otlp::assemble_trace(&parts));
+    for (n, (trace_id, parts)) in traces.iter().enumerate() {
+        let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        writer.add_trace(*trace_id, &otlp::assemble_trace(&slices));
         // ~64 traces are well under a millisecond: reads waiting behind the cut stay fast.
         if n % 64 == 63 {
             yield_now().await;
         }
     }
     drop(traces);
-    drop(buffers);
-    if writer.trace_count() == 0 {
-        return Ok(None);
-    }
     let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
     publish_block(state, tenant, writer, Vec::new(), 0, wal_segments)
         .await

@@ -6,7 +6,12 @@ pub(super) type PendingAppend = (Tenant, Vec<TraceBatch>, flume::Sender<AppendOu
 
 /// A tenant's part of one group commit: the records' bytes, the staged records, and the
 /// bytes staged per trace in this group.
-pub(super) type TenantGroup = (Tenant, Vec<u8>, Vec<Staged>, HashMap<TraceId, u64>);
+pub(super) type TenantGroup = (
+    Tenant,
+    Vec<u8>,
+    Vec<Staged>,
+    crate::hash::IdMap<TraceId, u64>,
+);
 
 /// One record waiting for its write.
 pub(super) struct Staged {
@@ -29,13 +34,41 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
     {
         let mut s = state.borrow_mut();
         let trace_bytes_max = s.config.trace_bytes_max;
+        let live_bytes_max = s.config.live_bytes_max;
+        let shard = s.id;
         let metrics = s.metrics.clone();
+        // Payload bytes this group will add to memory.
+        let mut staged_memory = 0u64;
         for (message, (tenant, batches, reply)) in appends.into_iter().enumerate() {
             replies.push(reply);
+            // Memory is bounded: a message that would pass the bound is refused whole (the
+            // client retries it once a head block is published and its memory freed).
+            let message_bytes: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+            if s.live_bytes + staged_memory + message_bytes > live_bytes_max {
+                let spans: u64 = batches.iter().map(|b| u64::from(b.span_count)).sum();
+                let outcome = &mut outcomes[message];
+                outcome.rejected_spans += spans;
+                outcome.exhausted = Some(format!(
+                    "shard {shard} holds {} bytes of traces not yet in a block and this request \
+                     would add {message_bytes}, over allegro.live_traces_bytes_max ({live_bytes_max} \
+                     bytes per shard); a head block is being written, retry shortly",
+                    s.live_bytes + staged_memory
+                ));
+                metrics.spans_refused.fetch_add(spans, Ordering::Relaxed);
+                metrics
+                    .bytes_refused
+                    .fetch_add(message_bytes, Ordering::Relaxed);
+                continue;
+            }
             let slot = match per_tenant.iter().position(|(t, _, _, _)| *t == tenant) {
                 Some(slot) => slot,
                 None => {
-                    per_tenant.push((tenant.clone(), Vec::new(), Vec::new(), HashMap::new()));
+                    per_tenant.push((
+                        tenant.clone(),
+                        Vec::new(),
+                        Vec::new(),
+                        crate::hash::IdMap::default(),
+                    ));
                     per_tenant.len() - 1
                 }
             };
@@ -77,6 +110,7 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                     continue;
                 }
                 *staged_for_trace += size;
+                staged_memory += size;
                 let offset_in_buffer = buffer.len();
                 wal::encode_record(
                     &wal::RecordRef {
@@ -109,7 +143,6 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
             Ok((file_index, base_offset)) => {
                 let mut s = state.borrow_mut();
                 let metrics = s.metrics.clone();
-                let now = Instant::now();
                 let mut new_live_bytes = 0u64;
                 let mut new_live_traces = 0usize;
                 let tenant_state = tenant_state(&mut s, &tenant);
@@ -118,27 +151,16 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                     let entry = tenant_state
                         .traces
                         .entry(record.trace_id)
-                        .or_insert_with(|| TraceEntry {
-                            locations: Vec::new(),
-                            memory: Vec::new(),
-                            memory_from: 0,
-                            memory_bytes: 0,
-                            total_bytes: 0,
-                            last_append: now,
-                        });
-                    if !entry.is_live() {
-                        new_live_traces += 1;
-                        entry.memory_from = entry.locations.len();
-                    }
-                    entry.locations.push(Location {
+                        .or_insert_with(TraceEntry::new);
+                    let location = Location {
                         file: file_index,
                         offset: base_offset + record.offset_in_buffer as u64,
                         length: record.length as u32,
-                    });
-                    entry.memory.push(record.payload);
-                    entry.memory_bytes += payload_len;
-                    entry.total_bytes += payload_len;
-                    entry.last_append = now;
+                        payload_length: payload_len as u32,
+                    };
+                    if entry.push(location, Some(Rc::new(record.payload))) {
+                        new_live_traces += 1;
+                    }
                     new_live_bytes += payload_len;
                     let outcome = &mut outcomes[record.message];
                     outcome.accepted_spans += u64::from(record.span_count);
@@ -151,15 +173,12 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                     metrics.wal_records.fetch_add(1, Ordering::Relaxed);
                 }
                 tenant_state.live_traces += new_live_traces;
+                tenant_state.head_memory_bytes += new_live_bytes;
                 let traces = tenant_state.traces.len();
-                let live_over = tenant_state.live_traces > s.config.live_traces_per_tenant_max;
                 s.live_bytes += new_live_bytes;
                 metrics
                     .traces_indexed
                     .store(traces as u64, Ordering::Relaxed);
-                if live_over || s.live_bytes > s.config.live_bytes_max {
-                    evict_oldest(&mut s);
-                }
                 publish_live_gauges(&s);
             }
             Err(err) => {
@@ -319,68 +338,6 @@ pub(super) async fn sync_dirty(state: &Rc<RefCell<ShardState>>) {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-pub(super) fn evict_idle(state: &Rc<RefCell<ShardState>>, now: Instant) {
-    let mut s = state.borrow_mut();
-    let idle = s.config.trace_idle_period;
-    let mut freed = 0u64;
-    for t in s.tenants.values_mut() {
-        if t.live_traces == 0 {
-            continue;
-        }
-        for entry in t.traces.values_mut() {
-            if entry.is_live() && now.duration_since(entry.last_append) >= idle {
-                freed += evict_entry(entry);
-                t.live_traces -= 1;
-            }
-        }
-    }
-    if freed > 0 {
-        s.live_bytes -= freed;
-        publish_live_gauges(&s);
-    }
-}
-
-pub(super) fn evict_entry(entry: &mut TraceEntry) -> u64 {
-    let freed = entry.memory_bytes;
-    entry.memory.clear();
-    entry.memory.shrink_to_fit();
-    entry.memory_bytes = 0;
-    entry.memory_from = entry.locations.len();
-    freed
-}
-
-/// Over a live bound: the least recently written quarter of live traces leave memory.
-pub(super) fn evict_oldest(s: &mut ShardState) {
-    let per_tenant_max = s.config.live_traces_per_tenant_max;
-    let bytes_over = s.live_bytes > s.config.live_bytes_max;
-    let mut freed = 0u64;
-    for t in s.tenants.values_mut() {
-        if !(bytes_over || t.live_traces > per_tenant_max) || t.live_traces == 0 {
-            continue;
-        }
-        let mut live: Vec<(Instant, TraceId)> = t
-            .traces
-            .iter()
-            .filter(|(_, e)| e.is_live())
-            .map(|(id, e)| (e.last_append, *id))
-            .collect();
-        live.sort_unstable();
-        let target = (per_tenant_max.min(t.live_traces) * 3 / 4).max(1);
-        let evict = t
-            .live_traces
-            .saturating_sub(target)
-            .max(live.len() / 4)
-            .max(1);
-        for (_, id) in live.into_iter().take(evict) {
-            if let Some(entry) = t.traces.get_mut(&id) {
-                freed += evict_entry(entry);
-                t.live_traces -= 1;
-            }
-        }
-    }
-    s.live_bytes -= freed;
 }
 
 pub(super) fn publish_live_gauges(s: &ShardState) {

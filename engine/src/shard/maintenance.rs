@@ -71,30 +71,51 @@ pub(super) fn apply_retention(state: &Rc<RefCell<ShardState>>) {
     }
 }
 
-/// Merges one group of this shard's blocks (same tenant, same compaction window) if there
-/// is one with two or more blocks. Returns whether it compacted.
+/// Merges one group of this shard's blocks if there is one with two or more blocks. As in
+/// Tempo's time-window selector, blocks are grouped by tenant and `compaction_window`, and in
+/// the window that is still being written (the current one) also by compaction level: there
+/// new head blocks are merged with their peers (at least
+/// [`COMPACTION_INPUT_BLOCKS_MIN_ACTIVE`] of one level), not with the large block of everything before
+/// it, so each span is rewritten once per level (log of the block count) instead of at every
+/// cut. Older windows are merged whatever the levels. Returns whether it compacted.
 pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool, String> {
     let group = {
         let s = state.borrow();
         let window = u64::try_from(s.config.compaction_window.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
+        let active_window = unix_nanos_now() / window;
         let mut found = None;
         for (tenant, t) in &s.tenants {
-            let mut by_window: HashMap<u64, Vec<Rc<OpenBlock>>> = HashMap::new();
+            let mut by_window: HashMap<(u64, u32), Vec<Rc<OpenBlock>>> = HashMap::new();
             for block in &t.blocks {
                 let own = block.meta.shard as usize == s.id
                     && block.meta.shards as usize == s.config.shards;
                 if own && !block.damaged.get() {
+                    let block_window = block.meta.min_start_unix_nanos / window;
+                    let level = if block_window >= active_window {
+                        block.meta.compaction_level
+                    } else {
+                        u32::MAX
+                    };
                     by_window
-                        .entry(block.meta.min_start_unix_nanos / window)
+                        .entry((block_window, level))
                         .or_default()
                         .push(block.clone());
                 }
             }
+            // In the window being written, a level waits for COMPACTION_INPUT_BLOCKS_MIN_ACTIVE
+            // peers; an older window merges any two.
             let mut windows: Vec<_> = by_window
                 .into_iter()
-                .filter(|(_, b)| b.len() >= 2)
+                .filter(|((_, level), b)| {
+                    let min = if *level == u32::MAX {
+                        2
+                    } else {
+                        COMPACTION_INPUT_BLOCKS_MIN_ACTIVE
+                    };
+                    b.len() >= min
+                })
                 .collect();
             windows.sort_by_key(|(window, _)| *window);
             if let Some((_, mut blocks)) = windows.into_iter().next() {

@@ -18,24 +18,32 @@
 //! run: at startup it replays, then opens a fresh segment.
 //!
 //! Blocks (`block`): per tenant, the WAL segments written since the last cut are the *head
-//! block*. A shard cuts it when it is `max_block_duration` old or holds `max_block_bytes` of
-//! WAL, and on `/flush`: it rolls the WAL to a new segment, reads the closed segments, writes
-//! every trace in them (idle traces whole, live traces their spans so far; the rest of a live
-//! trace goes into the next block) into one block, publishes it (temp name, fsync, rename,
-//! directory fsync), and only then deletes those segments and forgets their traces, which are
-//! found from then on through the block's bloom filter and index (no per-trace memory).
-//! `meta.json` lists the WAL sequences a block covers, so a restart between publishing and
-//! deleting deletes them then. **Architecture Invariant:** an acknowledged span is in a WAL
-//! segment or in a published block at every instant.
+//! block*, and the shard holds every record of them in memory (the WAL is read back only at
+//! replay). A shard cuts a head when it is `max_block_duration` old, holds `max_block_bytes`
+//! of WAL, or when the heads being filled hold half of `live_bytes_max`, and on `/flush`: it
+//! rolls the WAL to a new segment, takes the payloads of the closed segments from memory,
+//! writes every trace in them (the rest of a trace still being written goes into the next
+//! block) into one block, publishes it (temp name, fsync, rename, directory fsync), and only
+//! then deletes those segments and drops their payloads; the traces are found from then on
+//! through the block's bloom filter and index (no per-trace memory). `meta.json` lists the
+//! WAL sequences a block covers, so a restart between publishing and deleting deletes them
+//! then. **Architecture Invariant:** an acknowledged span is in a WAL segment or in a
+//! published block at every instant.
 //!
-//! Reads: memory, WAL, then every block of the tenant that may hold the trace (time range,
+//! Memory: `live_bytes_max` bounds the payload bytes a shard holds (heads being filled and a
+//! head being cut); an append that would pass it is refused whole with
+//! [`AppendOutcome::exhausted`] (gRPC `RESOURCE_EXHAUSTED`), never dropped and never grown
+//! past the bound.
+//!
+//! Reads: memory (WAL only for segments replayed from another shard count), then every block of the tenant that may hold the trace (time range,
 //! bloom, index, one page); `otlp::assemble_trace` merges and de-duplicates by span ID.
 //! A shard opens its own blocks (`shard-<k>-of-<n>` in `meta.json`) and every block written
 //! under a different shard count, so lookups still work after the count changes.
 //!
-//! Compaction (a background task per shard, after each cut and every
-//! [`MAINTENANCE_INTERVAL`]): a shard merges its own blocks of one tenant and one
-//! `compaction_window` into one, de-duplicating spans; the new block (its `meta.json` naming
+//! Compaction (a background task per shard, after `/flush` and every
+//! [`MAINTENANCE_INTERVAL`], as Tempo's `compaction_cycle`): a shard merges its own blocks of one tenant and one
+//! `compaction_window` into one, de-duplicating spans (in the window still being written,
+//! only blocks of one compaction level, as Tempo's selector does); the new block (its `meta.json` naming
 //! its sources in `compacted_from`) is published before the sources are deleted, and a
 //! restart that finds both deletes the sources. Retention deletes blocks whose newest span is
 //! older than `block_retention`.
@@ -70,8 +78,6 @@ use replay::*;
 pub const GROUP_COMMIT_MESSAGES_MAX: usize = 256;
 /// Capacity of each shard's inbound channel.
 pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
-/// How often a shard scans its index for idle traces.
-const EVICT_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest a shard loop sleeps without a message (it fsyncs under [`FsyncPolicy::Interval`]
 /// and cuts due head blocks on this beat).
 const TICK: Duration = Duration::from_millis(100);
@@ -79,8 +85,11 @@ const TICK: Duration = Duration::from_millis(100);
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// Blocks merged by one compaction at most.
 pub const COMPACTION_INPUT_BLOCKS_MAX: usize = 8;
+/// Blocks of one compaction level merged at least, in the compaction window being written.
+pub const COMPACTION_INPUT_BLOCKS_MIN_ACTIVE: usize = 2;
 /// Payload bytes of one compaction's inputs at most (they are held in memory).
 pub const COMPACTION_INPUT_BYTES_MAX: u64 = 1 << 30;
+const _: () = assert!(COMPACTION_INPUT_BLOCKS_MIN_ACTIVE <= COMPACTION_INPUT_BLOCKS_MAX);
 
 /// The shard that owns a trace. Pure, so every thread agrees without talking.
 pub fn shard_for(trace_id: &TraceId, shards: usize) -> usize {
@@ -109,14 +118,11 @@ pub struct EngineConfig {
     pub fsync: FsyncPolicy,
     pub fsync_interval: Duration,
     pub wal_segment_bytes_max: u64,
-    /// A trace with no new spans for this long leaves the live (in-memory) set; it stays
-    /// readable from the WAL.
-    pub trace_idle_period: Duration,
     /// `overrides.defaults.global.max_bytes_per_trace`; 0 = unlimited.
     pub trace_bytes_max: u64,
-    /// Live traces per tenant per shard before the least recently written leave memory.
-    pub live_traces_per_tenant_max: usize,
-    /// Bytes of live trace data per shard before the least recently written leave memory.
+    /// `allegro.live_traces_bytes_max`: payload bytes a shard holds in memory at most (its
+    /// head blocks, including one being cut). A head is cut once the heads being filled hold
+    /// half of it; an append that would pass it is refused with [`AppendOutcome::exhausted`].
     pub live_bytes_max: u64,
     /// `storage.trace.local.path`: blocks live in `<block_dir>/<tenant>/<block-id>/`.
     pub block_dir: PathBuf,
@@ -172,6 +178,10 @@ pub struct AppendOutcome {
     pub rejected_message: Option<String>,
     /// Set when a shard could not write: nothing in this append may be acknowledged.
     pub failure: Option<String>,
+    /// Set when a shard refused spans because its memory for traces not yet in a block is
+    /// full (`live_bytes_max`): the client should retry later (gRPC `RESOURCE_EXHAUSTED`).
+    /// What other shards accepted is durable.
+    pub exhausted: Option<String>,
 }
 
 impl AppendOutcome {
@@ -183,6 +193,9 @@ impl AppendOutcome {
         }
         if self.failure.is_none() {
             self.failure = other.failure;
+        }
+        if self.exhausted.is_none() {
+            self.exhausted = other.exhausted;
         }
     }
 }
@@ -442,24 +455,55 @@ struct Location {
     file: u32,
     offset: u64,
     length: u32,
+    /// Bytes of the record's payload.
+    payload_length: u32,
+}
+
+/// One WAL record of a trace. Records of this shard's own head segments keep their payload
+/// in memory until a published block covers the segment (the head is cut from memory, the
+/// WAL is only read back at replay); records of segments written under another shard count
+/// are read from the WAL (`payload: None`).
+struct Part {
+    location: Location,
+    payload: Option<Rc<Vec<u8>>>,
 }
 
 /// What a shard knows of one trace.
 struct TraceEntry {
     /// Every WAL record of the trace, oldest first.
-    locations: Vec<Location>,
-    /// Payloads of `locations[memory_from..]`, kept in memory while the trace is live.
-    memory: Vec<Vec<u8>>,
-    memory_from: usize,
+    parts: Vec<Part>,
+    /// Parts whose payload is in memory, and their bytes.
+    memory_parts: u32,
     memory_bytes: u64,
     /// All payload bytes ever appended (for `max_bytes_per_trace`).
     total_bytes: u64,
-    last_append: Instant,
 }
 
 impl TraceEntry {
+    fn new() -> TraceEntry {
+        TraceEntry {
+            parts: Vec::new(),
+            memory_parts: 0,
+            memory_bytes: 0,
+            total_bytes: 0,
+        }
+    }
+
     fn is_live(&self) -> bool {
-        !self.memory.is_empty()
+        self.memory_parts > 0
+    }
+
+    /// Adds a record (oldest first); returns whether the trace became live.
+    fn push(&mut self, location: Location, payload: Option<Rc<Vec<u8>>>) -> bool {
+        let became_live = payload.is_some() && !self.is_live();
+        let bytes = u64::from(location.payload_length);
+        self.total_bytes += bytes;
+        if payload.is_some() {
+            self.memory_parts += 1;
+            self.memory_bytes += bytes;
+        }
+        self.parts.push(Part { location, payload });
+        became_live
     }
 }
 
@@ -473,7 +517,7 @@ struct OpenSegment {
 struct TenantState {
     dir: PathBuf,
     segment: Option<OpenSegment>,
-    traces: HashMap<TraceId, TraceEntry>,
+    traces: crate::hash::IdMap<TraceId, TraceEntry>,
     live_traces: usize,
     next_sequence: u64,
     /// This shard's own segments not yet covered by a published block (the head block):
@@ -482,6 +526,9 @@ struct TenantState {
     head_segments: Vec<(u64, u32)>,
     /// WAL bytes in `head_segments`, and when the head block got its first record.
     head_bytes: u64,
+    /// Payload bytes in memory of the records in `head_segments` (a head being cut is no
+    /// longer counted here, only in `ShardState::live_bytes`).
+    head_memory_bytes: u64,
     head_started: Option<Instant>,
     /// Blocks this shard reads for the tenant.
     blocks: Vec<Rc<OpenBlock>>,
@@ -495,6 +542,8 @@ struct ShardState {
     files: Vec<Option<Rc<monoio::fs::File>>>,
     file_paths: Vec<PathBuf>,
     tenants: HashMap<Tenant, TenantState>,
+    /// Payload bytes in memory: every head, including one being cut, until its block is
+    /// published. At most `config.live_bytes_max` (appends past it are refused).
     live_bytes: u64,
     /// A compaction/retention task is running.
     maintaining: bool,
@@ -530,7 +579,6 @@ impl ShardTask {
         log::debug!("shard {}: ready", self.id);
 
         let mut last_sync = Instant::now();
-        let mut last_evict = Instant::now();
         let mut last_maintenance = Instant::now();
         // Retention and compaction of what the last run left, in the background.
         start_maintenance(&state);
@@ -602,12 +650,6 @@ impl ShardTask {
                 sync_dirty(&state).await;
                 last_sync = now;
             }
-            // A scan of the whole index: once a second is enough for a 10 s idle period
-            // (it was 5% of a loaded shard's CPU at every tick).
-            if now.duration_since(last_evict) >= EVICT_INTERVAL {
-                evict_idle(&state, now);
-                last_evict = now;
-            }
             // Heads due by size or age are cut in the background: the shard keeps taking
             // appends and reads while the block is built (the cut yields every 64 traces).
             // `cut_tenant` rolls a segment only when no WAL write to it is in flight.
@@ -618,8 +660,10 @@ impl ShardTask {
                     let background = state.clone();
                     monoio::spawn(async move {
                         let _ = cut_tenants(&background, Some(due)).await;
+                        // Compaction waits for the next maintenance beat (Tempo's
+                        // compaction_cycle), not for each cut: by then several head blocks
+                        // merge at once, so each span is rewritten fewer times.
                         background.borrow_mut().cutting = false;
-                        start_maintenance(&background);
                     });
                 }
             }
@@ -673,11 +717,12 @@ fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantSta
         .or_insert_with(|| TenantState {
             dir,
             segment: None,
-            traces: HashMap::new(),
+            traces: crate::hash::IdMap::default(),
             live_traces: 0,
             next_sequence: 0,
             head_segments: Vec::new(),
             head_bytes: 0,
+            head_memory_bytes: 0,
             head_started: None,
             blocks: Vec::new(),
         })

@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// Gathers every payload of a trace: from memory, from the WAL files for records no longer
-/// in memory, and from every block that may hold it (in `range`, when given).
+/// Gathers every payload of a trace: from memory (the head blocks), from the WAL files for
+/// records replayed from another shard layout, and from every block that may hold it (in
+/// `range`, when given).
 pub(super) async fn read_trace(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
@@ -16,22 +17,23 @@ pub(super) async fn read_trace(
         let Some(t) = s.tenants.get(tenant) else {
             return Ok(Vec::new());
         };
-        let (on_disk, in_memory): (OnDisk, Vec<Vec<u8>>) = match t.traces.get(&trace_id) {
-            Some(entry) => (
-                entry.locations[..entry.memory_from]
-                    .iter()
-                    .map(|loc| {
-                        (
+        let mut on_disk: OnDisk = Vec::new();
+        let mut in_memory: Vec<Vec<u8>> = Vec::new();
+        if let Some(entry) = t.traces.get(&trace_id) {
+            for part in &entry.parts {
+                match &part.payload {
+                    Some(payload) => in_memory.push(payload.as_ref().clone()),
+                    None => {
+                        let loc = part.location;
+                        on_disk.push((
                             s.files[loc.file as usize].clone(),
-                            *loc,
+                            loc,
                             s.file_paths[loc.file as usize].clone(),
-                        )
-                    })
-                    .collect(),
-                entry.memory.clone(),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
+                        ));
+                    }
+                }
+            }
+        }
         let blocks: Vec<Rc<OpenBlock>> = t
             .blocks
             .iter()
@@ -131,7 +133,7 @@ pub(super) async fn search_shard(
         }
     };
     let plan = search.plan();
-    let mut seen: std::collections::HashSet<TraceId> = std::collections::HashSet::new();
+    let mut seen: crate::hash::IdSet<TraceId> = crate::hash::IdSet::default();
     for (n, id) in ids.iter().enumerate() {
         // A full answer, or nobody waits for it any more (the search gave up).
         if search.is_full() || partials.is_disconnected() {

@@ -69,16 +69,26 @@ pub(super) async fn replay(state: &Rc<RefCell<ShardState>>) {
                 if same_layout {
                     // Ours: part of the head block until a cut covers it.
                     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-                    let mut s = state.borrow_mut();
-                    let file_index = file_index.unwrap_or_else(|| {
-                        s.files.push(None);
-                        s.file_paths.push(path.clone());
-                        (s.files.len() - 1) as u32
-                    });
-                    let t = tenant_state(&mut s, &tenant);
-                    t.head_segments.push((sequence, file_index));
-                    t.head_bytes += bytes;
-                    t.head_started.get_or_insert_with(Instant::now);
+                    let over = {
+                        let mut s = state.borrow_mut();
+                        let file_index = file_index.unwrap_or_else(|| {
+                            s.files.push(None);
+                            s.file_paths.push(path.clone());
+                            (s.files.len() - 1) as u32
+                        });
+                        let t = tenant_state(&mut s, &tenant);
+                        t.head_segments.push((sequence, file_index));
+                        t.head_bytes += bytes;
+                        t.head_started.get_or_insert_with(Instant::now);
+                        // The replayed heads are held in memory: past half the bound, cut
+                        // what is replayed so far into a block, as the running shard would.
+                        s.live_bytes.saturating_mul(2) >= s.config.live_bytes_max
+                    };
+                    if over {
+                        if let Err(err) = cut_tenants(state, Some(vec![tenant.clone()])).await {
+                            log::error!("shard {id}: cutting replayed WAL failed: {err}");
+                        }
+                    }
                 }
             }
         }
@@ -179,7 +189,7 @@ pub(super) async fn replay_segment(
     s.files.push(Some(Rc::new(file)));
     s.file_paths.push(path.to_path_buf());
     let mut count = 0u64;
-    let now = Instant::now();
+    let mut memory = 0u64;
     let tenant_state = tenant_state(&mut s, tenant);
     for record in &replayed.records {
         if &record.tenant != tenant {
@@ -196,26 +206,35 @@ pub(super) async fn replay_segment(
             continue;
         }
         let payload_len = record.payload.len() as u64;
+        // This shard's own segments are its head: their payloads are held in memory until a
+        // block covers them, as for appends. Another layout's records are read from the WAL.
+        let payload = if filter_by_hash {
+            None
+        } else {
+            bytes
+                .get(record.payload.clone())
+                .map(|p| Rc::new(p.to_vec()))
+        };
+        let in_memory = if payload.is_some() { payload_len } else { 0 };
         let entry = tenant_state
             .traces
             .entry(record.trace_id)
-            .or_insert_with(|| TraceEntry {
-                locations: Vec::new(),
-                memory: Vec::new(),
-                memory_from: 0,
-                memory_bytes: 0,
-                total_bytes: 0,
-                last_append: now,
-            });
-        entry.locations.push(Location {
+            .or_insert_with(TraceEntry::new);
+        let location = Location {
             file: file_index,
             offset: record.offset,
             length: record.length,
-        });
-        entry.memory_from = entry.locations.len();
-        entry.total_bytes += payload_len;
+            payload_length: payload_len as u32,
+        };
+        if entry.push(location, payload) {
+            tenant_state.live_traces += 1;
+        }
+        tenant_state.head_memory_bytes += in_memory;
+        memory += in_memory;
         count += 1;
     }
+    s.live_bytes += memory;
+    publish_live_gauges(&s);
     s.metrics
         .replayed_records
         .fetch_add(count, Ordering::Relaxed);
