@@ -7,7 +7,9 @@
 #   bench/sustained.sh [DURATION] [WARMUP]     defaults: 60s and 10s
 #
 # Env: MAX_BLOCK_BYTES (67108864), SHARDS (1), SERVER_CPUS (0), LOADGEN_CPU (1), OUT
-# (bench/SUSTAINED.md), ALLEGRO_BENCH_DIR (target/allegro-bench).
+# (bench/SUSTAINED.md), ALLEGRO_BENCH_DIR (target/allegro-bench), SERVER_BIN
+# (target/release/allegro; another build to compare), BASELINE (a file appended to OUT: the
+# previous figures to compare with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -18,6 +20,8 @@ shards=${SHARDS:-1}
 server_cpus=${SERVER_CPUS:-0}
 loadgen_cpu=${LOADGEN_CPU:-1}
 out=${OUT:-bench/SUSTAINED.md}
+server_bin=${SERVER_BIN:-target/release/allegro}
+baseline=${BASELINE:-}
 cargo build --release -q -p allegro-net --bin allegro -p allegro-loadgen --bin loadgen
 base=${ALLEGRO_BENCH_DIR:-target/allegro-bench}
 mkdir -p "$base"
@@ -28,7 +32,7 @@ write_config "$dir" "$http_port" "$otlp_port" "$grpc_port"
 sed -i "s/^  shards: 2$/  shards: $shards\n  wal_fsync: always/" "$dir/tempo.yaml"
 printf 'ingester:\n  max_block_bytes: %s\n' "$max_block_bytes" >> "$dir/tempo.yaml"
 
-taskset -c "$server_cpus" target/release/allegro -config.file="$dir/tempo.yaml" > "$dir/server.log" 2>&1 &
+taskset -c "$server_cpus" "$server_bin" -config.file="$dir/tempo.yaml" > "$dir/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q listening "$dir/server.log" && break; sleep 0.1; done
@@ -67,7 +71,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')
 {
   echo "# Sustained ingest (bench/sustained.sh)"
   echo
-  echo "\`bench/sustained.sh $duration $warmup\` at $commit, $(date -u '+%Y-%m-%d %H:%M UTC'):"
+  echo "\`bench/sustained.sh $duration $warmup\` ($server_bin) at $commit, $(date -u '+%Y-%m-%d %H:%M UTC'):"
   echo "server on core(s) $server_cpus (\`allegro.shards: $shards\`, \`wal_fsync: always\`,"
   echo "\`ingester.max_block_bytes: $max_block_bytes\`), loadgen on core $loadgen_cpu at max throughput"
   echo "(4 connections x 16 in flight, 100 spans of ~433 B per request), after a $warmup warm-up."
@@ -89,6 +93,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')
   printf '%s\n' "$per_s" | tr '\n' ' ' | fold -s -w 100
   echo
   echo '```'
+  if [ -n "$baseline" ]; then echo; cat "$baseline"; fi
 } > "$out"
 cat "$out"
 kill "$server"; wait "$server" 2>/dev/null || true

@@ -179,8 +179,15 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
             .filter_map(|source| source.traces.next_if(|(id, _)| *id == trace_id))
             .map(|(_, payload)| payload)
             .collect();
-        let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        if let [only] = payloads.as_slice() {
+            // A trace of one source is already assembled (blocks store `assemble_trace`'s
+            // output and pages rebuild it byte for byte): merging it again would be a no-op.
+            debug_assert_eq!(&otlp::assemble_trace(&[only]), only);
+            writer.add_trace(trace_id, only);
+        } else {
+            let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        }
         written += 1;
         // ~64 traces are well under a millisecond: lookups waiting behind it stay fast.
         if written.is_multiple_of(64) {
