@@ -584,10 +584,10 @@ fn wal_layout_is_tenant_shard_and_sequence() {
     );
 }
 
-#[test]
-fn past_the_live_memory_bound_is_resource_exhausted_and_heads_are_cut_from_memory() {
-    // One shard holding at most 40 kB of traces not yet in a block; no size or age cut.
-    let server = Server::start(
+/// One shard, fsync always, no trace size or rate limit, no size or age cut: only the
+/// memory bound cuts heads. `allegro` lines are appended under `allegro:`.
+fn memory_bound_config(allegro: &str) -> String {
+    format!(
         "overrides:
   defaults:
     global:
@@ -600,9 +600,14 @@ ingester:
 allegro:
   shards: 1
   wal_fsync: always
-  live_traces_bytes_max: 40000
-",
-    );
+{allegro}"
+    )
+}
+
+#[test]
+fn past_the_live_memory_bound_is_resource_exhausted_and_heads_are_cut_from_memory() {
+    // One shard holding at most 40 kB of traces not yet in a block; no size or age cut.
+    let server = Server::start(&memory_bound_config("  live_traces_bytes_max: 40000\n"));
     let mut gen = TraceGen::new(11);
     // A request larger than the whole bound can never fit: refused, with the key to raise.
     let (huge, huge_trace) = big_span_request(&mut gen, gen_id(900), 50_000);
@@ -654,23 +659,9 @@ allegro:
 #[test]
 fn a_replayed_wal_larger_than_the_memory_bound_is_cut_into_blocks_and_served() {
     let config = |live_bytes_max: u64| {
-        default_config(&format!(
-            "overrides:
-  defaults:
-    global:
-      max_bytes_per_trace: 0
-    ingestion:
-      rate_limit_bytes: 0
-ingester:
-  max_block_bytes: 1073741824
-  max_block_duration: 1h
-allegro:
-  shards: 1
-  wal_fsync: always
-  wal_segment_bytes_max: 1048576
-  live_traces_bytes_max: {live_bytes_max}
-"
-        ))
+        default_config(&memory_bound_config(&format!(
+            "  wal_segment_bytes_max: 1048576\n  live_traces_bytes_max: {live_bytes_max}\n"
+        )))
     };
     let mut server = Server::start_with(ServerOptions::new(config(64 << 20)));
     let mut gen = TraceGen::new(12);
