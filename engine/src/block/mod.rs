@@ -489,7 +489,12 @@ impl Default for BlockWriter {
 
 impl BlockWriter {
     pub fn new() -> BlockWriter {
-        let mut out = Vec::with_capacity(1 << 20);
+        BlockWriter::with_capacity(1 << 20)
+    }
+
+    /// A writer whose data file has room for `bytes` before it grows.
+    pub fn with_capacity(bytes: usize) -> BlockWriter {
+        let mut out = Vec::with_capacity(bytes.max(BLOCK_HEADER_BYTES));
         out.extend_from_slice(&BLOCK_MAGIC);
         out.push(BLOCK_FORMAT_VERSION);
         out.push(0);

@@ -39,14 +39,33 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
+/// A data file is written and flushed in pieces of this size: a WAL write or fsync queued
+/// behind a block's writeback then waits for one piece, not for the whole file (measured:
+/// 30 MB written at once held WAL appends for 40-55 ms).
+pub const BLOCK_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
 async fn write_file(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    use monoio::buf::IoBuf;
     let file = monoio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .await?;
-    let (result, _) = file.write_all_at(bytes, 0).await;
-    result?;
+    let length = bytes.len();
+    let mut bytes = bytes;
+    let mut offset = 0usize;
+    while offset < length {
+        let end = length.min(offset + BLOCK_WRITE_CHUNK_BYTES);
+        let (result, slice) = file
+            .write_all_at(bytes.slice(offset..end), offset as u64)
+            .await;
+        result?;
+        bytes = slice.into_inner();
+        offset = end;
+        if offset < length {
+            file.sync_data().await?;
+        }
+    }
     file.sync_all().await?;
     file.close().await
 }

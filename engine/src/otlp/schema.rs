@@ -13,10 +13,49 @@ use super::{OtlpError, OtlpErrorKind, PathSegment, NESTING_DEPTH_MAX};
 
 pub struct Schema {
     pub fields: &'static [FieldSpec],
+    /// `by_number[n]` is the index in `fields` of field number `n`, or [`NOT_IN_SCHEMA`]:
+    /// one load per field instead of a search (built at compile time by [`schema`]).
+    by_number: [u8; FIELD_NUMBER_MAX + 1],
 }
 
 /// Field counters are kept in a fixed array: no schema has more fields than this.
 const SCHEMA_FIELDS_MAX: usize = 16;
+/// The highest field number any schema here knows.
+const FIELD_NUMBER_MAX: usize = 16;
+const NOT_IN_SCHEMA: u8 = u8::MAX;
+const _: () = assert!(SCHEMA_FIELDS_MAX < NOT_IN_SCHEMA as usize);
+
+/// A schema of `fields`, with its lookup table. Fails to compile when a field number is
+/// above [`FIELD_NUMBER_MAX`], listed twice, or there are too many fields.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "compile-time only: an index out of range fails the build, never a request"
+)]
+const fn schema(fields: &'static [FieldSpec]) -> Schema {
+    assert!(fields.len() <= SCHEMA_FIELDS_MAX);
+    let mut by_number = [NOT_IN_SCHEMA; FIELD_NUMBER_MAX + 1];
+    let mut index = 0;
+    while index < fields.len() {
+        let number = fields[index].number as usize;
+        assert!(number >= 1 && number <= FIELD_NUMBER_MAX);
+        assert!(
+            by_number[number] == NOT_IN_SCHEMA,
+            "field number listed twice"
+        );
+        by_number[number] = index as u8;
+        index += 1;
+    }
+    Schema { fields, by_number }
+}
+
+impl Schema {
+    /// The index and spec of field `number`, if the schema knows it.
+    fn field(&self, number: u32) -> Option<(usize, &FieldSpec)> {
+        let index = *self.by_number.get(number as usize)?;
+        let spec = self.fields.get(usize::from(index))?;
+        Some((usize::from(index), spec))
+    }
+}
 
 pub struct FieldSpec {
     pub number: u32,
@@ -54,110 +93,88 @@ const fn many(number: u32, name: &'static str, kind: Kind) -> FieldSpec {
     }
 }
 
-pub static ANY_VALUE: Schema = Schema {
-    fields: &[
-        one(1, "string_value", Kind::String),
-        one(2, "bool_value", Kind::Varint),
-        one(3, "int_value", Kind::Varint),
-        one(4, "double_value", Kind::Fixed64),
-        one(5, "array_value", Kind::Message(&ARRAY_VALUE)),
-        one(6, "kvlist_value", Kind::Message(&KEY_VALUE_LIST)),
-        one(7, "bytes_value", Kind::Bytes),
-        one(8, "string_value_strindex", Kind::Varint),
-    ],
-};
+pub static ANY_VALUE: Schema = schema(&[
+    one(1, "string_value", Kind::String),
+    one(2, "bool_value", Kind::Varint),
+    one(3, "int_value", Kind::Varint),
+    one(4, "double_value", Kind::Fixed64),
+    one(5, "array_value", Kind::Message(&ARRAY_VALUE)),
+    one(6, "kvlist_value", Kind::Message(&KEY_VALUE_LIST)),
+    one(7, "bytes_value", Kind::Bytes),
+    one(8, "string_value_strindex", Kind::Varint),
+]);
 
-pub static ARRAY_VALUE: Schema = Schema {
-    fields: &[many(1, "values", Kind::Message(&ANY_VALUE))],
-};
+pub static ARRAY_VALUE: Schema = schema(&[many(1, "values", Kind::Message(&ANY_VALUE))]);
 
-pub static KEY_VALUE_LIST: Schema = Schema {
-    fields: &[many(1, "values", Kind::Message(&KEY_VALUE))],
-};
+pub static KEY_VALUE_LIST: Schema = schema(&[many(1, "values", Kind::Message(&KEY_VALUE))]);
 
-pub static KEY_VALUE: Schema = Schema {
-    fields: &[
-        one(1, "key", Kind::String),
-        one(2, "value", Kind::Message(&ANY_VALUE)),
-        one(3, "key_strindex", Kind::Varint),
-    ],
-};
+pub static KEY_VALUE: Schema = schema(&[
+    one(1, "key", Kind::String),
+    one(2, "value", Kind::Message(&ANY_VALUE)),
+    one(3, "key_strindex", Kind::Varint),
+]);
 
-pub static RESOURCE: Schema = Schema {
-    fields: &[
-        many(1, "attributes", Kind::Message(&KEY_VALUE)),
-        one(2, "dropped_attributes_count", Kind::Varint),
-        many(3, "entity_refs", Kind::Message(&ENTITY_REF)),
-    ],
-};
+pub static RESOURCE: Schema = schema(&[
+    many(1, "attributes", Kind::Message(&KEY_VALUE)),
+    one(2, "dropped_attributes_count", Kind::Varint),
+    many(3, "entity_refs", Kind::Message(&ENTITY_REF)),
+]);
 
-pub static ENTITY_REF: Schema = Schema {
-    fields: &[
-        one(1, "schema_url", Kind::String),
-        one(2, "type", Kind::String),
-        many(3, "id_keys", Kind::String),
-        many(4, "description_keys", Kind::String),
-    ],
-};
+pub static ENTITY_REF: Schema = schema(&[
+    one(1, "schema_url", Kind::String),
+    one(2, "type", Kind::String),
+    many(3, "id_keys", Kind::String),
+    many(4, "description_keys", Kind::String),
+]);
 
-pub static SCOPE: Schema = Schema {
-    fields: &[
-        one(1, "name", Kind::String),
-        one(2, "version", Kind::String),
-        many(3, "attributes", Kind::Message(&KEY_VALUE)),
-        one(4, "dropped_attributes_count", Kind::Varint),
-    ],
-};
+pub static SCOPE: Schema = schema(&[
+    one(1, "name", Kind::String),
+    one(2, "version", Kind::String),
+    many(3, "attributes", Kind::Message(&KEY_VALUE)),
+    one(4, "dropped_attributes_count", Kind::Varint),
+]);
 
 /// `Span`. Fields 1, 2, 7 and 8 are read by the splitter itself; they are listed for
 /// completeness.
-pub static SPAN: Schema = Schema {
-    fields: &[
-        one(1, "trace_id", Kind::Bytes),
-        one(2, "span_id", Kind::Bytes),
-        one(3, "trace_state", Kind::String),
-        one(4, "parent_span_id", Kind::Bytes),
-        one(5, "name", Kind::String),
-        one(6, "kind", Kind::Varint),
-        one(7, "start_time_unix_nano", Kind::Fixed64),
-        one(8, "end_time_unix_nano", Kind::Fixed64),
-        many(9, "attributes", Kind::Message(&KEY_VALUE)),
-        one(10, "dropped_attributes_count", Kind::Varint),
-        many(11, "events", Kind::Message(&EVENT)),
-        one(12, "dropped_events_count", Kind::Varint),
-        many(13, "links", Kind::Message(&LINK)),
-        one(14, "dropped_links_count", Kind::Varint),
-        one(15, "status", Kind::Message(&STATUS)),
-        one(16, "flags", Kind::Fixed32),
-    ],
-};
+pub static SPAN: Schema = schema(&[
+    one(1, "trace_id", Kind::Bytes),
+    one(2, "span_id", Kind::Bytes),
+    one(3, "trace_state", Kind::String),
+    one(4, "parent_span_id", Kind::Bytes),
+    one(5, "name", Kind::String),
+    one(6, "kind", Kind::Varint),
+    one(7, "start_time_unix_nano", Kind::Fixed64),
+    one(8, "end_time_unix_nano", Kind::Fixed64),
+    many(9, "attributes", Kind::Message(&KEY_VALUE)),
+    one(10, "dropped_attributes_count", Kind::Varint),
+    many(11, "events", Kind::Message(&EVENT)),
+    one(12, "dropped_events_count", Kind::Varint),
+    many(13, "links", Kind::Message(&LINK)),
+    one(14, "dropped_links_count", Kind::Varint),
+    one(15, "status", Kind::Message(&STATUS)),
+    one(16, "flags", Kind::Fixed32),
+]);
 
-pub static EVENT: Schema = Schema {
-    fields: &[
-        one(1, "time_unix_nano", Kind::Fixed64),
-        one(2, "name", Kind::String),
-        many(3, "attributes", Kind::Message(&KEY_VALUE)),
-        one(4, "dropped_attributes_count", Kind::Varint),
-    ],
-};
+pub static EVENT: Schema = schema(&[
+    one(1, "time_unix_nano", Kind::Fixed64),
+    one(2, "name", Kind::String),
+    many(3, "attributes", Kind::Message(&KEY_VALUE)),
+    one(4, "dropped_attributes_count", Kind::Varint),
+]);
 
-pub static LINK: Schema = Schema {
-    fields: &[
-        one(1, "trace_id", Kind::Bytes),
-        one(2, "span_id", Kind::Bytes),
-        one(3, "trace_state", Kind::String),
-        many(4, "attributes", Kind::Message(&KEY_VALUE)),
-        one(5, "dropped_attributes_count", Kind::Varint),
-        one(6, "flags", Kind::Fixed32),
-    ],
-};
+pub static LINK: Schema = schema(&[
+    one(1, "trace_id", Kind::Bytes),
+    one(2, "span_id", Kind::Bytes),
+    one(3, "trace_state", Kind::String),
+    many(4, "attributes", Kind::Message(&KEY_VALUE)),
+    one(5, "dropped_attributes_count", Kind::Varint),
+    one(6, "flags", Kind::Fixed32),
+]);
 
-pub static STATUS: Schema = Schema {
-    fields: &[
-        one(2, "message", Kind::String),
-        one(3, "code", Kind::Varint),
-    ],
-};
+pub static STATUS: Schema = schema(&[
+    one(2, "message", Kind::String),
+    one(3, "code", Kind::Varint),
+]);
 
 const _: () = assert!(SPAN.fields.len() <= SCHEMA_FIELDS_MAX);
 
@@ -195,12 +212,7 @@ pub fn check_field(
     seen: &mut Occurrences,
     depth: u32,
 ) -> Result<(), OtlpError> {
-    let Some((index, spec)) = schema
-        .fields
-        .iter()
-        .enumerate()
-        .find(|(_, spec)| spec.number == field.number)
-    else {
+    let Some((index, spec)) = schema.field(field.number) else {
         return Ok(());
     };
     let segment = if spec.repeated {
@@ -241,6 +253,10 @@ fn check_value(spec: &FieldSpec, field: &Field<'_>, depth: u32) -> Result<(), Ot
 
 /// `bytes` (at absolute offset `at`) must be UTF-8, as prost requires of `string` fields.
 pub fn check_utf8(bytes: &[u8], at: usize) -> Result<(), OtlpError> {
+    // SIMD where the CPU has it; std only to locate an error.
+    if simdutf8::basic::from_utf8(bytes).is_ok() {
+        return Ok(());
+    }
     match std::str::from_utf8(bytes) {
         Ok(_) => Ok(()),
         Err(error) => Err(OtlpError::new(OtlpErrorKind::InvalidUtf8 {

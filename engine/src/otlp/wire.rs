@@ -155,6 +155,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn next_raw(&mut self, depth: u32) -> Result<Option<Raw<'a>>, OtlpError> {
         if self.pos >= self.buf.len() {
             return Ok(None);
@@ -268,7 +269,20 @@ impl<'a> Scanner<'a> {
 
     /// A base-128 varint, with prost's rules: at most 10 bytes, and the tenth may only
     /// carry the top bit of a u64.
+    #[inline]
     fn varint(&mut self) -> Result<u64, OtlpError> {
+        // Tags and most lengths fit one byte.
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, OtlpError> {
         let at = self.origin + self.pos;
         let mut value = 0u64;
         for index in 0..10 {

@@ -200,10 +200,14 @@ pub(super) async fn cut_tenants(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Cuts one tenant's head block: roll the WAL, write every trace of the closed segments into
-/// a block from the payloads held in memory (the WAL is not read back), publish it, then
-/// delete the segments and drop those payloads. On failure the segments stay the head block
-/// (nothing is lost; a later cut retries).
+/// Cuts one tenant's head block: roll the WAL, write the records of the closed segments
+/// (held in memory, the WAL is not read back) into a block, publish it, then delete the
+/// segments and drop those payloads. On failure the segments stay the head block (nothing is
+/// lost; a later cut retries).
+///
+/// Every step that walks traces runs in background slices ([`Slice`]): appends are
+/// acknowledged while the block is built. Readers see each trace in memory, in the new block
+/// or in both (between publishing and dropping the payloads; reads de-duplicate spans).
 pub(super) async fn cut_tenant(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
@@ -225,42 +229,32 @@ pub(super) async fn cut_tenant(
         }
         monoio::time::sleep(Duration::from_micros(200)).await;
     }
-    let (segments, paths, dirty, traces, memory) = {
+    let (head, paths, dirty, records) = {
         let mut s = state.borrow_mut();
         let t = tenant_state(&mut s, tenant);
         // Roll: the next append opens a new segment, outside this cut.
         let rolled = t.segment.take();
-        let segments = std::mem::take(&mut t.head_segments);
-        let bytes = std::mem::take(&mut t.head_bytes);
-        let memory = std::mem::take(&mut t.head_memory_bytes);
-        let started = t.head_started.take();
-        let cut: std::collections::HashSet<u32> = segments.iter().map(|&(_, file)| file).collect();
-        // Every record of the closed segments, in memory (a shard holds its head).
-        let mut traces: Vec<(TraceId, Vec<Rc<Vec<u8>>>)> = Vec::new();
-        let mut missing = 0usize;
-        for (id, entry) in &t.traces {
-            let mut parts = Vec::new();
-            for part in &entry.parts {
-                if cut.contains(&part.location.file) {
-                    match &part.payload {
-                        Some(payload) => parts.push(payload.clone()),
-                        None => missing += 1,
-                    }
-                }
-            }
-            if !parts.is_empty() {
-                traces.push((*id, parts));
-            }
-        }
-        assert!(missing == 0, "a head record is not in memory");
-        let paths: Vec<PathBuf> = segments
+        let head = Head {
+            segments: std::mem::take(&mut t.head_segments),
+            bytes: std::mem::take(&mut t.head_bytes),
+            memory_bytes: std::mem::take(&mut t.head_memory_bytes),
+            started: t.head_started.take(),
+        };
+        let records = std::mem::take(&mut t.head_records);
+        debug_assert_eq!(
+            records.iter().map(|r| r.payload.len() as u64).sum::<u64>(),
+            head.memory_bytes,
+            "the head's records are its memory"
+        );
+        let paths: Vec<PathBuf> = head
+            .segments
             .iter()
             .map(|&(_, file)| s.file_paths[file as usize].clone())
             .collect();
         let dirty = rolled
             .filter(|segment| segment.dirty)
             .and_then(|segment| s.files[segment.file_index as usize].clone());
-        ((segments, bytes, started), paths, dirty, traces, memory)
+        (head, paths, dirty, records)
     };
     if let Some(file) = dirty {
         // Under `interval`, acknowledged records of the rolled segment must still reach the
@@ -269,110 +263,189 @@ pub(super) async fn cut_tenant(
             log::error!("WAL fsync failed: {err}");
         }
     }
-    if segments.0.is_empty() {
+    if head.segments.is_empty() {
         return Ok(());
     }
-    let result = write_cut_block(state, tenant, &segments.0, traces).await;
-    let block = match result {
-        Ok(block) => block,
-        Err(err) => {
+    let (block, records) = match write_cut_block(state, tenant, &head.segments, records).await {
+        Ok(written) => written,
+        Err((err, records)) => {
             let mut s = state.borrow_mut();
             let t = tenant_state(&mut s, tenant);
-            let (mut old, bytes, started) = segments;
-            old.append(&mut t.head_segments);
-            t.head_segments = old;
-            t.head_bytes += bytes;
-            t.head_memory_bytes += memory;
-            t.head_started = started.or(t.head_started);
+            let mut segments = head.segments;
+            segments.append(&mut t.head_segments);
+            t.head_segments = segments;
+            t.head_bytes += head.bytes;
+            t.head_memory_bytes += head.memory_bytes;
+            t.head_started = head.started.or(t.head_started);
+            let mut kept = records;
+            kept.append(&mut t.head_records);
+            t.head_records = kept;
             return Err(err);
         }
     };
-    // The block is durable: the segments it covers can go.
-    let cut: std::collections::HashSet<u32> = segments.0.iter().map(|&(_, file)| file).collect();
+    // The block is durable and served: the segments it covers can go.
+    let cut: std::collections::HashSet<u32> = head.segments.iter().map(|&(_, f)| f).collect();
     let wal_dir = {
         let mut s = state.borrow_mut();
-        for &file in &cut {
-            s.files[file as usize] = None;
+        let t = tenant_state(&mut s, tenant);
+        if let Some(block) = block {
+            t.blocks.push(Rc::new(block));
+            s.metrics.blocks_cut.fetch_add(1, Ordering::Relaxed);
         }
+        publish_block_gauges(&s);
         tenant_state(&mut s, tenant).dir.clone()
     };
+    let mut slice = Slice::new();
+    // First drop the cut parts from the index, trace by trace (records are sorted by trace
+    // ID), and the records with them, so that their memory is free for appends as soon as
+    // possible; the segments go after.
+    let total = records.len().max(1) as f64;
+    let mut records = records.into_iter().peekable();
+    while let Some(record) = records.next() {
+        let trace_id = record.trace_id;
+        drop(record);
+        while records.next_if(|next| next.trace_id == trace_id).is_some() {}
+        {
+            let mut s = state.borrow_mut();
+            let mut freed = 0u64;
+            let t = tenant_state(&mut s, tenant);
+            if let Some(entry) = t.traces.get_mut(&trace_id) {
+                let was_live = entry.is_live();
+                entry.parts.retain(|part| {
+                    if !cut.contains(&part.location.file) {
+                        return true;
+                    }
+                    if part.payload.is_some() {
+                        let bytes = u64::from(part.location.payload_length);
+                        freed += bytes;
+                        entry.memory_bytes -= bytes;
+                        entry.memory_parts -= 1;
+                    }
+                    false
+                });
+                if was_live && !entry.is_live() {
+                    t.live_traces -= 1;
+                }
+                if entry.parts.is_empty() {
+                    t.traces.remove(&trace_id);
+                }
+            }
+            s.live_bytes -= freed;
+        }
+        let left = records.len() as f64 / total;
+        let progress = CUT_BUILD_SHARE + (1.0 - CUT_BUILD_SHARE) * (1.0 - left);
+        slice.tick_urgent(cut_urgency(state, progress)).await;
+    }
     for path in &paths {
-        match std::fs::remove_file(path) {
+        match remove_segment(path, &mut slice).await {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => log::error!("WAL: cannot delete {}: {err}", path.display()),
         }
     }
+    {
+        // Closed only now: the files are empty and unlinked, so closing frees nothing more.
+        let mut s = state.borrow_mut();
+        for &file in &cut {
+            s.files[file as usize] = None;
+        }
+    }
     if let Err(err) = store::sync_dir(&wal_dir) {
         log::error!("WAL: cannot sync {}: {err}", wal_dir.display());
     }
-    let mut s = state.borrow_mut();
-    let mut freed = 0u64;
-    let mut no_longer_live = 0usize;
-    let t = tenant_state(&mut s, tenant);
-    t.traces.retain(|_, entry| {
-        if !entry.parts.iter().any(|p| cut.contains(&p.location.file)) {
-            return true;
-        }
-        let was_live = entry.is_live();
-        entry.parts.retain(|part| {
-            if !cut.contains(&part.location.file) {
-                return true;
-            }
-            if part.payload.is_some() {
-                let bytes = u64::from(part.location.payload_length);
-                freed += bytes;
-                entry.memory_bytes -= bytes;
-                entry.memory_parts -= 1;
-            }
-            false
-        });
-        if was_live && !entry.is_live() {
-            no_longer_live += 1;
-        }
-        !entry.parts.is_empty()
-    });
-    t.live_traces -= no_longer_live;
-    if let Some(block) = block {
-        t.blocks.push(Rc::new(block));
-        s.metrics.blocks_cut.fetch_add(1, Ordering::Relaxed);
-    }
+    let s = state.borrow();
     let traces: usize = s.tenants.values().map(|t| t.traces.len()).sum();
-    s.live_bytes -= freed;
     s.metrics
         .traces_indexed
         .store(traces as u64, Ordering::Relaxed);
     publish_live_gauges(&s);
-    publish_block_gauges(&s);
     Ok(())
 }
 
-/// Writes the traces of the closed segments (their payloads, oldest first) as one published
-/// block (`None` when there are none).
-pub(super) async fn write_cut_block(
+/// The part of a cut's time spent building its block (the rest: publishing, deleting the
+/// segments, updating the index), for [`cut_urgency`].
+const CUT_BUILD_SHARE: f64 = 0.8;
+
+/// A WAL segment is shrunk by this much per step before it is deleted.
+const SEGMENT_SHRINK_STEP_BYTES: u64 = 2 << 20;
+
+/// Deletes a WAL segment whose records are in a published block. Freeing a file's pages and
+/// extents happens at once when its last link and descriptor go (measured: 35-45 ms for
+/// 128 MiB, a stall of the whole thread), so the file is first truncated step by step, in
+/// background slices, then unlinked empty. A crash midway leaves a shortened segment that
+/// the next start deletes as covered by the block (`meta.json` lists it).
+async fn remove_segment(path: &Path, slice: &mut Slice) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut length = file.metadata()?.len();
+    while length > 0 {
+        length = length.saturating_sub(SEGMENT_SHRINK_STEP_BYTES);
+        file.set_len(length)?;
+        slice.tick().await;
+    }
+    drop(file);
+    std::fs::remove_file(path)
+}
+
+/// How urgent a cut is (0 to 1), given how far it has got (`progress`, 0 to 1): the heads
+/// filling while it runs have half of `live_bytes_max` before appends are refused, so the cut
+/// is behind when they have used more of that half than it has done of its work. Behind by
+/// a quarter or more, or with memory 90% full, it is fully urgent.
+fn cut_urgency(state: &Rc<RefCell<ShardState>>, progress: f64) -> f64 {
+    let s = state.borrow();
+    let half = (s.config.live_bytes_max / 2).max(1) as f64;
+    let filling: u64 = s.tenants.values().map(|t| t.head_memory_bytes).sum();
+    if s.live_bytes as f64 >= 0.9 * s.config.live_bytes_max as f64 {
+        return 1.0;
+    }
+    ((filling as f64 / half - progress) * 4.0).clamp(0.0, 1.0)
+}
+
+/// What a cut takes from a tenant's head (and gives back if the cut fails).
+struct Head {
+    segments: Vec<(u64, u32)>,
+    bytes: u64,
+    memory_bytes: u64,
+    started: Option<Instant>,
+}
+
+/// Writes the records of the closed segments as one published block (`None` when there are
+/// none). Returns the records sorted by trace ID (oldest first within a trace), or on
+/// failure the error and the records.
+async fn write_cut_block(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
     segments: &[(u64, u32)],
-    mut traces: Vec<(TraceId, Vec<Rc<Vec<u8>>>)>,
-) -> Result<Option<OpenBlock>, String> {
-    if traces.is_empty() {
-        return Ok(None);
+    mut records: Vec<HeadRecord>,
+) -> Result<(Option<OpenBlock>, Vec<HeadRecord>), (String, Vec<HeadRecord>)> {
+    if records.is_empty() {
+        return Ok((None, records));
     }
-    traces.sort_unstable_by_key(|(id, _)| *id);
-    let mut writer = BlockWriter::new();
-    for (n, (trace_id, parts)) in traces.iter().enumerate() {
-        let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-        writer.add_trace(*trace_id, &otlp::assemble_trace(&slices));
-        // ~64 traces are well under a millisecond: reads waiting behind the cut stay fast.
-        if n % 64 == 63 {
-            yield_now().await;
-        }
+    // Stable: a trace's records stay in the order they were written.
+    records.sort_by_key(|record| record.trace_id);
+    // Pages compress to well under their payload: room for the whole data file up front,
+    // so that it is never copied to grow (pages not touched are never faulted in).
+    let payload_bytes: usize = records.iter().map(|record| record.payload.len()).sum();
+    let mut writer = BlockWriter::with_capacity(payload_bytes / 2);
+    let mut slice = Slice::new();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let total = records.len().max(1) as f64;
+    let mut done = 0usize;
+    for run in records.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        done += run.len();
+        let Some(first) = run.first() else { continue };
+        parts.clear();
+        parts.extend(run.iter().map(|record| record.payload.as_slice()));
+        writer.add_trace(first.trace_id, &otlp::assemble_trace(&parts));
+        // Building is most of a cut's work.
+        let progress = CUT_BUILD_SHARE * done as f64 / total;
+        slice.tick_urgent(cut_urgency(state, progress)).await;
     }
-    drop(traces);
+    drop(parts);
     let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
-    publish_block(state, tenant, writer, Vec::new(), 0, wal_segments)
-        .await
-        .map(Some)
+    match publish_block(state, tenant, writer, Vec::new(), 0, wal_segments).await {
+        Ok(block) => Ok((Some(block), records)),
+        Err(err) => Err((err, records)),
+    }
 }
 
 /// Finishes `writer`, publishes the block and opens it.

@@ -156,7 +156,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
         })
         .collect();
     let mut writer = BlockWriter::new();
-    let mut written = 0usize;
+    let mut slice = Slice::new();
     loop {
         for source in &mut merging {
             while source.traces.peek().is_none()
@@ -164,6 +164,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
             {
                 let page = source.block.read_page(source.next_page).await?;
                 source.next_page += 1;
+                slice.tick().await;
                 source.traces = page.into_iter().peekable();
             }
         }
@@ -188,11 +189,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
             let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
         }
-        written += 1;
-        // ~64 traces are well under a millisecond: lookups waiting behind it stay fast.
-        if written.is_multiple_of(64) {
-            yield_now().await;
-        }
+        slice.tick().await;
     }
     drop(merging);
     let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();

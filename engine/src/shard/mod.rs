@@ -67,12 +67,14 @@ mod commit;
 mod maintenance;
 mod read;
 mod replay;
+mod slice;
 
 use blocks::*;
 use commit::*;
 use maintenance::*;
 use read::*;
 use replay::*;
+use slice::*;
 
 /// How many queued messages one group commit takes at most.
 pub const GROUP_COMMIT_MESSAGES_MAX: usize = 256;
@@ -507,9 +509,18 @@ impl TraceEntry {
     }
 }
 
+/// A record of the head block: its trace and its payload (shared with the trace's [`Part`]).
+struct HeadRecord {
+    trace_id: TraceId,
+    payload: Rc<Vec<u8>>,
+}
+
 /// One segment file this shard writes to.
 struct OpenSegment {
     file_index: u32,
+    /// The same file, for appends: written and fsynced with plain system calls on the shard
+    /// thread (see `write_tenant`).
+    writer: std::fs::File,
     length: u64,
     dirty: bool,
 }
@@ -529,6 +540,10 @@ struct TenantState {
     /// Payload bytes in memory of the records in `head_segments` (a head being cut is no
     /// longer counted here, only in `ShardState::live_bytes`).
     head_memory_bytes: u64,
+    /// Every record of `head_segments`, in the order written: what the next cut puts in its
+    /// block, without a walk over `traces`. **Invariant:** their payload bytes sum to
+    /// `head_memory_bytes`.
+    head_records: Vec<HeadRecord>,
     head_started: Option<Instant>,
     /// Blocks this shard reads for the tenant.
     blocks: Vec<Rc<OpenBlock>>,
@@ -723,6 +738,7 @@ fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantSta
             head_segments: Vec::new(),
             head_bytes: 0,
             head_memory_bytes: 0,
+            head_records: Vec::new(),
             head_started: None,
             blocks: Vec::new(),
         })
@@ -760,26 +776,6 @@ fn publish_block_gauges(s: &ShardState) {
     }
     s.metrics.blocks.store(count, Ordering::Relaxed);
     s.metrics.block_bytes.store(bytes, Ordering::Relaxed);
-}
-
-/// Gives the other tasks of this thread (the shard loop, connections) a turn.
-async fn yield_now() {
-    struct YieldNow(bool);
-    impl std::future::Future for YieldNow {
-        type Output = ();
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<()> {
-            if self.0 {
-                return std::task::Poll::Ready(());
-            }
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-    YieldNow(false).await;
 }
 
 #[cfg(test)]

@@ -134,7 +134,8 @@ pub(super) async fn search_shard(
     };
     let plan = search.plan();
     let mut seen: crate::hash::IdSet<TraceId> = crate::hash::IdSet::default();
-    for (n, id) in ids.iter().enumerate() {
+    let mut slice = Slice::new();
+    for id in &ids {
         // A full answer, or nobody waits for it any more (the search gave up).
         if search.is_full() || partials.is_disconnected() {
             break;
@@ -156,9 +157,7 @@ pub(super) async fn search_shard(
             Err(err) => search.error(err),
         }
         seen.insert(*id);
-        if n % 256 == 255 {
-            yield_now().await;
-        }
+        slice.tick().await;
     }
     // Newest blocks first: a search that stops at `limit` returns recent traces.
     let mut blocks = blocks;
@@ -225,7 +224,7 @@ pub(super) async fn search_shard(
                     for (id, payload) in raw {
                         search.offer_scanned(&id, &payload);
                     }
-                    yield_now().await;
+                    slice.tick().await;
                     continue;
                 }
                 Ok(None) => {}
@@ -280,14 +279,12 @@ pub(super) async fn search_shard(
             match scanned {
                 Ok((rebuilt, whole, spans)) => {
                     search.scanned(bytes.len() as u64, spans);
-                    for (n, (id, payload)) in rebuilt.into_iter().enumerate() {
+                    for (id, payload) in rebuilt {
                         if search.is_full() {
                             break;
                         }
                         search.offer_scanned(&id, &payload);
-                        if n % 256 == 255 {
-                            yield_now().await;
-                        }
+                        slice.tick().await;
                     }
                     for id in whole {
                         if search.is_full() || !seen.insert(id) {
@@ -306,7 +303,7 @@ pub(super) async fn search_shard(
                 }
                 Err(err) => search.error(block.page_damaged(page, &err)),
             }
-            yield_now().await;
+            slice.tick().await;
         }
         search.block_done();
     }

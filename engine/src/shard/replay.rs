@@ -226,6 +226,12 @@ pub(super) async fn replay_segment(
             length: record.length,
             payload_length: payload_len as u32,
         };
+        if let Some(payload) = &payload {
+            tenant_state.head_records.push(HeadRecord {
+                trace_id: record.trace_id,
+                payload: payload.clone(),
+            });
+        }
         if entry.push(location, payload) {
             tenant_state.live_traces += 1;
         }
