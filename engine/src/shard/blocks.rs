@@ -409,21 +409,47 @@ struct Head {
 }
 
 /// Writes the records of the closed segments as one published block (`None` when there are
-/// none). Returns the records sorted by trace ID (oldest first within a trace), or on
-/// failure the error and the records.
+/// none), built on the shard's builder thread (or here, in background slices, without one).
+/// Returns the records sorted by trace ID (oldest first within a trace), or on failure the
+/// error and the records.
 async fn write_cut_block(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
     segments: &[(u64, u32)],
-    mut records: Vec<HeadRecord>,
+    records: Vec<HeadRecord>,
 ) -> Result<(Option<OpenBlock>, Vec<HeadRecord>), (String, Vec<HeadRecord>)> {
     if records.is_empty() {
         return Ok((None, records));
     }
+    let builder = state.borrow().builder.clone();
+    let built = match builder {
+        Some(builder) => match builder.build(records).await {
+            Ok(built) => built,
+            Err(records) => {
+                return Err(("the block builder thread is gone".to_string(), records));
+            }
+        },
+        None => build_here(state, records).await,
+    };
+    let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
+    let builder::Built {
+        data,
+        stats,
+        records,
+    } = built;
+    match publish_data(state, tenant, data, stats, Vec::new(), 0, wal_segments).await {
+        Ok(block) => Ok((Some(block), records)),
+        Err(err) => Err((err, records)),
+    }
+}
+
+/// [`builder::build`] on the shard thread, in background slices.
+async fn build_here(
+    state: &Rc<RefCell<ShardState>>,
+    mut records: Vec<HeadRecord>,
+) -> builder::Built {
     // Stable: a trace's records stay in the order they were written.
     records.sort_by_key(|record| record.trace_id);
-    // Pages compress to well under their payload: room for the whole data file up front,
-    // so that it is never copied to grow (pages not touched are never faulted in).
     let payload_bytes: usize = records.iter().map(|record| record.payload.len()).sum();
     let mut writer = BlockWriter::with_capacity(payload_bytes / 2);
     let mut slice = Slice::new();
@@ -441,10 +467,11 @@ async fn write_cut_block(
         slice.tick_urgent(cut_urgency(state, progress)).await;
     }
     drop(parts);
-    let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
-    match publish_block(state, tenant, writer, Vec::new(), 0, wal_segments).await {
-        Ok(block) => Ok((Some(block), records)),
-        Err(err) => Err((err, records)),
+    let (data, stats) = writer.finish();
+    builder::Built {
+        data,
+        stats,
+        records,
     }
 }
 
@@ -458,6 +485,28 @@ pub(super) async fn publish_block(
     wal_segments: Vec<u64>,
 ) -> Result<OpenBlock, String> {
     let (data, stats) = writer.finish();
+    publish_data(
+        state,
+        tenant,
+        data,
+        stats,
+        compacted_from,
+        compaction_level,
+        wal_segments,
+    )
+    .await
+}
+
+/// Publishes a finished data file as a block and opens it.
+pub(super) async fn publish_data(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    data: Vec<u8>,
+    stats: block::BlockStats,
+    compacted_from: Vec<String>,
+    compaction_level: u32,
+    wal_segments: Vec<u64>,
+) -> Result<OpenBlock, String> {
     let (tenant_dir, shard_dir, meta) = {
         let mut s = state.borrow_mut();
         s.blocks_created += 1;

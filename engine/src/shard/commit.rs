@@ -158,7 +158,7 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                         length: record.length as u32,
                         payload_length: payload_len as u32,
                     };
-                    let payload = Rc::new(record.payload);
+                    let payload = Arc::new(record.payload);
                     if entry.push(location, Some(payload.clone())) {
                         new_live_traces += 1;
                     }

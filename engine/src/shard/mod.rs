@@ -63,6 +63,7 @@ use crate::otlp::{self, TraceBatch};
 use crate::wal;
 
 mod blocks;
+mod builder;
 mod commit;
 mod maintenance;
 mod read;
@@ -83,6 +84,8 @@ pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
 /// The longest a shard loop sleeps without a message (it fsyncs under [`FsyncPolicy::Interval`]
 /// and cuts due head blocks on this beat).
 const TICK: Duration = Duration::from_millis(100);
+/// How long appends wait at most for a running cut to free memory before they are refused.
+pub const APPEND_MEMORY_WAIT_MAX: Duration = Duration::from_secs(5);
 /// How often a shard looks for blocks to compact or to delete (retention).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// Blocks merged by one compaction at most.
@@ -467,7 +470,7 @@ struct Location {
 /// are read from the WAL (`payload: None`).
 struct Part {
     location: Location,
-    payload: Option<Rc<Vec<u8>>>,
+    payload: Option<Arc<Vec<u8>>>,
 }
 
 /// What a shard knows of one trace.
@@ -496,7 +499,7 @@ impl TraceEntry {
     }
 
     /// Adds a record (oldest first); returns whether the trace became live.
-    fn push(&mut self, location: Location, payload: Option<Rc<Vec<u8>>>) -> bool {
+    fn push(&mut self, location: Location, payload: Option<Arc<Vec<u8>>>) -> bool {
         let became_live = payload.is_some() && !self.is_live();
         let bytes = u64::from(location.payload_length);
         self.total_bytes += bytes;
@@ -512,7 +515,7 @@ impl TraceEntry {
 /// A record of the head block: its trace and its payload (shared with the trace's [`Part`]).
 struct HeadRecord {
     trace_id: TraceId,
-    payload: Rc<Vec<u8>>,
+    payload: Arc<Vec<u8>>,
 }
 
 /// One segment file this shard writes to.
@@ -566,6 +569,9 @@ struct ShardState {
     cutting: bool,
     /// Blocks created by this shard in this run (part of new block IDs).
     blocks_created: u64,
+    /// The thread that builds this shard's head blocks (`None`: it could not start, the
+    /// shard builds them itself in background slices).
+    builder: Option<builder::Builder>,
 }
 
 impl ShardTask {
@@ -587,6 +593,16 @@ impl ShardTask {
             maintaining: false,
             cutting: false,
             blocks_created: 0,
+            builder: match builder::Builder::start(self.id) {
+                Ok(builder) => Some(builder),
+                Err(err) => {
+                    log::warn!(
+                        "shard {}: cannot start the block builder thread: {err}",
+                        self.id
+                    );
+                    None
+                }
+            },
         }));
         load_blocks(&state).await;
         replay(&state).await;
@@ -617,7 +633,17 @@ impl ShardTask {
                 }
             }
             if !appends.is_empty() {
+                wait_for_memory(&state, &appends).await;
                 group_commit(&state, appends).await;
+            }
+            {
+                // A cut still running with the memory three quarters full is urgent: its
+                // builder stops giving way to this thread (`shard/builder.rs`).
+                let s = state.borrow();
+                if let Some(builder) = &s.builder {
+                    let full = s.live_bytes.saturating_mul(4) >= s.config.live_bytes_max * 3;
+                    builder.set_urgent(s.cutting && full);
+                }
             }
             let mut stop = None;
             let mut flushes = Vec::new();
@@ -694,6 +720,29 @@ impl ShardTask {
             }
         }
         sync_dirty(&state).await;
+    }
+}
+
+/// Backpressure before refusal: while a cut is running and the appends taken would pass
+/// `live_bytes_max`, the loop waits (for at most [`APPEND_MEMORY_WAIT_MAX`]) for the cut to
+/// free memory. The clients see slower acknowledgements, not `RESOURCE_EXHAUSTED`, when they
+/// send faster than blocks are cut; what still does not fit after the wait is refused.
+async fn wait_for_memory(state: &Rc<RefCell<ShardState>>, appends: &[PendingAppend]) {
+    let bytes: u64 = appends
+        .iter()
+        .flat_map(|(_, batches, _)| batches.iter())
+        .map(|batch| batch.payload.len() as u64)
+        .sum();
+    let started = Instant::now();
+    loop {
+        let fits = {
+            let s = state.borrow();
+            !s.cutting || s.live_bytes + bytes <= s.config.live_bytes_max
+        };
+        if fits || started.elapsed() >= APPEND_MEMORY_WAIT_MAX {
+            return;
+        }
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

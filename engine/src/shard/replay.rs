@@ -213,7 +213,7 @@ pub(super) async fn replay_segment(
         } else {
             bytes
                 .get(record.payload.clone())
-                .map(|p| Rc::new(p.to_vec()))
+                .map(|p| Arc::new(p.to_vec()))
         };
         let in_memory = if payload.is_some() { payload_len } else { 0 };
         let entry = tenant_state
