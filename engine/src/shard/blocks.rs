@@ -409,7 +409,7 @@ struct Head {
 }
 
 /// Writes the records of the closed segments as one published block (`None` when there are
-/// none), built on the shard's builder thread (or here, in background slices, without one).
+/// none), built on the shard's builder thread (or here, without one).
 /// Returns the records sorted by trace ID (oldest first within a trace), or on failure the
 /// error and the records.
 async fn write_cut_block(
@@ -429,7 +429,8 @@ async fn write_cut_block(
                 return Err(("the block builder thread is gone".to_string(), records));
             }
         },
-        None => build_here(state, records).await,
+        // No builder thread (it could not start): build here, holding the thread.
+        None => builder::build(records, &mut || {}),
     };
     let wal_segments = segments.iter().map(|&(sequence, _)| sequence).collect();
     let builder::Built {
@@ -441,60 +442,6 @@ async fn write_cut_block(
         Ok(block) => Ok((Some(block), records)),
         Err(err) => Err((err, records)),
     }
-}
-
-/// [`builder::build`] on the shard thread, in background slices.
-async fn build_here(
-    state: &Rc<RefCell<ShardState>>,
-    mut records: Vec<HeadRecord>,
-) -> builder::Built {
-    // Stable: a trace's records stay in the order they were written.
-    records.sort_by_key(|record| record.trace_id);
-    let payload_bytes: usize = records.iter().map(|record| record.payload.len()).sum();
-    let mut writer = BlockWriter::with_capacity(payload_bytes / 2);
-    let mut slice = Slice::new();
-    let mut parts: Vec<&[u8]> = Vec::new();
-    let total = records.len().max(1) as f64;
-    let mut done = 0usize;
-    for run in records.chunk_by(|a, b| a.trace_id == b.trace_id) {
-        done += run.len();
-        let Some(first) = run.first() else { continue };
-        parts.clear();
-        parts.extend(run.iter().map(|record| record.payload.as_slice()));
-        writer.add_trace(first.trace_id, &otlp::assemble_trace(&parts));
-        // Building is most of a cut's work.
-        let progress = CUT_BUILD_SHARE * done as f64 / total;
-        slice.tick_urgent(cut_urgency(state, progress)).await;
-    }
-    drop(parts);
-    let (data, stats) = writer.finish();
-    builder::Built {
-        data,
-        stats,
-        records,
-    }
-}
-
-/// Finishes `writer`, publishes the block and opens it.
-pub(super) async fn publish_block(
-    state: &Rc<RefCell<ShardState>>,
-    tenant: &Tenant,
-    writer: BlockWriter,
-    compacted_from: Vec<String>,
-    compaction_level: u32,
-    wal_segments: Vec<u64>,
-) -> Result<OpenBlock, String> {
-    let (data, stats) = writer.finish();
-    publish_data(
-        state,
-        tenant,
-        data,
-        stats,
-        compacted_from,
-        compaction_level,
-        wal_segments,
-    )
-    .await
 }
 
 /// Publishes a finished data file as a block and opens it.

@@ -15,14 +15,16 @@
 //!
 //! The builder is a pure function behind a channel: records in, `(data, stats)` out. It
 //! touches no shard state and does no IO; the shard publishes what it returns. **Invariant:**
-//! one job at a time per shard (the shard runs one cut at a time), so the job channel never
-//! holds more than one head.
+//! one job at a time per thread (the shard runs one cut and one compaction at a time, each on
+//! its own thread: a cut never waits behind a compaction), so the job channel never holds
+//! more than one head.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::HeadRecord;
-use crate::block::{BlockStats, BlockWriter};
+use crate::block::{BlockStats, BlockWriter, PageView};
+use crate::ids::TraceId;
 use crate::otlp;
 
 /// A finished data file, and the records it was built from sorted by trace ID (oldest first
@@ -33,9 +35,31 @@ pub(super) struct Built {
     pub records: Vec<HeadRecord>,
 }
 
-struct Job {
-    records: Vec<HeadRecord>,
-    reply: flume::Sender<Built>,
+/// A block to merge in a compaction: its data file and where its pages are.
+pub(super) struct MergeSource {
+    pub block_id: String,
+    pub data_path: std::path::PathBuf,
+    /// `(offset, length)` of each page, in order.
+    pub pages: Vec<(u64, u32)>,
+}
+
+/// Why a merge failed; `damaged` is the index of the source whose page did not decode.
+pub(super) struct MergeFailure {
+    pub message: String,
+    pub damaged: Option<usize>,
+}
+
+pub(super) type Merged = Result<(Vec<u8>, BlockStats), MergeFailure>;
+
+enum Job {
+    Build {
+        records: Vec<HeadRecord>,
+        reply: flume::Sender<Built>,
+    },
+    Merge {
+        sources: Vec<MergeSource>,
+        reply: flume::Sender<Merged>,
+    },
 }
 
 /// The handle the shard keeps; dropping every clone ends the thread.
@@ -49,19 +73,27 @@ pub(super) struct Builder {
 const URGENCY_CHECK_TRACES: usize = 256;
 
 impl Builder {
-    /// Starts the builder thread of shard `shard`. Called on the shard's thread, so the new
-    /// thread inherits its CPU affinity.
-    pub(super) fn start(shard: usize) -> std::io::Result<Builder> {
+    /// Starts a builder thread of shard `shard` (`role` names it: `allegro-build-0`).
+    /// Called on the shard's thread, so the new thread inherits its CPU affinity.
+    pub(super) fn start(shard: usize, role: &str) -> std::io::Result<Builder> {
         let (jobs, queue) = flume::bounded::<Job>(1);
         let urgent = Arc::new(AtomicBool::new(false));
         let flag = urgent.clone();
         std::thread::Builder::new()
-            .name(format!("allegro-build-{shard}"))
+            .name(format!("allegro-{role}-{shard}"))
             .spawn(move || {
                 let mut priority = Priority::new(shard);
                 while let Ok(job) = queue.recv() {
-                    let built = build(job.records, &mut || priority.follow(&flag));
-                    let _ = job.reply.send(built);
+                    match job {
+                        Job::Build { records, reply } => {
+                            let _ = reply.send(build(records, &mut || priority.follow(&flag)));
+                        }
+                        Job::Merge { sources, reply } => {
+                            // Compaction is never urgent: always at idle priority.
+                            priority.follow(&AtomicBool::new(false));
+                            let _ = reply.send(merge(&sources));
+                        }
+                    }
                 }
             })?;
         Ok(Builder { jobs, urgent })
@@ -76,14 +108,29 @@ impl Builder {
     /// if the thread is gone.
     pub(super) async fn build(&self, records: Vec<HeadRecord>) -> Result<Built, Vec<HeadRecord>> {
         let (reply, answer) = flume::bounded(1);
-        if let Err(flume::SendError(job)) = self.jobs.send_async(Job { records, reply }).await {
-            return Err(job.records);
+        if let Err(flume::SendError(job)) =
+            self.jobs.send_async(Job::Build { records, reply }).await
+        {
+            return Err(match job {
+                Job::Build { records, .. } => records,
+                Job::Merge { .. } => unreachable!("a build job was sent"),
+            });
         }
         // The builder panics on no input; a bug there aborts the process (see `main`).
         Ok(answer
             .recv_async()
             .await
             .expect("the block builder answers every job"))
+    }
+
+    /// Merges the blocks of a compaction on the builder thread; `None` if it is gone.
+    pub(super) async fn merge(&self, sources: Vec<MergeSource>) -> Option<Merged> {
+        let (reply, answer) = flume::bounded(1);
+        self.jobs
+            .send_async(Job::Merge { sources, reply })
+            .await
+            .ok()?;
+        answer.recv_async().await.ok()
     }
 }
 
@@ -117,6 +164,79 @@ pub(super) fn build(mut records: Vec<HeadRecord>, check: &mut dyn FnMut()) -> Bu
         stats,
         records,
     }
+}
+
+/// A k-way merge by trace ID of the blocks `sources` (one page of each in memory at a time),
+/// the spans of a trace found in several de-duplicated by `assemble_trace`. Reads the data
+/// files with `pread` (this thread may block).
+pub(super) fn merge(sources: &[MergeSource]) -> Merged {
+    use std::os::unix::fs::FileExt;
+    struct Cursor<'a> {
+        source: &'a MergeSource,
+        file: std::fs::File,
+        next_page: usize,
+        traces: std::iter::Peekable<std::vec::IntoIter<(TraceId, Vec<u8>)>>,
+    }
+    let mut cursors = Vec::with_capacity(sources.len());
+    for source in sources {
+        let file = std::fs::File::open(&source.data_path).map_err(|err| MergeFailure {
+            message: format!("block {}: {err}", source.block_id),
+            damaged: None,
+        })?;
+        cursors.push(Cursor {
+            source,
+            file,
+            next_page: 0,
+            traces: Vec::new().into_iter().peekable(),
+        });
+    }
+    let mut writer = BlockWriter::new();
+    loop {
+        for (index, cursor) in cursors.iter_mut().enumerate() {
+            while cursor.traces.peek().is_none() && cursor.next_page < cursor.source.pages.len() {
+                let number = cursor.next_page;
+                let (offset, length) = cursor.source.pages[number];
+                let mut bytes = vec![0u8; length as usize];
+                cursor
+                    .file
+                    .read_exact_at(&mut bytes, offset)
+                    .map_err(|err| MergeFailure {
+                        message: format!("block {} page {number}: {err}", cursor.source.block_id),
+                        damaged: None,
+                    })?;
+                let traces = PageView::decode(&bytes)
+                    .and_then(|page| page.traces())
+                    .map_err(|err| MergeFailure {
+                        message: format!("block {} page {number}: {err}", cursor.source.block_id),
+                        damaged: Some(index),
+                    })?;
+                cursor.next_page += 1;
+                cursor.traces = traces.into_iter().peekable();
+            }
+        }
+        let Some(trace_id) = cursors
+            .iter_mut()
+            .filter_map(|cursor| cursor.traces.peek().map(|(id, _)| *id))
+            .min()
+        else {
+            break;
+        };
+        let payloads: Vec<Vec<u8>> = cursors
+            .iter_mut()
+            .filter_map(|cursor| cursor.traces.next_if(|(id, _)| *id == trace_id))
+            .map(|(_, payload)| payload)
+            .collect();
+        if let [only] = payloads.as_slice() {
+            // A trace of one source is already assembled (blocks store `assemble_trace`'s
+            // output and pages rebuild it byte for byte): merging it again would be a no-op.
+            debug_assert_eq!(&otlp::assemble_trace(&[only]), only);
+            writer.add_trace(trace_id, only);
+        } else {
+            let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        }
+    }
+    Ok(writer.finish())
 }
 
 /// The builder thread's scheduling class: `SCHED_IDLE` (it runs only when nothing else on
@@ -167,7 +287,6 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TraceId;
 
     fn record(id: u8, payload: Vec<u8>) -> HeadRecord {
         HeadRecord {

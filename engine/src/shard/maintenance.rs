@@ -141,57 +141,34 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
     let Some((tenant, sources)) = group else {
         return Ok(false);
     };
-    // A k-way merge by trace ID, one page of each source in memory at a time.
-    struct Source {
-        block: Rc<OpenBlock>,
-        next_page: usize,
-        traces: std::iter::Peekable<std::vec::IntoIter<(TraceId, Vec<u8>)>>,
-    }
-    let mut merging: Vec<Source> = sources
+    // The merge runs on the compaction thread (at idle priority); without one, here.
+    let merge_sources: Vec<builder::MergeSource> = sources
         .iter()
-        .map(|block| Source {
-            block: block.clone(),
-            next_page: 0,
-            traces: Vec::new().into_iter().peekable(),
+        .map(|block| builder::MergeSource {
+            block_id: block.meta.block_id.clone(),
+            data_path: block.dir.join(store::DATA_FILE),
+            pages: block
+                .index
+                .pages
+                .iter()
+                .map(|page| (page.offset, page.length))
+                .collect(),
         })
         .collect();
-    let mut writer = BlockWriter::new();
-    let mut slice = Slice::new();
-    loop {
-        for source in &mut merging {
-            while source.traces.peek().is_none()
-                && source.next_page < source.block.index.pages.len()
-            {
-                let page = source.block.read_page(source.next_page).await?;
-                source.next_page += 1;
-                slice.tick().await;
-                source.traces = page.into_iter().peekable();
-            }
+    let compactor = state.borrow().compactor.clone();
+    let merged = match compactor {
+        Some(compactor) => compactor
+            .merge(merge_sources)
+            .await
+            .ok_or_else(|| "the compaction thread is gone".to_string())?,
+        None => builder::merge(&merge_sources),
+    };
+    let (data, stats) = merged.map_err(|failure| {
+        if let Some(source) = failure.damaged.and_then(|index| sources.get(index)) {
+            source.damaged.set(true);
         }
-        let Some(trace_id) = merging
-            .iter_mut()
-            .filter_map(|source| source.traces.peek().map(|(id, _)| *id))
-            .min()
-        else {
-            break;
-        };
-        let payloads: Vec<Vec<u8>> = merging
-            .iter_mut()
-            .filter_map(|source| source.traces.next_if(|(id, _)| *id == trace_id))
-            .map(|(_, payload)| payload)
-            .collect();
-        if let [only] = payloads.as_slice() {
-            // A trace of one source is already assembled (blocks store `assemble_trace`'s
-            // output and pages rebuild it byte for byte): merging it again would be a no-op.
-            debug_assert_eq!(&otlp::assemble_trace(&[only]), only);
-            writer.add_trace(trace_id, only);
-        } else {
-            let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
-        }
-        slice.tick().await;
-    }
-    drop(merging);
+        failure.message
+    })?;
     let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();
     let mut wal_segments: Vec<u64> = sources
         .iter()
@@ -205,10 +182,11 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
         .max()
         .unwrap_or(0)
         + 1;
-    let block = publish_block(
+    let block = publish_data(
         state,
         &tenant,
-        writer,
+        data,
+        stats,
         compacted_from.clone(),
         level,
         wal_segments,

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::block::store::{self, OpenBlock};
-use crate::block::{self, BlockMeta, BlockWriter, PageView};
+use crate::block::{self, BlockMeta, PageView};
 use crate::ids::{Tenant, TraceId};
 use crate::otlp::{self, TraceBatch};
 use crate::wal;
@@ -572,6 +572,9 @@ struct ShardState {
     /// The thread that builds this shard's head blocks (`None`: it could not start, the
     /// shard builds them itself in background slices).
     builder: Option<builder::Builder>,
+    /// The thread that merges this shard's blocks in compactions (`None`: the shard merges
+    /// them itself). Not the builder: a cut must never wait behind a compaction.
+    compactor: Option<builder::Builder>,
 }
 
 impl ShardTask {
@@ -593,19 +596,15 @@ impl ShardTask {
             maintaining: false,
             cutting: false,
             blocks_created: 0,
-            builder: match builder::Builder::start(self.id) {
-                Ok(builder) => Some(builder),
-                Err(err) => {
-                    log::warn!(
-                        "shard {}: cannot start the block builder thread: {err}",
-                        self.id
-                    );
-                    None
-                }
-            },
+            builder: start_helper(self.id, "build"),
+            compactor: start_helper(self.id, "compact"),
         }));
         load_blocks(&state).await;
+        // Nothing waits on this thread during replay and `/flush`: their cuts are urgent (an
+        // idle-priority builder would wait behind every other process on the core).
+        set_builder_urgent(&state, true);
         replay(&state).await;
+        set_builder_urgent(&state, false);
         self.shards_ready.fetch_add(1, Ordering::AcqRel);
         log::debug!("shard {}: ready", self.id);
 
@@ -677,7 +676,9 @@ impl ShardTask {
                 while state.borrow().cutting {
                     monoio::time::sleep(Duration::from_millis(2)).await;
                 }
+                set_builder_urgent(&state, true);
                 let result = cut_tenants(&state, None).await;
+                set_builder_urgent(&state, false);
                 cut = true;
                 for reply in flushes {
                     let _ = reply.send(result.clone());
@@ -691,23 +692,7 @@ impl ShardTask {
                 sync_dirty(&state).await;
                 last_sync = now;
             }
-            // Heads due by size or age are cut in the background: the shard keeps taking
-            // appends and reads while the block is built (the cut yields every 64 traces).
-            // `cut_tenant` rolls a segment only when no WAL write to it is in flight.
-            if !state.borrow().cutting {
-                let due = heads_due(&state, now);
-                if !due.is_empty() {
-                    state.borrow_mut().cutting = true;
-                    let background = state.clone();
-                    monoio::spawn(async move {
-                        let _ = cut_tenants(&background, Some(due)).await;
-                        // Compaction waits for the next maintenance beat (Tempo's
-                        // compaction_cycle), not for each cut: by then several head blocks
-                        // merge at once, so each span is rewritten fewer times.
-                        background.borrow_mut().cutting = false;
-                    });
-                }
-            }
+            start_due_cuts(&state, now);
             if cut || now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
                 last_maintenance = now;
                 start_maintenance(&state);
@@ -723,9 +708,47 @@ impl ShardTask {
     }
 }
 
-/// Backpressure before refusal: while a cut is running and the appends taken would pass
-/// `live_bytes_max`, the loop waits (for at most [`APPEND_MEMORY_WAIT_MAX`]) for the cut to
-/// free memory. The clients see slower acknowledgements, not `RESOURCE_EXHAUSTED`, when they
+/// Heads due by size, age or memory are cut in the background: the shard keeps taking
+/// appends and reads while the block is built (on the builder thread). `cut_tenant` rolls a
+/// segment only when no WAL write to it is in flight. One background cut at a time.
+fn start_due_cuts(state: &Rc<RefCell<ShardState>>, now: Instant) {
+    if state.borrow().cutting {
+        return;
+    }
+    let due = heads_due(state, now);
+    if due.is_empty() {
+        return;
+    }
+    state.borrow_mut().cutting = true;
+    let background = state.clone();
+    monoio::spawn(async move {
+        let _ = cut_tenants(&background, Some(due)).await;
+        // Compaction waits for the next maintenance beat (Tempo's compaction_cycle), not for
+        // each cut: by then several head blocks merge at once, so each span is rewritten
+        // fewer times.
+        background.borrow_mut().cutting = false;
+    });
+}
+
+fn start_helper(shard: usize, role: &str) -> Option<builder::Builder> {
+    match builder::Builder::start(shard, role) {
+        Ok(builder) => Some(builder),
+        Err(err) => {
+            log::warn!("shard {shard}: cannot start the {role} thread: {err}");
+            None
+        }
+    }
+}
+
+fn set_builder_urgent(state: &Rc<RefCell<ShardState>>, urgent: bool) {
+    if let Some(builder) = &state.borrow().builder {
+        builder.set_urgent(urgent);
+    }
+}
+
+/// Backpressure before refusal: while the appends taken would pass `live_bytes_max`, the
+/// loop starts the cut that is due (if none runs) and waits (for at most
+/// [`APPEND_MEMORY_WAIT_MAX`]) for it to free memory. The clients see slower acknowledgements, not `RESOURCE_EXHAUSTED`, when they
 /// send faster than blocks are cut; what still does not fit after the wait is refused.
 async fn wait_for_memory(state: &Rc<RefCell<ShardState>>, appends: &[PendingAppend]) {
     let bytes: u64 = appends
@@ -737,9 +760,14 @@ async fn wait_for_memory(state: &Rc<RefCell<ShardState>>, appends: &[PendingAppe
     loop {
         let fits = {
             let s = state.borrow();
-            !s.cutting || s.live_bytes + bytes <= s.config.live_bytes_max
+            s.live_bytes + bytes <= s.config.live_bytes_max
         };
         if fits || started.elapsed() >= APPEND_MEMORY_WAIT_MAX {
+            return;
+        }
+        start_due_cuts(state, Instant::now());
+        if !state.borrow().cutting {
+            // Nothing to cut (the memory is taken by appends of this group): refuse.
             return;
         }
         monoio::time::sleep(Duration::from_millis(1)).await;
