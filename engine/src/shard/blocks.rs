@@ -205,30 +205,17 @@ pub(super) async fn cut_tenants(
 /// segments and drop those payloads. On failure the segments stay the head block (nothing is
 /// lost; a later cut retries).
 ///
-/// Every step that walks traces runs in background slices ([`Slice`]): appends are
-/// acknowledged while the block is built. Readers see each trace in memory, in the new block
-/// or in both (between publishing and dropping the payloads; reads de-duplicate spans).
+/// The block is built on the shard's builder thread; what walks traces here runs in
+/// background slices ([`Slice`]), so appends are acknowledged throughout. Readers see each
+/// trace in memory, in the new block or in both (between publishing and dropping the
+/// payloads; reads de-duplicate spans).
 pub(super) async fn cut_tenant(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
 ) -> Result<(), String> {
-    // A WAL write in flight holds a clone of its segment's file. Roll only between writes:
-    // a write that lands after the roll would go to a segment this cut reads (maybe before
-    // the write) and then deletes. No await between this check and the roll below.
-    loop {
-        let busy = {
-            let s = state.borrow();
-            s.tenants
-                .get(tenant)
-                .and_then(|t| t.segment.as_ref())
-                .and_then(|segment| s.files.get(segment.file_index as usize)?.as_ref())
-                .is_some_and(|file| Rc::strong_count(file) > 1)
-        };
-        if !busy {
-            break;
-        }
-        monoio::time::sleep(Duration::from_micros(200)).await;
-    }
+    // No append is half done here: `write_tenant` writes and fsyncs with system calls, and
+    // `group_commit` indexes the records (and adds them to `head_records`) before its next
+    // await, so the roll below splits the WAL between whole, indexed appends.
     let (head, paths, dirty, records) = {
         let mut s = state.borrow_mut();
         let t = tenant_state(&mut s, tenant);

@@ -86,11 +86,12 @@ impl Builder {
                 while let Ok(job) = queue.recv() {
                     match job {
                         Job::Build { records, reply } => {
-                            let _ = reply.send(build(records, &mut || priority.follow(&flag)));
+                            let check = &mut || priority.set_idle(!flag.load(Ordering::Relaxed));
+                            let _ = reply.send(build(records, check));
                         }
                         Job::Merge { sources, reply } => {
                             // Compaction is never urgent: always at idle priority.
-                            priority.follow(&AtomicBool::new(false));
+                            priority.set_idle(true);
                             let _ = reply.send(merge(&sources));
                         }
                     }
@@ -251,9 +252,8 @@ impl Priority {
         Priority { shard, idle: None }
     }
 
-    /// Switches class when the flag says so (one system call per change).
-    fn follow(&mut self, urgent: &AtomicBool) {
-        let idle = !urgent.load(Ordering::Relaxed);
+    /// Switches class if needed (one system call per change).
+    fn set_idle(&mut self, idle: bool) {
         if self.idle == Some(idle) {
             return;
         }

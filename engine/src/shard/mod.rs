@@ -570,7 +570,7 @@ struct ShardState {
     /// Blocks created by this shard in this run (part of new block IDs).
     blocks_created: u64,
     /// The thread that builds this shard's head blocks (`None`: it could not start, the
-    /// shard builds them itself in background slices).
+    /// shard builds them itself, holding its thread).
     builder: Option<builder::Builder>,
     /// The thread that merges this shard's blocks in compactions (`None`: the shard merges
     /// them itself). Not the builder: a cut must never wait behind a compaction.
@@ -709,8 +709,8 @@ impl ShardTask {
 }
 
 /// Heads due by size, age or memory are cut in the background: the shard keeps taking
-/// appends and reads while the block is built (on the builder thread). `cut_tenant` rolls a
-/// segment only when no WAL write to it is in flight. One background cut at a time.
+/// appends and reads while the block is built (on the builder thread). One background cut
+/// at a time.
 fn start_due_cuts(state: &Rc<RefCell<ShardState>>, now: Instant) {
     if state.borrow().cutting {
         return;
@@ -748,8 +748,9 @@ fn set_builder_urgent(state: &Rc<RefCell<ShardState>>, urgent: bool) {
 
 /// Backpressure before refusal: while the appends taken would pass `live_bytes_max`, the
 /// loop starts the cut that is due (if none runs) and waits (for at most
-/// [`APPEND_MEMORY_WAIT_MAX`]) for it to free memory. The clients see slower acknowledgements, not `RESOURCE_EXHAUSTED`, when they
-/// send faster than blocks are cut; what still does not fit after the wait is refused.
+/// [`APPEND_MEMORY_WAIT_MAX`]) for it to free memory. The clients see slower
+/// acknowledgements, not `RESOURCE_EXHAUSTED`, when they send faster than blocks are cut;
+/// what still does not fit after the wait is refused.
 async fn wait_for_memory(state: &Rc<RefCell<ShardState>>, appends: &[PendingAppend]) {
     let bytes: u64 = appends
         .iter()
