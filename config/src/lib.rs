@@ -45,9 +45,9 @@ pub use envsubst::{expand_env, EnvError};
 pub use error::ConfigError;
 pub use load::{load_file, load_str, parse_str, Loaded};
 pub use model::{
-    defaults, AllegroConfig, Backend, CompactorConfig, Config, DistributorConfig, Endpoint,
-    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, QueryFrontendConfig, ServerConfig,
-    StorageConfig, WalFsync,
+    defaults, AllegroConfig, Backend, CompactorConfig, Config, CorsConfig, DistributorConfig,
+    Endpoint, IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, QueryFrontendConfig,
+    ServerConfig, StorageConfig, WalFsync,
 };
 
 /// The configuration Allegro runs with when no `-config.file` is given: the reference

@@ -29,6 +29,16 @@ pub mod defaults {
     pub const OTLP_GRPC_PORT: u16 = 4317;
     /// Port of `distributor.receivers.otlp.protocols.http.endpoint`.
     pub const OTLP_HTTP_PORT: u16 = 4318;
+    /// Port of `distributor.receivers.zipkin.endpoint`.
+    pub const ZIPKIN_PORT: u16 = 9411;
+    /// Port of `distributor.receivers.jaeger.protocols.grpc.endpoint`.
+    pub const JAEGER_GRPC_PORT: u16 = 14250;
+    /// Port of `distributor.receivers.jaeger.protocols.thrift_http.endpoint`.
+    pub const JAEGER_THRIFT_HTTP_PORT: u16 = 14268;
+    /// UDP port of `distributor.receivers.jaeger.protocols.thrift_compact.endpoint`.
+    pub const JAEGER_THRIFT_COMPACT_PORT: u16 = 6831;
+    /// UDP port of `distributor.receivers.jaeger.protocols.thrift_binary.endpoint`.
+    pub const JAEGER_THRIFT_BINARY_PORT: u16 = 6832;
 
     /// `ingester.trace_idle_period`.
     pub const TRACE_IDLE_PERIOD: Duration = Duration::from_secs(10);
@@ -176,6 +186,51 @@ pub struct DistributorConfig {
     /// `distributor.receivers.otlp.protocols.http.endpoint`. `None`: OTLP/HTTP is off (the
     /// default). `http:` with no endpoint means `0.0.0.0:4318`.
     pub otlp_http_endpoint: Option<Endpoint>,
+    /// `distributor.receivers.otlp.protocols.http.cors`: `None` answers no CORS headers.
+    pub otlp_http_cors: Option<CorsConfig>,
+    /// `distributor.receivers.zipkin.endpoint` (`zipkin:` alone: `0.0.0.0:9411`).
+    pub zipkin_endpoint: Option<Endpoint>,
+    /// `distributor.receivers.zipkin.parse_string_tags`: string tags holding a number or a
+    /// boolean become typed attributes. Default false.
+    pub zipkin_parse_string_tags: bool,
+    /// `distributor.receivers.jaeger.protocols.grpc.endpoint` (`0.0.0.0:14250`).
+    pub jaeger_grpc_endpoint: Option<Endpoint>,
+    /// `distributor.receivers.jaeger.protocols.thrift_http.endpoint` (`0.0.0.0:14268`).
+    pub jaeger_thrift_http_endpoint: Option<Endpoint>,
+    /// `distributor.receivers.jaeger.protocols.thrift_compact.endpoint`, UDP (`0.0.0.0:6831`).
+    pub jaeger_thrift_compact_endpoint: Option<Endpoint>,
+    /// `distributor.receivers.jaeger.protocols.thrift_binary.endpoint`, UDP (`0.0.0.0:6832`).
+    pub jaeger_thrift_binary_endpoint: Option<Endpoint>,
+}
+
+impl DistributorConfig {
+    /// Every receiver off.
+    pub(crate) fn receivers_off() -> DistributorConfig {
+        DistributorConfig {
+            otlp_grpc_endpoint: None,
+            otlp_http_endpoint: None,
+            otlp_http_cors: None,
+            zipkin_endpoint: None,
+            zipkin_parse_string_tags: false,
+            jaeger_grpc_endpoint: None,
+            jaeger_thrift_http_endpoint: None,
+            jaeger_thrift_compact_endpoint: None,
+            jaeger_thrift_binary_endpoint: None,
+        }
+    }
+}
+
+/// The Collector's `confighttp.CORSConfig` for the OTLP/HTTP receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// `allowed_origins`: exact origins, `*`, or patterns with one `*` wildcard
+    /// (`https://*.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// `allowed_headers`: request headers a preflight may ask for, besides the CORS-safelisted
+    /// ones and `Content-Type`, `Content-Encoding`, `X-Requested-With`.
+    pub allowed_headers: Vec<String>,
+    /// `max_age`: seconds a browser may cache a preflight answer.
+    pub max_age_secs: Option<u64>,
 }
 
 /// `ingester:`.
@@ -469,7 +524,7 @@ impl Default for Config {
             },
             distributor: DistributorConfig {
                 otlp_grpc_endpoint: Some(Endpoint::otlp_grpc_default()),
-                otlp_http_endpoint: None,
+                ..DistributorConfig::receivers_off()
             },
             ingester: IngesterConfig {
                 trace_idle_period: defaults::TRACE_IDLE_PERIOD,
@@ -518,17 +573,18 @@ impl Default for Config {
 }
 
 impl Endpoint {
+    /// A receiver protocol listed without `endpoint:`: all interfaces, the protocol's port.
+    pub(crate) fn receiver_default(port: u16) -> Endpoint {
+        Endpoint {
+            host: defaults::OTLP_HOST.to_owned(),
+            port,
+        }
+    }
+
     pub(crate) fn otlp_grpc_default() -> Endpoint {
         Endpoint {
             host: defaults::OTLP_HOST.to_owned(),
             port: defaults::OTLP_GRPC_PORT,
-        }
-    }
-
-    pub(crate) fn otlp_http_default() -> Endpoint {
-        Endpoint {
-            host: defaults::OTLP_HOST.to_owned(),
-            port: defaults::OTLP_HTTP_PORT,
         }
     }
 }
@@ -604,34 +660,64 @@ impl Config {
         self.validate_listeners()
     }
 
-    /// Two listeners on one port and overlapping hosts cannot both bind.
+    /// Two TCP listeners (or two UDP sockets) on one port and overlapping hosts cannot both
+    /// bind.
     fn validate_listeners(&self) -> Result<(), ConfigError> {
-        let mut listeners: Vec<(&str, Endpoint)> = vec![
+        let d = &self.distributor;
+        let mut tcp: Vec<(&str, Endpoint)> = vec![
             ("server.http_listen_port", self.server.http_endpoint()),
             ("server.grpc_listen_port", self.server.grpc_endpoint()),
         ];
-        if let Some(endpoint) = &self.distributor.otlp_grpc_endpoint {
-            listeners.push((
+        for (key, endpoint) in [
+            (
                 "distributor.receivers.otlp.protocols.grpc.endpoint",
-                endpoint.clone(),
-            ));
-        }
-        if let Some(endpoint) = &self.distributor.otlp_http_endpoint {
-            listeners.push((
+                &d.otlp_grpc_endpoint,
+            ),
+            (
                 "distributor.receivers.otlp.protocols.http.endpoint",
-                endpoint.clone(),
-            ));
+                &d.otlp_http_endpoint,
+            ),
+            ("distributor.receivers.zipkin.endpoint", &d.zipkin_endpoint),
+            (
+                "distributor.receivers.jaeger.protocols.grpc.endpoint",
+                &d.jaeger_grpc_endpoint,
+            ),
+            (
+                "distributor.receivers.jaeger.protocols.thrift_http.endpoint",
+                &d.jaeger_thrift_http_endpoint,
+            ),
+        ] {
+            if let Some(endpoint) = endpoint {
+                tcp.push((key, endpoint.clone()));
+            }
         }
-        for (index, (key, endpoint)) in listeners.iter().enumerate() {
-            for (other_key, other) in listeners.iter().skip(index + 1) {
-                if endpoint.overlaps(other) {
-                    return Err(ConfigError::invalid(
-                        other_key,
-                        format!(
-                            "port {} is already used by {key}; each listener needs its own port",
-                            other.port
-                        ),
-                    ));
+        let mut udp: Vec<(&str, Endpoint)> = Vec::new();
+        for (key, endpoint) in [
+            (
+                "distributor.receivers.jaeger.protocols.thrift_compact.endpoint",
+                &d.jaeger_thrift_compact_endpoint,
+            ),
+            (
+                "distributor.receivers.jaeger.protocols.thrift_binary.endpoint",
+                &d.jaeger_thrift_binary_endpoint,
+            ),
+        ] {
+            if let Some(endpoint) = endpoint {
+                udp.push((key, endpoint.clone()));
+            }
+        }
+        for listeners in [&tcp, &udp] {
+            for (index, (key, endpoint)) in listeners.iter().enumerate() {
+                for (other_key, other) in listeners.iter().skip(index + 1) {
+                    if endpoint.overlaps(other) {
+                        return Err(ConfigError::invalid(
+                            other_key,
+                            format!(
+                                "port {} is already used by {key}; each listener needs its own port",
+                                other.port
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -670,6 +756,26 @@ impl Config {
             format!(
                 "distributor.otlp.http: {}",
                 endpoint(&self.distributor.otlp_http_endpoint)
+            ),
+            format!(
+                "distributor.zipkin: {}",
+                endpoint(&self.distributor.zipkin_endpoint)
+            ),
+            format!(
+                "distributor.jaeger.grpc: {}",
+                endpoint(&self.distributor.jaeger_grpc_endpoint)
+            ),
+            format!(
+                "distributor.jaeger.thrift_http: {}",
+                endpoint(&self.distributor.jaeger_thrift_http_endpoint)
+            ),
+            format!(
+                "distributor.jaeger.thrift_compact: {}",
+                endpoint(&self.distributor.jaeger_thrift_compact_endpoint)
+            ),
+            format!(
+                "distributor.jaeger.thrift_binary: {}",
+                endpoint(&self.distributor.jaeger_thrift_binary_endpoint)
             ),
             format!(
                 "ingester.trace_idle_period: {}",
@@ -813,7 +919,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.validate(), Ok(()));
         assert!(config.allegro.shards >= 1);
-        assert_eq!(config.summary().len(), 29);
+        assert_eq!(config.summary().len(), 34);
     }
 
     #[test]

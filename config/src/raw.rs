@@ -9,9 +9,9 @@ use serde_yaml::Value;
 
 use crate::error::ConfigError;
 use crate::model::{
-    shards_auto, AllegroConfig, Backend, CompactorConfig, Config, DistributorConfig, Endpoint,
-    IngesterConfig, LogLevel, OverridesConfig, QuerierConfig, QueryFrontendConfig, ServerConfig,
-    StorageConfig, WalFsync,
+    defaults, shards_auto, AllegroConfig, Backend, CompactorConfig, Config, CorsConfig,
+    DistributorConfig, Endpoint, IngesterConfig, LogLevel, OverridesConfig, QuerierConfig,
+    QueryFrontendConfig, ServerConfig, StorageConfig, WalFsync,
 };
 use crate::scalar::{
     present, Bytes, Count, EndpointValue, Flag, GoDuration, Keyword, Port, Text, Word,
@@ -56,6 +56,36 @@ struct RawDistributor {
 struct RawReceivers {
     #[serde(default, deserialize_with = "present")]
     otlp: Option<RawOtlp>,
+    #[serde(default, deserialize_with = "present")]
+    zipkin: Option<RawZipkin>,
+    #[serde(default, deserialize_with = "present")]
+    jaeger: Option<RawJaeger>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawZipkin {
+    endpoint: Option<EndpointValue>,
+    parse_string_tags: Option<Flag>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawJaeger {
+    protocols: Option<RawJaegerProtocols>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawJaegerProtocols {
+    #[serde(default, deserialize_with = "present")]
+    grpc: Option<RawProtocol>,
+    #[serde(default, deserialize_with = "present")]
+    thrift_http: Option<RawProtocol>,
+    #[serde(default, deserialize_with = "present")]
+    thrift_compact: Option<RawProtocol>,
+    #[serde(default, deserialize_with = "present")]
+    thrift_binary: Option<RawProtocol>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +107,16 @@ struct RawProtocols {
 #[serde(expecting = "a mapping of settings")]
 struct RawProtocol {
     endpoint: Option<EndpointValue>,
+    cors: Option<RawCors>,
+}
+
+/// The Collector's `confighttp` CORS settings.
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawCors {
+    allowed_origins: Option<Vec<Text>>,
+    allowed_headers: Option<Vec<Text>>,
+    max_age: Option<Count>,
 }
 
 #[derive(Deserialize, Default)]
@@ -418,7 +458,8 @@ impl RawConfig {
 
 /// Tempo's receiver rules: no `receivers:` (or an empty one) means Tempo's default receivers,
 /// of which Allegro serves OTLP/gRPC; otherwise a protocol is on only if listed. A listed `otlp:`
-/// without any protocol is an error in the OpenTelemetry Collector, so it is here too.
+/// or `jaeger:` without any protocol is an error in the OpenTelemetry Collector, so it is here
+/// too. `zipkin:` alone enables Zipkin on its default endpoint.
 fn distributor(raw: RawDistributor, document: &Value) -> Result<DistributorConfig, ConfigError> {
     let receivers = document.get("distributor").and_then(|d| d.get("receivers"));
     let receivers_empty = match receivers {
@@ -426,33 +467,81 @@ fn distributor(raw: RawDistributor, document: &Value) -> Result<DistributorConfi
         Some(Value::Mapping(map)) => map.is_empty(),
         Some(_) => false,
     };
+    let mut config = DistributorConfig::receivers_off();
     if receivers_empty {
-        return Ok(DistributorConfig {
-            otlp_grpc_endpoint: Some(Endpoint::otlp_grpc_default()),
-            otlp_http_endpoint: None,
-        });
+        config.otlp_grpc_endpoint = Some(Endpoint::otlp_grpc_default());
+        return Ok(config);
     }
-    let Some(otlp) = raw.receivers.unwrap_or_default().otlp else {
-        return Ok(DistributorConfig {
-            otlp_grpc_endpoint: None,
-            otlp_http_endpoint: None,
-        });
+    let receivers = raw.receivers.unwrap_or_default();
+    let endpoint = |protocol: &Option<RawProtocol>, default_port: u16| {
+        protocol.as_ref().map(|p| {
+            p.endpoint
+                .as_ref()
+                .map_or_else(|| Endpoint::receiver_default(default_port), |e| e.0.clone())
+        })
     };
-    let protocols = otlp.protocols.unwrap_or_default();
-    let endpoint = |protocol: Option<RawProtocol>, default: fn() -> Endpoint| {
-        protocol.map(|p| p.endpoint.map_or_else(default, |e| e.0))
-    };
-    let config = DistributorConfig {
-        otlp_grpc_endpoint: endpoint(protocols.grpc, Endpoint::otlp_grpc_default),
-        otlp_http_endpoint: endpoint(protocols.http, Endpoint::otlp_http_default),
-    };
-    if config.otlp_grpc_endpoint.is_none() && config.otlp_http_endpoint.is_none() {
-        return Err(ConfigError::invalid(
-            "distributor.receivers.otlp",
-            "must list at least one protocol under protocols: (grpc: or http:)".to_owned(),
+    if let Some(otlp) = receivers.otlp {
+        let protocols = otlp.protocols.unwrap_or_default();
+        config.otlp_grpc_endpoint = endpoint(&protocols.grpc, defaults::OTLP_GRPC_PORT);
+        config.otlp_http_endpoint = endpoint(&protocols.http, defaults::OTLP_HTTP_PORT);
+        if config.otlp_grpc_endpoint.is_none() && config.otlp_http_endpoint.is_none() {
+            return Err(ConfigError::invalid(
+                "distributor.receivers.otlp",
+                "must list at least one protocol under protocols: (grpc: or http:)".to_owned(),
+            ));
+        }
+        if let Some(cors) = protocols.http.and_then(|http| http.cors) {
+            config.otlp_http_cors = Some(cors_config(cors));
+        }
+    }
+    if let Some(zipkin) = receivers.zipkin {
+        config.zipkin_endpoint = Some(zipkin.endpoint.map_or_else(
+            || Endpoint::receiver_default(defaults::ZIPKIN_PORT),
+            |e| e.0,
         ));
+        config.zipkin_parse_string_tags = zipkin.parse_string_tags.is_some_and(|f| f.0);
+    }
+    if let Some(jaeger) = receivers.jaeger {
+        let protocols = jaeger.protocols.unwrap_or_default();
+        config.jaeger_grpc_endpoint = endpoint(&protocols.grpc, defaults::JAEGER_GRPC_PORT);
+        config.jaeger_thrift_http_endpoint =
+            endpoint(&protocols.thrift_http, defaults::JAEGER_THRIFT_HTTP_PORT);
+        config.jaeger_thrift_compact_endpoint = endpoint(
+            &protocols.thrift_compact,
+            defaults::JAEGER_THRIFT_COMPACT_PORT,
+        );
+        config.jaeger_thrift_binary_endpoint = endpoint(
+            &protocols.thrift_binary,
+            defaults::JAEGER_THRIFT_BINARY_PORT,
+        );
+        if config.jaeger_grpc_endpoint.is_none()
+            && config.jaeger_thrift_http_endpoint.is_none()
+            && config.jaeger_thrift_compact_endpoint.is_none()
+            && config.jaeger_thrift_binary_endpoint.is_none()
+        {
+            return Err(ConfigError::invalid(
+                "distributor.receivers.jaeger",
+                "must specify at least one protocol when using the Jaeger receiver \
+                 (protocols: grpc, thrift_http, thrift_compact or thrift_binary)"
+                    .to_owned(),
+            ));
+        }
     }
     Ok(config)
+}
+
+fn cors_config(raw: RawCors) -> CorsConfig {
+    let texts = |list: Option<Vec<Text>>| {
+        list.unwrap_or_default()
+            .into_iter()
+            .map(|t| t.0)
+            .collect::<Vec<_>>()
+    };
+    CorsConfig {
+        allowed_origins: texts(raw.allowed_origins),
+        allowed_headers: texts(raw.allowed_headers),
+        max_age_secs: raw.max_age.map(|c| c.0),
+    }
 }
 
 /// Either `overrides.defaults.*` or the legacy flat keys; Tempo rejects a mix of the two.

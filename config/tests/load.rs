@@ -382,12 +382,132 @@ distributor:
     assert_eq!(loaded.config.distributor.otlp_grpc_endpoint, None);
     assert_eq!(loaded.config.distributor.otlp_http_endpoint, None);
     assert_eq!(
+        loaded.config.distributor.jaeger_thrift_http_endpoint,
+        endpoint("0.0.0.0:14268")
+    );
+    assert_eq!(loaded.config.distributor.jaeger_grpc_endpoint, None);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+/// The Collector's zipkin and jaeger receiver shapes, defaults, and the settings read past.
+#[test]
+fn zipkin_and_jaeger_receivers() {
+    let yaml = "\
+distributor:
+  receivers:
+    zipkin:
+    jaeger:
+      protocols:
+        grpc:
+        thrift_http:
+          endpoint: 127.0.0.1:14269
+        thrift_compact:
+          endpoint: :6835
+          queue_size: 5000
+        thrift_binary:
+";
+    let loaded = load(yaml);
+    let d = &loaded.config.distributor;
+    assert_eq!(d.otlp_grpc_endpoint, None);
+    assert_eq!(d.zipkin_endpoint, endpoint("0.0.0.0:9411"));
+    assert!(!d.zipkin_parse_string_tags);
+    assert_eq!(d.jaeger_grpc_endpoint, endpoint("0.0.0.0:14250"));
+    assert_eq!(d.jaeger_thrift_http_endpoint, endpoint("127.0.0.1:14269"));
+    assert_eq!(d.jaeger_thrift_compact_endpoint, endpoint(":6835"));
+    assert_eq!(d.jaeger_thrift_binary_endpoint, endpoint("0.0.0.0:6832"));
+    assert_eq!(
         loaded.warnings,
         vec![
-            "configuration key \"distributor.receivers.jaeger.protocols.thrift_http\" (line 5) \
-             is not used by Allegro; ignored"
+            "configuration key \"distributor.receivers.jaeger.protocols.thrift_compact.queue_size\" \
+             (line 11) is not used by Allegro; ignored"
                 .to_owned()
         ]
+    );
+    let zipkin = load(
+        "distributor:\n  receivers:\n    zipkin:\n      endpoint: 0.0.0.0:19411\n      parse_string_tags: true\n",
+    )
+    .config
+    .distributor;
+    assert_eq!(zipkin.zipkin_endpoint, endpoint("0.0.0.0:19411"));
+    assert!(zipkin.zipkin_parse_string_tags);
+    // UDP and TCP ports do not collide; two UDP sockets on one port do.
+    let same_port = "\
+distributor:
+  receivers:
+    jaeger:
+      protocols:
+        thrift_http:
+          endpoint: 0.0.0.0:6831
+        thrift_compact:
+";
+    assert_eq!(
+        load(same_port)
+            .config
+            .distributor
+            .jaeger_thrift_compact_endpoint,
+        endpoint("0.0.0.0:6831")
+    );
+    let clash = "\
+distributor:
+  receivers:
+    jaeger:
+      protocols:
+        thrift_compact:
+          endpoint: 0.0.0.0:6832
+        thrift_binary:
+";
+    let error = allegro_config::parse_str(clash, "tempo.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("distributor.receivers.jaeger.protocols.thrift_binary.endpoint")
+            && error.contains("port 6832 is already used"),
+        "{error}"
+    );
+    let no_protocol =
+        allegro_config::parse_str("distributor:\n  receivers:\n    jaeger:\n", "tempo.yaml")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        no_protocol.contains("distributor.receivers.jaeger")
+            && no_protocol.contains("at least one protocol"),
+        "{no_protocol}"
+    );
+}
+
+#[test]
+fn otlp_http_cors() {
+    let yaml = "\
+distributor:
+  receivers:
+    otlp:
+      protocols:
+        http:
+          cors:
+            allowed_origins:
+              - https://*.example.com
+              - http://localhost:3000
+            allowed_headers: [X-Custom]
+            max_age: 7200
+";
+    let cors = load(yaml).config.distributor.otlp_http_cors.unwrap();
+    assert_eq!(
+        cors,
+        allegro_config::CorsConfig {
+            allowed_origins: vec![
+                "https://*.example.com".to_owned(),
+                "http://localhost:3000".to_owned()
+            ],
+            allowed_headers: vec!["X-Custom".to_owned()],
+            max_age_secs: Some(7200),
+        }
+    );
+    assert_eq!(
+        load("distributor:\n  receivers:\n    otlp:\n      protocols:\n        http:\n")
+            .config
+            .distributor
+            .otlp_http_cors,
+        None
     );
 }
 
@@ -441,7 +561,6 @@ foo:
         r#"configuration key "ingester.lifecycler.ring.replication_factor" (line 11) is not used by Allegro; ignored"#,
         r#"configuration key "memberlist.join_members" (line 14) is not used by Allegro; ignored"#,
         r#"configuration key "distributor.receivers.otlp.protocols.grpc.max_recv_msg_size_mib" (line 22) is not used by Allegro; ignored"#,
-        r#"configuration key "distributor.receivers.jaeger.protocols.thrift_http" (line 25) is not used by Allegro; ignored"#,
         r#"configuration key "storage.trace.block.version" (line 30) is not used by Allegro; ignored"#,
         r#"unknown configuration key "storage.trace.wal.verison" (line 33) ignored"#,
         r#"unknown configuration key "allegro.shardz" (line 35) ignored"#,
