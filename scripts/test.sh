@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== python: OpenTelemetry SDK for the interop test"
+echo "== python: the OpenTelemetry SDK and its exporters for the interop tests"
 scripts/python-env.sh
 export ALLEGRO_TEST_PYTHON="$PWD/target/pyenv/bin/python"
+export ALLEGRO_TEST_PYTHON_JAEGER="$PWD/target/pyenv-jaeger/bin/python"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

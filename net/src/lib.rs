@@ -4,9 +4,11 @@
 pub mod api;
 pub mod grpc;
 pub mod http1;
+pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod otlp_json;
+pub mod receivers;
 pub mod search_api;
 pub mod server;
 pub mod tempopb;

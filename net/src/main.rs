@@ -166,6 +166,7 @@ fn run(config: Config) -> Result<(), String> {
     let grpc_api_listeners = server::bind_reuseport(grpc_api_addr, shards).map_err(|err| {
         format!("cannot listen on {grpc_api_addr} (server.grpc_listen_port): {err}")
     })?;
+    let receivers = bind_receivers(&config, shards)?;
     let http_bound = http_listeners[0].local_addr().map_err(|e| e.to_string())?;
     let grpc_api_bound = grpc_api_listeners[0]
         .local_addr()
@@ -181,6 +182,12 @@ fn run(config: Config) -> Result<(), String> {
             .chain(grpc_listeners.iter().flatten())
             .chain(grpc_api_listeners.iter())
             .map(|l| l.as_raw_fd())
+            .chain(
+                receivers
+                    .tcp
+                    .iter()
+                    .flat_map(|(listeners, _)| listeners.iter().map(|l| l.as_raw_fd())),
+            )
             .collect()
     };
 
@@ -198,6 +205,10 @@ fn run(config: Config) -> Result<(), String> {
             search_timeout: config.querier.search_query_timeout,
             trace_by_id_timeout: config.querier.trace_by_id_query_timeout,
             search: allegro_net::search_api::SearchLimits::from_config(&config),
+            receivers: server::ReceiverSettings {
+                otlp_http_cors: config.distributor.otlp_http_cors.clone(),
+                zipkin_parse_string_tags: config.distributor.zipkin_parse_string_tags,
+            },
         },
         shutting_down: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
@@ -215,6 +226,17 @@ fn run(config: Config) -> Result<(), String> {
     let signals = block_termination_signals();
 
     let mut grpc_listeners = grpc_listeners.map(|l| l.into_iter());
+    let receivers_bound = receivers.bound.join(" ");
+    let mut tcp_receivers: Vec<_> = receivers
+        .tcp
+        .into_iter()
+        .map(|(listeners, port)| (listeners.into_iter(), port))
+        .collect();
+    let mut udp_receivers: Vec<_> = receivers
+        .udp
+        .into_iter()
+        .map(|(sockets, protocol)| (sockets.into_iter(), protocol))
+        .collect();
     let mut threads = Vec::with_capacity(shards);
     for ((task, http), grpc_api) in tasks
         .into_iter()
@@ -226,6 +248,14 @@ fn run(config: Config) -> Result<(), String> {
             grpc: grpc_listeners.as_mut().and_then(Iterator::next),
             http,
             grpc_api,
+            receivers: tcp_receivers
+                .iter_mut()
+                .filter_map(|(listeners, port)| listeners.next().map(|l| (l, *port)))
+                .collect(),
+            udp: udp_receivers
+                .iter_mut()
+                .filter_map(|(sockets, protocol)| sockets.next().map(|s| (s, *protocol)))
+                .collect(),
         };
         let shared = shared.clone();
         let pin = shards <= available_cores();
@@ -237,7 +267,7 @@ fn run(config: Config) -> Result<(), String> {
     }
     let otlp_grpc = grpc_bound.map_or_else(|| "off".to_string(), |addr| addr.to_string());
     log::info!(
-        "allegro {} listening otlp_grpc={otlp_grpc} http={http_bound} grpc={grpc_api_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
+        "allegro {} listening otlp_grpc={otlp_grpc} http={http_bound} grpc={grpc_api_bound}{receivers_bound} shards={shards} wal={} fsync={:?} io_uring={uring}",
         env!("CARGO_PKG_VERSION"),
         engine_config.wal_dir.display(),
         engine_config.fsync
@@ -283,6 +313,87 @@ fn run(config: Config) -> Result<(), String> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// The listeners of the receivers besides OTLP/gRPC, `shards` of each.
+struct ReceiverListeners {
+    tcp: Vec<(Vec<std::net::TcpListener>, server::Port)>,
+    udp: Vec<(
+        Vec<std::net::UdpSocket>,
+        allegro_receivers::jaeger::AgentProtocol,
+    )>,
+    /// ` name=addr` per receiver, for the startup line.
+    bound: Vec<String>,
+}
+
+fn bind_receivers(config: &Config, shards: usize) -> Result<ReceiverListeners, String> {
+    use allegro_receivers::jaeger::AgentProtocol;
+    use server::Port;
+    let d = &config.distributor;
+    let mut out = ReceiverListeners {
+        tcp: Vec::new(),
+        udp: Vec::new(),
+        bound: Vec::new(),
+    };
+    let tcp = [
+        (
+            &d.otlp_http_endpoint,
+            Port::OtlpHttp,
+            "otlp_http",
+            "distributor.receivers.otlp.protocols.http.endpoint",
+        ),
+        (
+            &d.zipkin_endpoint,
+            Port::Zipkin,
+            "zipkin",
+            "distributor.receivers.zipkin.endpoint",
+        ),
+        (
+            &d.jaeger_thrift_http_endpoint,
+            Port::JaegerThriftHttp,
+            "jaeger_thrift_http",
+            "distributor.receivers.jaeger.protocols.thrift_http.endpoint",
+        ),
+        (
+            &d.jaeger_grpc_endpoint,
+            Port::JaegerGrpc,
+            "jaeger_grpc",
+            "distributor.receivers.jaeger.protocols.grpc.endpoint",
+        ),
+    ];
+    for (endpoint, port, name, key) in tcp {
+        let Some(endpoint) = endpoint else { continue };
+        let addr = resolve(endpoint, key)?;
+        let listeners = server::bind_reuseport(addr, shards)
+            .map_err(|err| format!("cannot listen on {addr} ({key}): {err}"))?;
+        let bound = listeners[0].local_addr().map_err(|e| e.to_string())?;
+        out.bound.push(format!(" {name}={bound}"));
+        out.tcp.push((listeners, port));
+    }
+    let udp = [
+        (
+            &d.jaeger_thrift_compact_endpoint,
+            AgentProtocol::Compact,
+            "jaeger_thrift_compact",
+            "distributor.receivers.jaeger.protocols.thrift_compact.endpoint",
+        ),
+        (
+            &d.jaeger_thrift_binary_endpoint,
+            AgentProtocol::Binary,
+            "jaeger_thrift_binary",
+            "distributor.receivers.jaeger.protocols.thrift_binary.endpoint",
+        ),
+    ];
+    for (endpoint, protocol, name, key) in udp {
+        let Some(endpoint) = endpoint else { continue };
+        let addr = resolve(endpoint, key)?;
+        let sockets = server::bind_reuseport_udp(addr, shards)
+            .map_err(|err| format!("cannot listen on udp {addr} ({key}): {err}"))?;
+        let bound = sockets[0].local_addr().map_err(|e| e.to_string())?;
+        out.bound.push(format!(" {name}=udp:{bound}"));
+        out.udp.push((sockets, protocol));
+    }
+    Ok(out)
 }
 
 /// `allegro.grpc_max_recv_msg_bytes`, capped so that one request always fits a WAL record.

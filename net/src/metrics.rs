@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::grpc::Code;
+use crate::ingest::{Receiver, ReceiverMetrics};
 use crate::server::Shared;
 
 /// Counters of the network edge. Relaxed atomics: they are statistics, not synchronisation.
@@ -17,6 +18,8 @@ pub struct NetMetrics {
     pub http_requests: AtomicU64,
     /// gRPC error answers by status code (index = code).
     pub grpc_errors: [AtomicU64; 17],
+    /// Requests and spans per receiver.
+    pub receivers: ReceiverMetrics,
 }
 
 impl NetMetrics {
@@ -143,6 +146,41 @@ pub fn render(shared: &Shared) -> String {
                 out,
                 "allegro_grpc_errors_total{{code=\"{}\"}} {value}",
                 code.name()
+            );
+        }
+    }
+    let receivers = &net.receivers;
+    type Counters = [AtomicU64; Receiver::ALL.len()];
+    let per_receiver: [(&str, &str, &Counters); 4] = [
+        (
+            "allegro_receiver_requests_total",
+            "Requests (UDP: datagrams) taken by a receiver.",
+            &receivers.requests,
+        ),
+        (
+            "allegro_receiver_accepted_spans_total",
+            "Spans a receiver took that the shards made durable.",
+            &receivers.accepted_spans,
+        ),
+        (
+            "allegro_receiver_refused_spans_total",
+            "Spans a receiver took that were refused (rate limit, memory, max_bytes_per_trace, a failed write).",
+            &receivers.refused_spans,
+        ),
+        (
+            "allegro_receiver_malformed_requests_total",
+            "Requests (UDP: datagrams) a receiver could not decode.",
+            &receivers.malformed,
+        ),
+    ];
+    for (name, help, counters) in per_receiver {
+        header(&mut out, name, "counter", help);
+        for (receiver, counter) in Receiver::ALL.iter().zip(counters.iter()) {
+            let (label, transport) = receiver.labels();
+            let _ = writeln!(
+                out,
+                "{name}{{receiver=\"{label}\",transport=\"{transport}\"}} {}",
+                counter.load(Ordering::Relaxed)
             );
         }
     }

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allegro_engine::otlp;
 use allegro_engine::{Engine, ShardTask, Tenant};
 use allegro_h2::{Connection, ErrorCode, Event, ServerConfig};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -23,6 +22,7 @@ use monoio::net::TcpStream;
 use crate::api;
 use crate::grpc::{self, Code, Status};
 use crate::http1;
+use crate::ingest::{self, Receiver};
 use crate::limits::RateLimiters;
 use crate::metrics::NetMetrics;
 
@@ -52,6 +52,17 @@ pub struct Settings {
     pub trace_by_id_timeout: Duration,
     /// `query_frontend.search.*` and the read overrides.
     pub search: crate::search_api::SearchLimits,
+    /// What the receivers besides OTLP/gRPC need.
+    pub receivers: ReceiverSettings,
+}
+
+/// Settings of the receivers besides OTLP/gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverSettings {
+    /// `distributor.receivers.otlp.protocols.http.cors`.
+    pub otlp_http_cors: Option<allegro_config::CorsConfig>,
+    /// `distributor.receivers.zipkin.parse_string_tags`.
+    pub zipkin_parse_string_tags: bool,
 }
 
 /// State every thread shares. Only atomics and immutable data: no lock on the hot path.
@@ -77,6 +88,24 @@ pub enum Port {
     /// Tempo's gRPC API port (`server.grpc_listen_port`, `:9095`): HTTP/2 only,
     /// `tempopb.StreamingQuerier` (what `tempo-cli query api ... --use-grpc` calls).
     GrpcApi,
+    /// OTLP/HTTP (`:4318`): HTTP/1.1 or h2c, `POST /v1/traces`.
+    OtlpHttp,
+    /// Zipkin (`:9411`): HTTP/1.1 or h2c.
+    Zipkin,
+    /// Jaeger `thrift_http` (`:14268`): HTTP/1.1 or h2c, `POST /api/traces`.
+    JaegerThriftHttp,
+    /// Jaeger `grpc` (`:14250`): HTTP/2 only, `CollectorService/PostSpans`.
+    JaegerGrpc,
+}
+
+impl Port {
+    /// Ports that take HTTP/1.1 as well as h2c (told apart by the HTTP/2 preface).
+    fn speaks_http1(self) -> bool {
+        match self {
+            Port::Http | Port::OtlpHttp | Port::Zipkin | Port::JaegerThriftHttp => true,
+            Port::OtlpGrpc | Port::GrpcApi | Port::JaegerGrpc => false,
+        }
+    }
 }
 
 /// Listeners of one thread.
@@ -86,6 +115,10 @@ pub struct ThreadListeners {
     pub http: std::net::TcpListener,
     /// `server.grpc_listen_port`.
     pub grpc_api: std::net::TcpListener,
+    /// The other TCP receivers that are configured, each with its port's protocol.
+    pub receivers: Vec<(std::net::TcpListener, Port)>,
+    /// The Jaeger agent UDP sockets that are configured.
+    pub udp: Vec<(std::net::UdpSocket, allegro_receivers::jaeger::AgentProtocol)>,
 }
 
 /// How long a fixed port that is in use is retried at startup (see [`bind_reuseport`]).
@@ -145,6 +178,48 @@ pub fn bind_reuseport(
     Ok(listeners)
 }
 
+/// Binds `count` UDP sockets on one address with `SO_REUSEPORT` (the kernel spreads
+/// datagrams over them by sender), after the same exclusive probe as [`bind_reuseport`].
+pub fn bind_reuseport_udp(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::UdpSocket>> {
+    let domain = socket2::Domain::for_address(addr);
+    if addr.port() != 0 {
+        let probe =
+            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        let started = std::time::Instant::now();
+        loop {
+            match probe.bind(&addr.into()) {
+                Ok(()) => break,
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::AddrInUse
+                        && started.elapsed() < BIND_IN_USE_RETRY =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        drop(probe);
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        // Room for bursts while the thread is busy: 4 MiB (capped by net.core.rmem_max).
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket.bind(&addr.into())?;
+        let socket: std::net::UdpSocket = socket.into();
+        addr = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
 /// Runs one shard thread until its shard stops.
 pub fn run_thread(
     id: usize,
@@ -178,6 +253,16 @@ pub fn run_thread(
             Port::GrpcApi,
             shared.clone(),
         ));
+        for (listener, port) in listeners.receivers {
+            monoio::spawn(accept_loop(listener, port, shared.clone()));
+        }
+        for (socket, protocol) in listeners.udp {
+            monoio::spawn(crate::receivers::jaeger::serve_udp(
+                socket,
+                protocol,
+                shared.clone(),
+            ));
+        }
         monoio::spawn(watch_shutdown(shared.clone()));
         task.run().await;
     });
@@ -238,8 +323,8 @@ async fn accept_loop(listener: std::net::TcpListener, port: Port, shared: Arc<Sh
 
 async fn serve_connection(mut stream: TcpStream, port: Port, shared: Arc<Shared>) {
     match port {
-        Port::OtlpGrpc | Port::GrpcApi => serve_h2(stream, Vec::new(), port, shared).await,
-        Port::Http => {
+        _ if !port.speaks_http1() => serve_h2(stream, Vec::new(), port, shared).await,
+        _ => {
             // Tell HTTP/1.1 from the HTTP/2 prior-knowledge preface.
             let mut initial = Vec::new();
             loop {
@@ -254,7 +339,7 @@ async fn serve_connection(mut stream: TcpStream, port: Port, shared: Arc<Shared>
                         return serve_h2(stream, initial, port, shared).await
                     }
                     http1::PrefaceCheck::NotH2 => {
-                        return serve_http1(stream, initial, shared).await
+                        return serve_http1(stream, initial, port, shared).await
                     }
                 }
             }
@@ -265,7 +350,12 @@ async fn serve_connection(mut stream: TcpStream, port: Port, shared: Arc<Shared>
 // ---------------------------------------------------------------------------------------
 // HTTP/1.1
 
-async fn serve_http1(mut stream: TcpStream, mut buffer: Vec<u8>, shared: Arc<Shared>) {
+async fn serve_http1(
+    mut stream: TcpStream,
+    mut buffer: Vec<u8>,
+    port: Port,
+    shared: Arc<Shared>,
+) {
     let mut out = Vec::new();
     loop {
         match http1::parse_request(&buffer, &shared.settings.http1) {
@@ -275,7 +365,7 @@ async fn serve_http1(mut stream: TcpStream, mut buffer: Vec<u8>, shared: Arc<Sha
                     request.keep_alive && !shared.shutting_down.load(Ordering::Acquire);
                 let head = request.method == "HEAD";
                 shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                let response = handle_api(request, &shared).await;
+                let response = handle_http(port, request, &shared).await;
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 out.clear();
                 http1::write_response(&response, keep_alive, head, &mut out);
@@ -536,7 +626,7 @@ fn dispatch(
         let querier_port = match port {
             Port::GrpcApi => true,
             Port::Http => shared.settings.stream_over_http,
-            Port::OtlpGrpc => false,
+            _ => false,
         };
         let streaming = querier_port
             && grpc::split_path(&pending.path)
@@ -561,7 +651,7 @@ fn dispatch(
                 }
                 Some(status) => send_grpc_status(&conn, stream_id, &status),
             }
-        } else if port != Port::Http {
+        } else if !port.speaks_http1() {
             // grpc-go answers a request without `application/grpc` with 415 too.
             let response = api::text_response(
                 415,
@@ -586,7 +676,7 @@ fn dispatch(
                 body: pending.body,
                 keep_alive: true,
             };
-            let response = handle_api(request, &shared).await;
+            let response = handle_http(port, request, &shared).await;
             send_api_response(&conn, stream_id, &response);
         }
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -747,6 +837,17 @@ async fn handle_export(
             ),
         ));
     }
+    if port == Port::JaegerGrpc && pending.path == crate::receivers::jaeger::POST_SPANS_PATH {
+        let tenant = grpc_tenant(&pending.headers, shared)?;
+        let encoding = grpc::Encoding::parse(header(&pending.headers, "grpc-encoding"))?;
+        let deadline = header(&pending.headers, "grpc-timeout").and_then(grpc::parse_timeout);
+        let message = grpc::decode_unary(
+            &pending.body,
+            encoding,
+            shared.settings.grpc_message_bytes_max,
+        )?;
+        return crate::receivers::jaeger::post_spans(shared, &tenant, &message, deadline).await;
+    }
     if port != Port::OtlpGrpc || service != EXPORT_SERVICE {
         return Err(Status::new(
             Code::Unimplemented,
@@ -759,9 +860,6 @@ async fn handle_export(
             format!("unknown method {method} for service {service}"),
         ));
     }
-    if shared.shutting_down.load(Ordering::Acquire) {
-        return Err(Status::new(Code::Unavailable, "server is shutting down"));
-    }
     let tenant = grpc_tenant(&pending.headers, shared)?;
     let encoding = grpc::Encoding::parse(header(&pending.headers, "grpc-encoding"))?;
     let deadline = header(&pending.headers, "grpc-timeout").and_then(grpc::parse_timeout);
@@ -770,77 +868,10 @@ async fn handle_export(
         encoding,
         shared.settings.grpc_message_bytes_max,
     )?;
-    let size = message.len() as u64;
-    if let Err(limit) = shared.limiter.allow(&tenant, size) {
-        let batches_spans = otlp::split_export(&message)
-            .map(|b| b.iter().map(|t| u64::from(t.span_count)).sum::<u64>())
-            .unwrap_or(0);
-        shared
-            .metrics
-            .spans_refused_rate_limited
-            .fetch_add(batches_spans, Ordering::Relaxed);
-        return Err(Status::new(
-            Code::ResourceExhausted,
-            format!("RATE_LIMITED: ingestion rate limit ({limit} bytes) exceeded while adding {size} bytes"),
-        ));
-    }
-    let batches = otlp::split_export(&message).map_err(|err| {
-        Status::new(
-            Code::InvalidArgument,
-            format!("invalid ExportTraceServiceRequest: {err}"),
-        )
-    })?;
-    shared
-        .metrics
-        .export_requests
-        .fetch_add(1, Ordering::Relaxed);
-    shared
-        .metrics
-        .export_bytes
-        .fetch_add(size, Ordering::Relaxed);
-    if batches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let append = shared.engine.append(&tenant, batches);
-    let outcome = match deadline {
-        None => append.await,
-        Some(timeout) => {
-            monoio::select! {
-                outcome = append => outcome,
-                _ = monoio::time::sleep(timeout) => {
-                    return Err(Status::new(Code::DeadlineExceeded, "context deadline exceeded"));
-                }
-            }
-        }
-    };
-    if let Some(failure) = outcome.failure {
-        return Err(Status::new(Code::Unavailable, failure));
-    }
-    if let Some(exhausted) = outcome.exhausted {
-        return Err(Status::new(Code::ResourceExhausted, exhausted));
-    }
-    Ok(encode_export_response(
-        outcome.rejected_spans,
-        outcome.rejected_message.as_deref(),
-    ))
-}
-
-/// `ExportTraceServiceResponse { partial_success = 1: { rejected_spans = 1, error_message = 2 } }`
-fn encode_export_response(rejected_spans: u64, message: Option<&str>) -> Vec<u8> {
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTracePartialSuccess, ExportTraceServiceResponse,
-    };
-    use prost::Message;
-    if rejected_spans == 0 {
-        return Vec::new();
-    }
-    let response = ExportTraceServiceResponse {
-        partial_success: Some(ExportTracePartialSuccess {
-            rejected_spans: i64::try_from(rejected_spans).unwrap_or(i64::MAX),
-            error_message: message.unwrap_or_default().to_string(),
-        }),
-    };
-    response.encode_to_vec()
+    let accepted = ingest::ingest(shared, &tenant, Receiver::OtlpGrpc, &message, deadline)
+        .await
+        .map_err(|err| err.grpc_status())?;
+    Ok(ingest::encode_export_response(&accepted))
 }
 
 fn grpc_tenant(headers: &[(String, Vec<u8>)], shared: &Shared) -> Result<Tenant, Status> {
@@ -877,6 +908,17 @@ fn http_tenant(request: &api::Request, shared: &Shared) -> Result<Tenant, api::R
 
 // ---------------------------------------------------------------------------------------
 // The query API, shared by HTTP/1.1 and HTTP/2.
+
+/// Answers an HTTP request (HTTP/1.1 or h2c) on `port`.
+async fn handle_http(port: Port, request: api::Request, shared: &Arc<Shared>) -> api::Response {
+    match port {
+        Port::Http => handle_api(request, shared).await,
+        _ => {
+            shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+            crate::receivers::handle_http(port, request, shared).await
+        }
+    }
+}
 
 /// Set by `/shutdown`; the main thread acts on it like on SIGTERM.
 pub static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);

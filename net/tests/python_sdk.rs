@@ -8,87 +8,23 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::*;
 use serde_json::Value;
 
 const TRACES: usize = 4;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("ALLEGRO_TEST_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let root = repo_root();
-    let output = Command::new(root.join("scripts/python-env.sh"))
-        .current_dir(&root)
-        .output()
-        .expect("run scripts/python-env.sh");
-    assert!(
-        output.status.success(),
-        "scripts/python-env.sh failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    root.join("target/pyenv/bin/python")
-}
-
-/// Runs `tests/python/{script}` with `args` and returns its stdout; fails the test when it does
-/// not exit 0 within 120 s.
+/// Runs `tests/python/{script}` with the SDK's interpreter; see [`common::run_python`].
 fn run_python(script: &str, args: &[String]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let mut child = Command::new(python())
-        .arg(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).map(|_| text)
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).map(|_| text)
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{script} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap().unwrap_or_default();
-    let stderr = err.join().unwrap().unwrap_or_default();
-    assert!(
-        status.success(),
-        "{script} {args:?} failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    common::run_python(&python(PythonEnv::Sdk), script, args)
 }
 
-/// Runs the export script against `grpc` and returns the trace ids it printed.
-fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
-    let stdout = run_python("export_traces.py", &[grpc.to_string(), TRACES.to_string()]);
+/// Runs the export script against `addr` with the exporter `kind` (`grpc`, `http`, `zipkin`)
+/// and returns the trace ids it printed.
+fn run_script_with(addr: std::net::SocketAddr, kind: &str) -> Vec<String> {
+    let stdout = run_python(
+        "export_traces.py",
+        &[addr.to_string(), TRACES.to_string(), kind.to_string()],
+    );
     let ids: Vec<String> = stdout.lines().map(str::to_string).collect();
     assert_eq!(ids.len(), TRACES, "trace ids on stdout:\n{stdout}");
     for id in &ids {
@@ -98,6 +34,10 @@ fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
         );
     }
     ids
+}
+
+fn run_script(grpc: std::net::SocketAddr) -> Vec<String> {
+    run_script_with(grpc, "grpc")
 }
 
 /// Calls `query_grpc.py` (grpcio) against `addr`: the streamed messages as JSON, and the
@@ -264,7 +204,18 @@ fn check_trace(order: usize, trace_id: &str, batches: &Value, api: &str) {
 #[test]
 fn python_sdk_exports_come_back_through_the_query_api() {
     let server = Server::start("");
-    let ids = run_script(server.grpc_addr());
+    check_exported(&server, &run_script(server.grpc_addr()));
+}
+
+/// The same traces through the SDK's OTLP/HTTP exporter (protobuf, gzip) on the OTLP/HTTP
+/// receiver come back identical.
+#[test]
+fn python_sdk_otlp_http_exports_come_back_through_the_query_api() {
+    let server = Server::start("");
+    check_exported(&server, &run_script_with(server.otlp_http_addr(), "http"));
+}
+
+fn check_exported(server: &Server, ids: &[String]) {
     let http = server.http_addr();
     for (order, id) in ids.iter().enumerate() {
         let v1 = get_v1_json(http, id, None).unwrap_or_else(|| panic!("trace {id}: 404"));

@@ -82,6 +82,8 @@ distributor:
       protocols:
         grpc:
           endpoint: 127.0.0.1:0
+        http:
+          endpoint: 127.0.0.1:0
 storage:
   trace:
     backend: local
@@ -214,6 +216,28 @@ impl Server {
     /// `:9095`, where `tempopb.StreamingQuerier` is served).
     pub fn grpc_api_addr(&self) -> SocketAddr {
         self.grpc_api
+    }
+
+    /// OTLP/HTTP (`distributor.receivers.otlp.protocols.http`) of the current run.
+    pub fn otlp_http_addr(&self) -> SocketAddr {
+        self.listening_addr("otlp_http")
+    }
+
+    /// The `name=ADDR` (or `name=udp:ADDR`) word of the current run's listening line: the
+    /// receivers' addresses (`otlp_http`, `zipkin`, `jaeger_grpc`, `jaeger_thrift_http`,
+    /// `jaeger_thrift_compact`, `jaeger_thrift_binary`).
+    pub fn listening_addr(&self, name: &str) -> SocketAddr {
+        let prefix = format!("{name}=");
+        let lines = self.stderr_lines();
+        lines
+            .iter()
+            .filter(|line| line.contains("listening otlp_grpc="))
+            .flat_map(|line| line.split_whitespace())
+            .find_map(|word| word.strip_prefix(prefix.as_str()))
+            .map(|value| value.strip_prefix("udp:").unwrap_or(value))
+            .and_then(|value| value.parse().ok())
+            .map(loopback)
+            .unwrap_or_else(|| panic!("no {name}=ADDR in the listening line:\n{lines:?}"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -660,7 +684,121 @@ fn parse_segment_path(wal_dir: &Path, path: &Path) -> Segment {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Python clients (the OpenTelemetry SDK and its exporters, from PyPI).
+
+/// The Python environments `scripts/python-env.sh` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonEnv {
+    /// `target/pyenv`: the current SDK, OTLP gRPC and HTTP exporters, the Zipkin exporter.
+    Sdk,
+    /// `target/pyenv-jaeger`: the SDK 1.21.0 with its Jaeger exporters.
+    Jaeger,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The interpreter of `env`: `$ALLEGRO_TEST_PYTHON` / `$ALLEGRO_TEST_PYTHON_JAEGER` when set
+/// (scripts/test.sh sets them), else `scripts/python-env.sh` is run and its venv used.
+pub fn python(env: PythonEnv) -> PathBuf {
+    let (var, venv) = match env {
+        PythonEnv::Sdk => ("ALLEGRO_TEST_PYTHON", "target/pyenv"),
+        PythonEnv::Jaeger => ("ALLEGRO_TEST_PYTHON_JAEGER", "target/pyenv-jaeger"),
+    };
+    if let Some(python) = std::env::var_os(var) {
+        return PathBuf::from(python);
+    }
+    let root = repo_root();
+    let output = Command::new(root.join("scripts/python-env.sh"))
+        .current_dir(&root)
+        .output()
+        .expect("run scripts/python-env.sh");
+    assert!(
+        output.status.success(),
+        "scripts/python-env.sh failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    root.join(venv).join("bin/python")
+}
+
+/// Runs `tests/python/{script}` with `python` and `args` and returns its stdout; fails the
+/// test when it does not exit 0 within 120 s.
+pub fn run_python(python: &Path, script: &str, args: &[String]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let mut child = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap().unwrap_or_default();
+    let stderr = err.join().unwrap().unwrap_or_default();
+    assert!(
+        status.success(),
+        "{script} {args:?} failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP/1.1 client.
+
+/// `method path` with `body` over a fresh HTTP/1.1 connection (`Connection: close`,
+/// `Content-Length`); panics on transport errors.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|err| panic!("connect {addr}: {err}"));
+    stream.set_read_timeout(Some(CALL_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(CALL_TIMEOUT)).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (key, value) in headers {
+        request.push_str(&format!("{key}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    (&stream).write_all(&bytes).expect("write request");
+    read_http1_response(&mut BufReader::new(stream))
+        .unwrap_or_else(|err| panic!("{method} {path}: {err}"))
+}
 
 /// A response of the HTTP/1.1 or the h2 client.
 #[derive(Debug, Clone)]

@@ -1,6 +1,9 @@
-"""Exports traces to Allegro with the OpenTelemetry Python SDK and its OTLP gRPC exporter.
+"""Exports traces to Allegro with the OpenTelemetry Python SDK and one of its exporters.
 
-Usage: export_traces.py HOST:PORT [TRACES]
+Usage: export_traces.py HOST:PORT [TRACES] [grpc|http|zipkin]
+
+grpc (the default): OTLP/gRPC. http: OTLP/HTTP with protobuf bodies, gzip-compressed, to
+/v1/traces. zipkin: the Zipkin JSON (v2) exporter, to /api/v2/spans.
 
 Each trace has a root server span in service `py-frontend`, a database client span below it,
 and a `payment.charge` span in service `py-payments`; every second trace's charge fails with
@@ -11,6 +14,11 @@ Exits 1 when any export did not succeed. net/tests/python_sdk.rs checks what com
 import sys
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as OTLPHTTPSpanExporter,
+)
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -45,8 +53,22 @@ class Checking(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def provider(service, endpoint, batch):
-    exporter = Checking(OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10))
+def make_exporter(kind, endpoint):
+    if kind == "grpc":
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
+    if kind == "http":
+        return OTLPHTTPSpanExporter(
+            endpoint=f"http://{endpoint}/v1/traces",
+            timeout=10,
+            compression=Compression.Gzip,
+        )
+    if kind == "zipkin":
+        return ZipkinExporter(endpoint=f"http://{endpoint}/api/v2/spans", timeout=10)
+    raise SystemExit(f"unknown exporter {kind!r}")
+
+
+def provider(service, endpoint, batch, kind):
+    exporter = Checking(make_exporter(kind, endpoint))
     resource = Resource.create(
         {
             "service.name": service,
@@ -63,9 +85,10 @@ def provider(service, endpoint, batch):
 def main():
     endpoint = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    kind = sys.argv[3] if len(sys.argv) > 3 else "grpc"
     # The frontend batches; the payments service exports each span on its own.
-    frontend, frontend_exporter = provider("py-frontend", endpoint, batch=True)
-    payments, payments_exporter = provider("py-payments", endpoint, batch=False)
+    frontend, frontend_exporter = provider("py-frontend", endpoint, True, kind)
+    payments, payments_exporter = provider("py-payments", endpoint, False, kind)
     front = frontend.get_tracer("allegro.it.frontend", "0.1.0")
     pay = payments.get_tracer("allegro.it.payments", "0.2.0")
 
