@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh net/hpack hpack_decode
 #   scripts/fuzz.sh engine otlp_split        (also: wal_replay, block_read, traceql)
 #   scripts/fuzz.sh net http1                (HTTP/1.1 requests through the query API router)
+#   scripts/fuzz.sh net/receivers otlp_json  (also: zipkin, jaeger)
 # A crash input is minimised into CRATE_DIR/fuzz/regressions/TARGET/, which `cargo test`
 # replays from then on: commit it with the fix.
 set -euo pipefail

@@ -20,7 +20,7 @@ echo "== cargo test"
 cargo test --workspace
 
 echo "== fuzz targets build (type-checked on stable; run them with scripts/fuzz.sh)"
-for crate in net/hpack/fuzz net/h2/fuzz net/fuzz engine/fuzz; do
+for crate in net/hpack/fuzz net/h2/fuzz net/fuzz net/receivers/fuzz engine/fuzz; do
   CARGO_TARGET_DIR=target/fuzz-check cargo check --quiet --bins --manifest-path "$crate/Cargo.toml"
 done
 echo "fuzz targets: ok"

@@ -524,6 +524,10 @@ impl Default for Config {
             },
             distributor: DistributorConfig {
                 otlp_grpc_endpoint: Some(Endpoint::otlp_grpc_default()),
+                jaeger_grpc_endpoint: Some(Endpoint::receiver_default(defaults::JAEGER_GRPC_PORT)),
+                jaeger_thrift_http_endpoint: Some(Endpoint::receiver_default(
+                    defaults::JAEGER_THRIFT_HTTP_PORT,
+                )),
                 ..DistributorConfig::receivers_off()
             },
             ingester: IngesterConfig {

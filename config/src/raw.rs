@@ -456,8 +456,8 @@ impl RawConfig {
     }
 }
 
-/// Tempo's receiver rules: no `receivers:` (or an empty one) means Tempo's default receivers,
-/// of which Allegro serves OTLP/gRPC; otherwise a protocol is on only if listed. A listed `otlp:`
+/// Tempo's receiver rules: no `receivers:` (or an empty one) means Tempo's default receivers
+/// (OTLP gRPC, Jaeger gRPC and thrift_http); otherwise a protocol is on only if listed. A listed `otlp:`
 /// or `jaeger:` without any protocol is an error in the OpenTelemetry Collector, so it is here
 /// too. `zipkin:` alone enables Zipkin on its default endpoint.
 fn distributor(raw: RawDistributor, document: &Value) -> Result<DistributorConfig, ConfigError> {
@@ -469,7 +469,13 @@ fn distributor(raw: RawDistributor, document: &Value) -> Result<DistributorConfi
     };
     let mut config = DistributorConfig::receivers_off();
     if receivers_empty {
+        // Tempo's `defaultReceivers` (modules/distributor/config.go): OTLP gRPC, and Jaeger
+        // gRPC and thrift_http.
         config.otlp_grpc_endpoint = Some(Endpoint::otlp_grpc_default());
+        config.jaeger_grpc_endpoint = Some(Endpoint::receiver_default(defaults::JAEGER_GRPC_PORT));
+        config.jaeger_thrift_http_endpoint = Some(Endpoint::receiver_default(
+            defaults::JAEGER_THRIFT_HTTP_PORT,
+        ));
         return Ok(config);
     }
     let receivers = raw.receivers.unwrap_or_default();

@@ -321,8 +321,17 @@ fn receivers_follow_tempo() {
             c.distributor.otlp_http_endpoint,
         )
     };
-    // No receivers, or an empty map: Tempo's default receivers (OTLP/gRPC among them).
+    // No receivers, or an empty map: Tempo's default receivers (OTLP gRPC, Jaeger gRPC and
+    // thrift_http).
     assert_eq!(otlp("distributor:\n"), (endpoint("0.0.0.0:4317"), None));
+    let defaults = load("distributor:\n").config.distributor;
+    assert_eq!(defaults.jaeger_grpc_endpoint, endpoint("0.0.0.0:14250"));
+    assert_eq!(
+        defaults.jaeger_thrift_http_endpoint,
+        endpoint("0.0.0.0:14268")
+    );
+    assert_eq!(defaults.jaeger_thrift_compact_endpoint, None);
+    assert_eq!(defaults.zipkin_endpoint, None);
     assert_eq!(
         otlp("distributor:\n  receivers:\n"),
         (endpoint("0.0.0.0:4317"), None)

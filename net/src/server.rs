@@ -118,7 +118,10 @@ pub struct ThreadListeners {
     /// The other TCP receivers that are configured, each with its port's protocol.
     pub receivers: Vec<(std::net::TcpListener, Port)>,
     /// The Jaeger agent UDP sockets that are configured.
-    pub udp: Vec<(std::net::UdpSocket, allegro_receivers::jaeger::AgentProtocol)>,
+    pub udp: Vec<(
+        std::net::UdpSocket,
+        allegro_receivers::jaeger::AgentProtocol,
+    )>,
 }
 
 /// How long a fixed port that is in use is retried at startup (see [`bind_reuseport`]).
@@ -350,12 +353,7 @@ async fn serve_connection(mut stream: TcpStream, port: Port, shared: Arc<Shared>
 // ---------------------------------------------------------------------------------------
 // HTTP/1.1
 
-async fn serve_http1(
-    mut stream: TcpStream,
-    mut buffer: Vec<u8>,
-    port: Port,
-    shared: Arc<Shared>,
-) {
+async fn serve_http1(mut stream: TcpStream, mut buffer: Vec<u8>, port: Port, shared: Arc<Shared>) {
     let mut out = Vec::new();
     loop {
         match http1::parse_request(&buffer, &shared.settings.http1) {

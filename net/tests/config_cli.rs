@@ -333,9 +333,11 @@ fn rust_log_is_respected() {
             "http_listen_port: 0",
             &format!("http_listen_port: {http_port}"),
         )
-        .replace(
+        // The first endpoint is OTLP/gRPC's (OTLP/HTTP keeps its ephemeral port).
+        .replacen(
             "endpoint: 127.0.0.1:0",
             &format!("endpoint: 127.0.0.1:{grpc_port}"),
+            1,
         )
         .replace(DIR, dir.path().to_str().unwrap());
     let path = dir.path().join("tempo.yaml");

@@ -104,7 +104,10 @@ fn find<'a>(spans: &'a [(String, Value)], name: &str) -> &'a (String, Value) {
 
 /// The trace IDs a TraceQL search over the last hour finds, without leading zeros.
 fn search_ids(http: SocketAddr, query: &str) -> Vec<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let path = format!(
         "/api/search?q={}&start={}&end={}&limit=100",
         percent_encode(query),
@@ -209,7 +212,10 @@ fn zipkin_exporter_traces_come_back() {
     );
     let failed: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
     assert_eq!(
-        search_ids(http, r#"{ resource.service.name = "py-payments" && status = error }"#),
+        search_ids(
+            http,
+            r#"{ resource.service.name = "py-payments" && status = error }"#
+        ),
         trimmed(&failed)
     );
 }
@@ -351,7 +357,10 @@ fn otlp_http_json_from_the_spec_and_cors() {
     assert_eq!(service, "my.service");
     assert_eq!(span["name"], "I'm a server span");
     assert_eq!(span["kind"], "SPAN_KIND_SERVER");
-    assert_eq!(span["spanId"], b64(&[0xEE, 0xE1, 0x9B, 0x7E, 0xC3, 0xC1, 0xB1, 0x74]));
+    assert_eq!(
+        span["spanId"],
+        b64(&[0xEE, 0xE1, 0x9B, 0x7E, 0xC3, 0xC1, 0xB1, 0x74])
+    );
     assert_eq!(
         attr(span, "my.span.attr"),
         Some(serde_json::json!({"stringValue": "some value"}))
@@ -376,7 +385,11 @@ fn otlp_http_json_from_the_spec_and_cors() {
             .expect("h2c request")
     });
     assert_eq!(h2.http_status, 200, "{h2:?}");
-    let spans = spans_with_service(&get_v2_json(server.http_addr(), SPEC_EXAMPLE_TRACE_ID, None));
+    let spans = spans_with_service(&get_v2_json(
+        server.http_addr(),
+        SPEC_EXAMPLE_TRACE_ID,
+        None,
+    ));
     assert_eq!(spans.len(), 1);
 
     // CORS: a preflight from an allowed origin, and one from elsewhere.
@@ -417,22 +430,38 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
     };
 
     // OTLP/HTTP: JSON errors in JSON, protobuf errors in protobuf, with the field named.
-    let bad_json = post(otlp, "/v1/traces", "application/json", b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}");
+    let bad_json = post(
+        otlp,
+        "/v1/traces",
+        "application/json",
+        b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}",
+    );
     assert_eq!(bad_json.status, 400, "{bad_json:?}");
     assert_eq!(bad_json.content_type(), Some("application/json"));
     let status = bad_json.json();
     assert_eq!(status["code"], 3, "{status}");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains("traceId"), "{message}");
-    let bad_proto = post(otlp, "/v1/traces", "application/x-protobuf", b"\x0a\xff\xff\xff");
+    let bad_proto = post(
+        otlp,
+        "/v1/traces",
+        "application/x-protobuf",
+        b"\x0a\xff\xff\xff",
+    );
     assert_eq!(bad_proto.status, 400, "{bad_proto:?}");
     assert_eq!(bad_proto.content_type(), Some("application/x-protobuf"));
     let status = RpcStatus::decode(bad_proto.body.as_slice()).expect("a google.rpc.Status");
     assert_eq!(status.code, 3);
-    assert!(status.message.contains("invalid ExportTraceServiceRequest"), "{status:?}");
+    assert!(
+        status.message.contains("invalid ExportTraceServiceRequest"),
+        "{status:?}"
+    );
     let wrong_type = post(otlp, "/v1/traces", "text/plain", b"hello");
     assert_eq!(wrong_type.status, 415, "{wrong_type:?}");
-    assert!(wrong_type.text().contains("application/x-protobuf"), "{wrong_type:?}");
+    assert!(
+        wrong_type.text().contains("application/x-protobuf"),
+        "{wrong_type:?}"
+    );
     let get = http_request(otlp, "GET", "/v1/traces", &[], b"");
     assert_eq!(get.status, 405, "{get:?}");
     let elsewhere = post(otlp, "/v1/metrics", "application/x-protobuf", b"");
@@ -451,7 +480,12 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
 
     // Zipkin: the reason as text.
     let zipkin = server.listening_addr("zipkin");
-    let not_json = post(zipkin, "/api/v2/spans", "application/json", b"[{\"traceId\":");
+    let not_json = post(
+        zipkin,
+        "/api/v2/spans",
+        "application/json",
+        b"[{\"traceId\":",
+    );
     assert_eq!(not_json.status, 400, "{not_json:?}");
     assert!(!not_json.text().trim().is_empty(), "{not_json:?}");
     let bad_id = post(
@@ -465,7 +499,12 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
 
     // Jaeger thrift over HTTP.
     let thrift_http = server.listening_addr("jaeger_thrift_http");
-    let garbage = post(thrift_http, "/api/traces", "application/x-thrift", b"\x0c\x00\x01\x0b");
+    let garbage = post(
+        thrift_http,
+        "/api/traces",
+        "application/x-thrift",
+        b"\x0c\x00\x01\x0b",
+    );
     assert_eq!(garbage.status, 400, "{garbage:?}");
     assert!(
         garbage.text().starts_with("Unable to process request body"),
@@ -473,7 +512,10 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
     );
     let wrong_type = post(thrift_http, "/api/traces", "application/json", b"{}");
     assert_eq!(wrong_type.status, 400, "{wrong_type:?}");
-    assert!(wrong_type.text().contains("Unsupported content type"), "{wrong_type:?}");
+    assert!(
+        wrong_type.text().contains("Unsupported content type"),
+        "{wrong_type:?}"
+    );
 
     // Jaeger gRPC.
     let response = grpc_raw(
@@ -483,7 +525,10 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
         grpc_frame(b"\x0a\x05\x12\xff\xff\xff\xff", false),
     );
     assert_eq!(response.grpc_status(), Some(3), "{response:?}");
-    assert!(response.grpc_message().contains("PostSpansRequest"), "{response:?}");
+    assert!(
+        response.grpc_message().contains("PostSpansRequest"),
+        "{response:?}"
+    );
     let unknown = grpc_raw(
         server.listening_addr("jaeger_grpc"),
         "/jaeger.api_v2.SamplingManager/GetSamplingStrategy",
@@ -510,12 +555,20 @@ fn malformed_bodies_get_reasons_and_the_server_keeps_serving() {
         if counted {
             break;
         }
-        assert!(Instant::now() < deadline, "datagrams not counted:\n{metrics}");
+        assert!(
+            Instant::now() < deadline,
+            "datagrams not counted:\n{metrics}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // Still serving: a good request on each HTTP receiver.
-    let ok = post(otlp, "/v1/traces", "application/json", SPEC_EXAMPLE.as_bytes());
+    let ok = post(
+        otlp,
+        "/v1/traces",
+        "application/json",
+        SPEC_EXAMPLE.as_bytes(),
+    );
     assert_eq!(ok.status, 200, "{ok:?}");
     let ok = post(
         zipkin,
@@ -554,7 +607,10 @@ fn receivers_follow_the_tenant_rules() {
         otlp,
         "POST",
         "/v1/traces",
-        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "team-a")],
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Scope-OrgID", "team-a"),
+        ],
         SPEC_EXAMPLE.as_bytes(),
     );
     assert_eq!(ok.status, 200, "{ok:?}");
@@ -572,7 +628,10 @@ fn receivers_follow_the_tenant_rules() {
         zipkin,
         "POST",
         "/api/v2/spans",
-        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "team-a")],
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Scope-OrgID", "team-a"),
+        ],
         body,
     );
     assert_eq!(ok.status, 202, "{ok:?}");

@@ -13,6 +13,7 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod fuzz;
 pub mod jaeger;
 pub mod otlp_json;
 pub mod zipkin;

@@ -41,7 +41,9 @@ pub async fn handle_thrift_http(request: api::Request, shared: &Shared) -> api::
     }
     if request.method != "POST" {
         let mut response = text_error(405, "405 method not allowed, supported: [POST]", false);
-        response.headers.push(("Allow".to_owned(), "POST".to_owned()));
+        response
+            .headers
+            .push(("Allow".to_owned(), "POST".to_owned()));
         return response;
     }
     let media = media_type(&request);
@@ -97,7 +99,10 @@ pub async fn post_spans(
     deadline: Option<std::time::Duration>,
 ) -> Result<Vec<u8>, Status> {
     let decoded = jaeger::decode_grpc_post_spans(message).map_err(|err| {
-        shared.metrics.receivers.count_malformed(Receiver::JaegerGrpc);
+        shared
+            .metrics
+            .receivers
+            .count_malformed(Receiver::JaegerGrpc);
         Status::new(
             Code::InvalidArgument,
             format!("invalid PostSpansRequest: {}", err.message),
@@ -170,7 +175,10 @@ async fn ingest_datagram(shared: &Shared, protocol: AgentProtocol, datagram: &[u
         Ok(decoded) => decoded,
         Err(err) => {
             shared.metrics.receivers.count_malformed(receiver);
-            log::debug!("jaeger UDP datagram of {} bytes dropped: {err}", datagram.len());
+            log::debug!(
+                "jaeger UDP datagram of {} bytes dropped: {err}",
+                datagram.len()
+            );
             return;
         }
     };

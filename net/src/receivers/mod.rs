@@ -54,7 +54,9 @@ impl BodyError {
     pub fn message(&self) -> String {
         match self {
             BodyError::UnsupportedEncoding(encoding) => {
-                format!("unsupported Content-Encoding: {encoding:?} (supported: gzip, deflate, zlib)")
+                format!(
+                    "unsupported Content-Encoding: {encoding:?} (supported: gzip, deflate, zlib)"
+                )
             }
             BodyError::Corrupt(err) => format!("cannot decompress the request body: {err}"),
             BodyError::TooLarge { bytes_max } => {
@@ -133,10 +135,9 @@ pub fn media_type(request: &api::Request) -> String {
 /// `Retry-After` when the client should retry.
 pub fn text_error(status: u16, message: &str, retry: bool) -> api::Response {
     let mut response = api::text_response(status, &format!("{message}\n"));
-    response.headers.push((
-        "X-Content-Type-Options".to_owned(),
-        "nosniff".to_owned(),
-    ));
+    response
+        .headers
+        .push(("X-Content-Type-Options".to_owned(), "nosniff".to_owned()));
     if retry {
         response.headers.push((
             "Retry-After".to_owned(),
@@ -171,9 +172,18 @@ mod tests {
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         zlib.write_all(&plain).unwrap();
         let zlib = zlib.finish().unwrap();
-        assert_eq!(decoded_body(&request("", plain.clone()), 1 << 20), Ok(plain.clone()));
-        assert_eq!(decoded_body(&request("gzip", gz.clone()), 1 << 20), Ok(plain.clone()));
-        assert_eq!(decoded_body(&request("deflate", zlib.clone()), 1 << 20), Ok(plain.clone()));
+        assert_eq!(
+            decoded_body(&request("", plain.clone()), 1 << 20),
+            Ok(plain.clone())
+        );
+        assert_eq!(
+            decoded_body(&request("gzip", gz.clone()), 1 << 20),
+            Ok(plain.clone())
+        );
+        assert_eq!(
+            decoded_body(&request("deflate", zlib.clone()), 1 << 20),
+            Ok(plain.clone())
+        );
         assert_eq!(
             decoded_body(&request("gzip", gz), 100),
             Err(BodyError::TooLarge { bytes_max: 100 })

@@ -61,7 +61,9 @@ pub async fn handle(request: api::Request, shared: &Shared) -> api::Response {
     }
     let mut response = export(request, shared).await;
     if let (Some(cors), Some(origin)) = (cors, origin) {
-        response.headers.push(("Vary".to_owned(), "Origin".to_owned()));
+        response
+            .headers
+            .push(("Vary".to_owned(), "Origin".to_owned()));
         if origin_allowed(cors, &origin) {
             response
                 .headers
@@ -77,19 +79,20 @@ async fn export(request: api::Request, shared: &Shared) -> api::Response {
     }
     if request.method != "POST" {
         let mut response = api::text_response(405, "405 method not allowed, supported: [POST]");
-        response.headers.push(("Allow".to_owned(), "POST".to_owned()));
+        response
+            .headers
+            .push(("Allow".to_owned(), "POST".to_owned()));
         return response;
     }
-    let encoding = match media_type(&request).as_str() {
-        PROTOBUF => Encoding::Protobuf,
-        JSON => Encoding::Json,
-        _ => {
-            return api::text_response(
+    let encoding =
+        match media_type(&request).as_str() {
+            PROTOBUF => Encoding::Protobuf,
+            JSON => Encoding::Json,
+            _ => return api::text_response(
                 415,
                 "415 unsupported media type, supported: [application/json, application/x-protobuf]",
-            )
-        }
-    };
+            ),
+        };
     let tenant = match tenant(&request, shared) {
         Ok(tenant) => tenant,
         Err((status, message)) => {
@@ -140,7 +143,10 @@ async fn export(request: api::Request, shared: &Shared) -> api::Response {
             };
             api::Response {
                 status: 200,
-                headers: vec![("Content-Type".to_owned(), encoding.content_type().to_owned())],
+                headers: vec![(
+                    "Content-Type".to_owned(),
+                    encoding.content_type().to_owned(),
+                )],
                 body,
             }
         }
@@ -175,7 +181,10 @@ fn status_response(
         .encode_to_vec(),
         Encoding::Json => otlp_json::encode_status(i32::from(code.as_u8()), message),
     };
-    let mut headers = vec![("Content-Type".to_owned(), encoding.content_type().to_owned())];
+    let mut headers = vec![(
+        "Content-Type".to_owned(),
+        encoding.content_type().to_owned(),
+    )];
     if retry {
         headers.push((
             "Retry-After".to_owned(),
@@ -301,8 +310,14 @@ mod tests {
             query: String::new(),
             headers: vec![
                 ("origin".to_owned(), "https://app.example.com".to_owned()),
-                ("access-control-request-method".to_owned(), method.to_owned()),
-                ("access-control-request-headers".to_owned(), headers.to_owned()),
+                (
+                    "access-control-request-method".to_owned(),
+                    method.to_owned(),
+                ),
+                (
+                    "access-control-request-headers".to_owned(),
+                    headers.to_owned(),
+                ),
             ],
             body: Vec::new(),
             keep_alive: true,
@@ -312,11 +327,21 @@ mod tests {
     #[test]
     fn preflights() {
         let c = cors(&["https://*.example.com"]);
-        let ok = preflight(&c, "https://app.example.com", &preflight_request("POST", "content-type, x-custom"));
+        let ok = preflight(
+            &c,
+            "https://app.example.com",
+            &preflight_request("POST", "content-type, x-custom"),
+        );
         assert_eq!(ok.status, 204);
-        assert_eq!(ok.header("access-control-allow-origin"), Some("https://app.example.com"));
+        assert_eq!(
+            ok.header("access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
         assert_eq!(ok.header("access-control-allow-methods"), Some("POST"));
-        assert_eq!(ok.header("access-control-allow-headers"), Some("content-type, x-custom"));
+        assert_eq!(
+            ok.header("access-control-allow-headers"),
+            Some("content-type, x-custom")
+        );
         assert_eq!(ok.header("access-control-max-age"), Some("60"));
         for (origin, method, headers) in [
             ("https://evil.org", "POST", "content-type"),
@@ -325,7 +350,11 @@ mod tests {
         ] {
             let refused = preflight(&c, origin, &preflight_request(method, headers));
             assert_eq!(refused.status, 204);
-            assert_eq!(refused.header("access-control-allow-origin"), None, "{origin} {method} {headers}");
+            assert_eq!(
+                refused.header("access-control-allow-origin"),
+                None,
+                "{origin} {method} {headers}"
+            );
         }
     }
 }

@@ -15,7 +15,9 @@ use crate::server::Shared;
 pub async fn handle(request: api::Request, shared: &Shared) -> api::Response {
     if request.method != "POST" {
         let mut response = text_error(405, "405 method not allowed, supported: [POST]", false);
-        response.headers.push(("Allow".to_owned(), "POST".to_owned()));
+        response
+            .headers
+            .push(("Allow".to_owned(), "POST".to_owned()));
         return response;
     }
     let tenant = match tenant(&request, shared) {

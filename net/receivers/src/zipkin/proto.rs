@@ -86,14 +86,12 @@ pub struct Annotation {
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Vec<ZipkinSpan>, DecodeError> {
-    let list = ListOfSpans::decode(body).map_err(|e| {
-        DecodeError::new(format!("body is not a zipkin.proto3 ListOfSpans: {e}"))
-    })?;
+    let list = ListOfSpans::decode(body)
+        .map_err(|e| DecodeError::new(format!("body is not a zipkin.proto3 ListOfSpans: {e}")))?;
     let mut spans = Vec::with_capacity(list.spans.len());
     for (index, span) in list.spans.into_iter().enumerate() {
         spans.push(
-            convert(index, span)
-                .map_err(|e| DecodeError::new(format!("span {index}: {e}")))?,
+            convert(index, span).map_err(|e| DecodeError::new(format!("span {index}: {e}")))?,
         );
     }
     Ok(spans)

@@ -27,10 +27,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/data/zipkin/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/zipkin/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(path).unwrap()
 }
 
@@ -51,7 +48,9 @@ fn one_span(json: &str) -> Span {
 /// A v2 JSON span with the given extra members.
 fn v2(extra: &str) -> String {
     let sep = if extra.is_empty() { "" } else { "," };
-    format!(r#"[{{"traceId":"0102030405060708090a0b0c0d0e0f10","id":"1112131415161718","timestamp":10,"duration":5{sep}{extra}}}]"#)
+    format!(
+        r#"[{{"traceId":"0102030405060708090a0b0c0d0e0f10","id":"1112131415161718","timestamp":10,"duration":5{sep}{extra}}}]"#
+    )
 }
 
 // openzipkin/zipkin zipkin-lens/testdata/messaging.json: two services, every v2 kind but CLIENT.
@@ -198,12 +197,22 @@ fn v2_kinds() {
         ("null", r#"{"span.kind":"internal"}"#, SpanKind::Internal),
         ("null", r#"{"span.kind":"server"}"#, SpanKind::Unspecified),
         // With a kind the span.kind tag is left alone.
-        (r#""SERVER""#, r#"{"span.kind":"internal"}"#, SpanKind::Server),
+        (
+            r#""SERVER""#,
+            r#"{"span.kind":"internal"}"#,
+            SpanKind::Server,
+        ),
     ] {
         let s = one_span(&v2(&format!(r#""kind":{kind},"tags":{tags}"#)));
         assert_eq!(s.kind, want as i32, "kind {kind} tags {tags}");
-        let kept = attrs(&s.attributes).iter().any(|a| a.starts_with("span.kind="));
-        assert_eq!(kept, kind != "null" && tags != "{}", "kind {kind} tags {tags}");
+        let kept = attrs(&s.attributes)
+            .iter()
+            .any(|a| a.starts_with("span.kind="));
+        assert_eq!(
+            kept,
+            kind != "null" && tags != "{}",
+            "kind {kind} tags {tags}"
+        );
     }
     // Missing kind member altogether.
     assert_eq!(one_span(&v2("")).kind, SpanKind::Unspecified as i32);
@@ -213,7 +222,12 @@ fn v2_kinds() {
 fn v2_status_tags() {
     for (tags, code, message, left) in [
         (r#"{"error":"true"}"#, StatusCode::Error, "", vec![]),
-        (r#"{"error":"false"}"#, StatusCode::Error, "", vec!["error=s:false"]),
+        (
+            r#"{"error":"false"}"#,
+            StatusCode::Error,
+            "",
+            vec!["error=s:false"],
+        ),
         (r#"{"error":""}"#, StatusCode::Error, "", vec!["error=s:"]),
         (
             r#"{"otel.status_code":"STATUS_CODE_OK","otel.status_description":"fine"}"#,
@@ -221,9 +235,24 @@ fn v2_status_tags() {
             "fine",
             vec![],
         ),
-        (r#"{"otel.status_code":"Error"}"#, StatusCode::Error, "", vec![]),
-        (r#"{"otel.status_code":"Ok","error":"boom"}"#, StatusCode::Error, "", vec!["error=s:boom"]),
-        (r#"{"otel.status_code":"bogus"}"#, StatusCode::Unset, "", vec![]),
+        (
+            r#"{"otel.status_code":"Error"}"#,
+            StatusCode::Error,
+            "",
+            vec![],
+        ),
+        (
+            r#"{"otel.status_code":"Ok","error":"boom"}"#,
+            StatusCode::Error,
+            "",
+            vec!["error=s:boom"],
+        ),
+        (
+            r#"{"otel.status_code":"bogus"}"#,
+            StatusCode::Unset,
+            "",
+            vec![],
+        ),
         // A description without a code is an attribute.
         (
             r#"{"otel.status_description":"lonely"}"#,
@@ -318,7 +347,14 @@ fn v2_links_events_trace_state() {
     let events: Vec<_> = s
         .events
         .iter()
-        .map(|e| (e.time_unix_nano, e.name.as_str(), attrs(&e.attributes), e.dropped_attributes_count))
+        .map(|e| {
+            (
+                e.time_unix_nano,
+                e.name.as_str(),
+                attrs(&e.attributes),
+                e.dropped_attributes_count,
+            )
+        })
         .collect();
     assert_eq!(
         events,
@@ -332,7 +368,9 @@ fn v2_links_events_trace_state() {
 
 #[test]
 fn v2_parse_string_tags() {
-    let body = v2(r#""tags":{"i":"-42","big":"99999999999999999999","d":"1.25","b":"true","s":"1e3","e":"","x":"1."}"#);
+    let body = v2(
+        r#""tags":{"i":"-42","big":"99999999999999999999","d":"1.25","b":"true","s":"1e3","e":"","x":"1."}"#,
+    );
     let options = Options {
         parse_string_tags: true,
     };
@@ -378,14 +416,20 @@ fn v2_proto_round_trip() {
         remote_endpoint: Some(proto::Endpoint {
             service_name: "db".to_owned(),
             ipv4: vec![],
-            ipv6: "2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec(),
+            ipv6: "2001:db8::2"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+                .to_vec(),
             port: 5432,
         }),
         annotations: vec![proto::Annotation {
             timestamp: 1_000_010,
             value: "retry".to_owned(),
         }],
-        tags: [("error".to_owned(), "true".to_owned())].into_iter().collect(),
+        tags: [("error".to_owned(), "true".to_owned())]
+            .into_iter()
+            .collect(),
         debug: true,
         shared: true,
     };
@@ -429,7 +473,11 @@ fn v2_proto_round_trip() {
         .collect();
     assert_eq!(
         services,
-        [vec![], vec!["service.name=s:svc-a".to_owned()], vec!["service.name=s:svc-b".to_owned()]]
+        [
+            vec![],
+            vec!["service.name=s:svc-a".to_owned()],
+            vec!["service.name=s:svc-b".to_owned()]
+        ]
     );
     let s = &from_proto.resource_spans[1].scope_spans[0].spans[0];
     assert_eq!(s.status.as_ref().unwrap().code, StatusCode::Error as i32);
@@ -462,7 +510,8 @@ fn v2_proto_round_trip() {
 // Hand-written v1 fixture (tests/data/zipkin/v1_hand_written.json).
 #[test]
 fn v1_json_fixture() {
-    let req = decode_v1_json_with(&fixture("v1_hand_written.json"), &Options::default(), 77).unwrap();
+    let req =
+        decode_v1_json_with(&fixture("v1_hand_written.json"), &Options::default(), 77).unwrap();
     assert_eq!(req.resource_spans.len(), 3);
 
     let query = &req.resource_spans[0];
@@ -484,14 +533,24 @@ fn v1_json_fixture() {
     assert_eq!(s.kind, SpanKind::Server as i32);
     assert_eq!(s.start_time_unix_nano, 1_458_702_548_467_000_000);
     assert_eq!(s.end_time_unix_nano, 1_458_702_548_853_000_000);
-    let events: Vec<_> = s.events.iter().map(|e| (e.time_unix_nano, e.name.as_str())).collect();
+    let events: Vec<_> = s
+        .events
+        .iter()
+        .map(|e| (e.time_unix_nano, e.name.as_str()))
+        .collect();
     assert_eq!(events, [(1_458_702_548_600_000_000, "cache.miss")]);
     assert_eq!(
         attrs(&s.attributes),
-        ["http.status_code=s:503", "http.status_message=s:unavailable"]
+        [
+            "http.status_code=s:503",
+            "http.status_message=s:unavailable"
+        ]
     );
     let status = s.status.as_ref().unwrap();
-    assert_eq!((status.code, status.message.as_str()), (StatusCode::Error as i32, "unavailable"));
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Error as i32, "unavailable")
+    );
 
     // No kind annotation: the endpoint is unknown-service, renamed after the binary
     // annotations' endpoint service (only the name: a resource of its own).
@@ -524,7 +583,10 @@ fn v1_json_fixture() {
     assert!(s.events.is_empty());
     assert!(s.attributes.is_empty());
     let status = s.status.as_ref().unwrap();
-    assert_eq!((status.code, status.message.as_str()), (StatusCode::Ok as i32, "fine"));
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Ok as i32, "fine")
+    );
 }
 
 #[test]
@@ -539,7 +601,10 @@ fn v1_no_timestamps_uses_now() {
     assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (77, 77));
     assert_eq!(
         attrs(&s.attributes),
-        ["component=s:svc", "otel.zipkin.absentField.startTime=b:true"]
+        [
+            "component=s:svc",
+            "otel.zipkin.absentField.startTime=b:true"
+        ]
     );
 }
 
@@ -558,7 +623,10 @@ fn check_err(decoder: Decoder, body: &[u8], want: &str) {
         Decoder::V1Json => decode_v1_json_with(body, &Options::default(), 1),
     };
     match got {
-        Ok(req) => panic!("{}: decoded {req:?}, want error {want:?}", String::from_utf8_lossy(body)),
+        Ok(req) => panic!(
+            "{}: decoded {req:?}, want error {want:?}",
+            String::from_utf8_lossy(body)
+        ),
         Err(e) => assert!(
             e.message.contains(want),
             "{}: error {:?} does not contain {want:?}",
@@ -590,7 +658,7 @@ fn errors() {
         (V2Json, format!(r#"[{{{t},{id},"timestamp":-1}}]"#), "span 0: timestamp: expected an unsigned integer of microseconds, found -1"),
         (V2Json, format!(r#"[{{{t},{id},"duration":1.5}}]"#), "span 0: duration: expected an unsigned integer"),
         (V2Json, format!(r#"[{{{t},{id},"timestamp":"1"}}]"#), "span 0: timestamp: expected an unsigned integer of microseconds, found a string"),
-        (V2Json, format!(r#"[{{{t},{id},"timestamp":18446744073709551}}]"#), "span 0: timestamp 18446744073709551 + duration 0 microseconds overflows"),
+        (V2Json, format!(r#"[{{{t},{id},"timestamp":18446744073709552}}]"#), "span 0: timestamp 18446744073709552 + duration 0 microseconds overflows"),
         (V2Json, format!(r#"[{{{t},{id},"tags":{{"n":1}}}}]"#), r#"span 0: tag "n": expected a string, found a number"#),
         (V2Json, format!(r#"[{{{t},{id},"tags":[]}}]"#), "span 0: tags: expected an object"),
         (V2Json, format!(r#"[{{{t},{id},"shared":"yes"}}]"#), "span 0: shared: expected a boolean"),
@@ -626,25 +694,62 @@ fn errors() {
         };
         f(&mut span);
         proto::ListOfSpans {
-            spans: vec![proto::Span {
-                trace_id: vec![1; 16],
-                id: vec![3; 8],
-                ..Default::default()
-            }, span],
+            spans: vec![
+                proto::Span {
+                    trace_id: vec![1; 16],
+                    id: vec![3; 8],
+                    ..Default::default()
+                },
+                span,
+            ],
         }
         .encode_to_vec()
     };
     let proto_cases: Vec<(Vec<u8>, &str)> = vec![
-        (proto_span(&|s| s.trace_id = vec![1; 15]), "span 1: traceId: 15 bytes, want 16 (or 8)"),
-        (proto_span(&|s| s.trace_id.clear()), "span 1: traceId: missing"),
-        (proto_span(&|s| s.trace_id = vec![0; 16]), "span 1: traceId: is zero"),
+        (
+            proto_span(&|s| s.trace_id = vec![1; 15]),
+            "span 1: traceId: 15 bytes, want 16 (or 8)",
+        ),
+        (
+            proto_span(&|s| s.trace_id.clear()),
+            "span 1: traceId: missing",
+        ),
+        (
+            proto_span(&|s| s.trace_id = vec![0; 16]),
+            "span 1: traceId: is zero",
+        ),
         (proto_span(&|s| s.id.clear()), "span 1: id: missing"),
         (proto_span(&|s| s.id = vec![0; 8]), "span 1: id: is zero"),
-        (proto_span(&|s| s.id = vec![1; 9]), "span 1: id: 9 bytes, want 8"),
-        (proto_span(&|s| s.parent_id = vec![1; 4]), "span 1: parentId: 4 bytes, want 8"),
-        (proto_span(&|s| s.local_endpoint = Some(proto::Endpoint { ipv4: vec![1; 5], ..Default::default() })), "span 1: localEndpoint.ipv4: 5 bytes, want 4 or 16"),
-        (proto_span(&|s| s.remote_endpoint = Some(proto::Endpoint { port: -1, ..Default::default() })), "span 1: remoteEndpoint.port: -1 is not 0 to 65535"),
-        (proto_span(&|s| s.duration = u64::MAX), "span 1: timestamp 0 + duration 18446744073709551615 microseconds overflows"),
+        (
+            proto_span(&|s| s.id = vec![1; 9]),
+            "span 1: id: 9 bytes, want 8",
+        ),
+        (
+            proto_span(&|s| s.parent_id = vec![1; 4]),
+            "span 1: parentId: 4 bytes, want 8",
+        ),
+        (
+            proto_span(&|s| {
+                s.local_endpoint = Some(proto::Endpoint {
+                    ipv4: vec![1; 5],
+                    ..Default::default()
+                })
+            }),
+            "span 1: localEndpoint.ipv4: 5 bytes, want 4 or 16",
+        ),
+        (
+            proto_span(&|s| {
+                s.remote_endpoint = Some(proto::Endpoint {
+                    port: -1,
+                    ..Default::default()
+                })
+            }),
+            "span 1: remoteEndpoint.port: -1 is not 0 to 65535",
+        ),
+        (
+            proto_span(&|s| s.duration = u64::MAX),
+            "span 1: timestamp 0 + duration 18446744073709551615 microseconds overflows",
+        ),
     ];
     for (body, want) in proto_cases {
         check_err(V2Proto, &body, want);

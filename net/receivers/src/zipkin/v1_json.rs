@@ -76,10 +76,7 @@ pub(super) fn decode(
 /// `getOrCreateNodeRequest`: `service.name`, then `ipv4`, `ipv6`, `port` (a string) when set.
 fn new_resource_spans(endpoint: &Endpoint) -> ResourceSpans {
     let mut attributes = Attributes::default();
-    attributes.put(
-        "service.name",
-        string_value(endpoint.service_name.as_str()),
-    );
+    attributes.put("service.name", string_value(endpoint.service_name.as_str()));
     if !endpoint.ipv4.is_empty() {
         attributes.put("ipv4", string_value(endpoint.ipv4.as_str()));
     }
@@ -162,7 +159,9 @@ fn endpoint(name: &str, value: &Value) -> Result<Option<Endpoint>, String> {
     let mut endpoint = Endpoint::default();
     for (key, value) in object {
         match field(key, &["serviceName", "ipv4", "ipv6", "port"]) {
-            Some("serviceName") => endpoint.service_name = string(&format!("{name}.serviceName"), value)?,
+            Some("serviceName") => {
+                endpoint.service_name = string(&format!("{name}.serviceName"), value)?
+            }
             Some("ipv4") => endpoint.ipv4 = string(&format!("{name}.ipv4"), value)?,
             Some("ipv6") => endpoint.ipv6 = string(&format!("{name}.ipv6"), value)?,
             Some("port") => endpoint.port = integer(&format!("{name}.port"), value)?,
@@ -219,13 +218,11 @@ fn convert(
             Some("id") => fields.id = string("id", value)?,
             Some("timestamp") => fields.timestamp = integer("timestamp", value)?,
             Some("duration") => fields.duration = integer("duration", value)?,
-            Some("debug") => {
-                if !matches!(value, Value::Null | Value::Bool(_)) {
-                    return Err(format!(
-                        "debug: expected a boolean, found {}",
-                        json_type(value)
-                    ));
-                }
+            Some("debug") if !matches!(value, Value::Null | Value::Bool(_)) => {
+                return Err(format!(
+                    "debug: expected a boolean, found {}",
+                    json_type(value)
+                ));
             }
             Some("annotations") => annotations = array("annotations", value)?,
             Some("binaryAnnotations") => binary_annotations = array("binaryAnnotations", value)?,
@@ -235,9 +232,9 @@ fn convert(
 
     let mut trace_id = [0u8; 16];
     match fields.trace_id.len() {
-        16 => trace_id.get_mut(8..).map_or(Ok(()), |low| {
-            parse_hex_exact(&fields.trace_id, low)
-        }),
+        16 => trace_id
+            .get_mut(8..)
+            .map_or(Ok(()), |low| parse_hex_exact(&fields.trace_id, low)),
         32 => parse_hex_exact(&fields.trace_id, &mut trace_id),
         _ => Err("wrong length (expected 16 or 32 hex digits)".to_owned()),
     }
@@ -260,12 +257,15 @@ fn convert(
     }
     if fields.timestamp != 0 {
         span.start_time_unix_nano = timestamp_ns(fields.timestamp)?;
-        let end = fields.timestamp.checked_add(fields.duration).ok_or_else(|| {
-            format!(
-                "timestamp {} + duration {} overflows",
-                fields.timestamp, fields.duration
-            )
-        })?;
+        let end = fields
+            .timestamp
+            .checked_add(fields.duration)
+            .ok_or_else(|| {
+                format!(
+                    "timestamp {} + duration {} overflows",
+                    fields.timestamp, fields.duration
+                )
+            })?;
         span.end_time_unix_nano = timestamp_ns(end)?;
     }
     span.name = fields.name;
@@ -300,7 +300,12 @@ fn from_annotations(annotations: &[Value]) -> Result<(Span, Endpoint), String> {
         let object = match item {
             Value::Null => continue,
             Value::Object(object) => object,
-            other => return Err(at(format!("expected an object, found {}", json_type(other)))),
+            other => {
+                return Err(at(format!(
+                    "expected an object, found {}",
+                    json_type(other)
+                )))
+            }
         };
         let mut timestamp = 0i64;
         let mut value = String::new();
@@ -377,7 +382,12 @@ fn from_binary_annotations(
         let object = match item {
             Value::Object(object) => object,
             // The collector dereferences a null binary annotation and panics; refused here.
-            other => return Err(at(format!("expected an object, found {}", json_type(other)))),
+            other => {
+                return Err(at(format!(
+                    "expected an object, found {}",
+                    json_type(other)
+                )))
+            }
         };
         let mut key = String::new();
         let mut value = String::new();
@@ -446,7 +456,11 @@ impl StatusMapper {
         match key {
             "census.status_code" => {
                 if let Some(code) = status_code_int(value) {
-                    let otel = if code == 0 { StatusCode::Ok } else { StatusCode::Error };
+                    let otel = if code == 0 {
+                        StatusCode::Ok
+                    } else {
+                        StatusCode::Error
+                    };
                     self.census.code = Some(otel as i32);
                 }
                 true
@@ -529,7 +543,8 @@ fn status_code_int(value: &AttrValue) -> Option<i32> {
 
 fn span_id(text: &str) -> Result<[u8; 8], String> {
     let mut id = [0u8; 8];
-    parse_hex_exact(text, &mut id).map_err(|_| "wrong length or not hex (expected 16 hex digits)".to_owned())?;
+    parse_hex_exact(text, &mut id)
+        .map_err(|_| "wrong length or not hex (expected 16 hex digits)".to_owned())?;
     if id == [0; 8] {
         return Err("is zero".to_owned());
     }

@@ -379,16 +379,19 @@ fn span_to_otlp(
 
     let start = super::common::us_to_ns(span.timestamp_us);
     let duration = super::common::us_to_ns(span.duration_us);
-    let (start_time_unix_nano, end_time_unix_nano) =
-        match (start, duration, start.zip(duration).and_then(|(s, d)| s.checked_add(d))) {
-            (Some(start), Some(_), Some(end)) => (start, end),
-            _ => {
-                return Err(at(format!(
-                    "timestamp {} + duration {} microseconds overflows nanoseconds",
-                    span.timestamp_us, span.duration_us
-                )))
-            }
-        };
+    let (start_time_unix_nano, end_time_unix_nano) = match (
+        start,
+        duration,
+        start.zip(duration).and_then(|(s, d)| s.checked_add(d)),
+    ) {
+        (Some(start), Some(_), Some(end)) => (start, end),
+        _ => {
+            return Err(at(format!(
+                "timestamp {} + duration {} microseconds overflows nanoseconds",
+                span.timestamp_us, span.duration_us
+            )))
+        }
+    };
     if span.timestamp_absent {
         attributes.put(ATTR_START_TIME_ABSENT, Value::BoolValue(true));
     }
@@ -490,12 +493,8 @@ fn parse_dropped(text: &str) -> Result<u32, String> {
             shown(text)
         ));
     }
-    text.parse().map_err(|_| {
-        format!(
-            "dropped attributes count {} is out of range",
-            shown(text)
-        )
-    })
+    text.parse()
+        .map_err(|_| format!("dropped attributes count {} is out of range", shown(text)))
 }
 
 /// `jsonMapToAttributeMap`: strings, numbers (integral ones as ints) and booleans; other

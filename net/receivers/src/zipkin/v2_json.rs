@@ -109,13 +109,11 @@ fn parse_span(index: usize, object: Map<String, Value>) -> Result<ZipkinSpan, St
                 };
             }
             // The collector drops debug and shared; their types are still checked.
-            "debug" | "shared" => {
-                if !matches!(value, Value::Null | Value::Bool(_)) {
-                    return Err(format!(
-                        "{name}: expected a boolean, found {}",
-                        json_type(&value)
-                    ));
-                }
+            "debug" | "shared" if !matches!(value, Value::Null | Value::Bool(_)) => {
+                return Err(format!(
+                    "{name}: expected a boolean, found {}",
+                    json_type(&value)
+                ));
             }
             "name" => span.name = string(name, &value, true)?,
             "kind" => {
@@ -255,7 +253,12 @@ fn annotations(value: &Value) -> Result<Vec<Annotation>, String> {
             // zipkin-go decodes null as an annotation with no timestamp, which it rejects below.
             Value::Null => &empty,
             Value::Object(object) => object,
-            other => return Err(at(format!("expected an object, found {}", json_type(other)))),
+            other => {
+                return Err(at(format!(
+                    "expected an object, found {}",
+                    json_type(other)
+                )))
+            }
         };
         let mut annotation = Annotation {
             timestamp_us: 0,
@@ -263,7 +266,9 @@ fn annotations(value: &Value) -> Result<Vec<Annotation>, String> {
         };
         for (key, value) in object {
             match field(key, &["timestamp", "value"]) {
-                Some("timestamp") => annotation.timestamp_us = unsigned("timestamp", value).map_err(at)?,
+                Some("timestamp") => {
+                    annotation.timestamp_us = unsigned("timestamp", value).map_err(at)?
+                }
                 Some("value") => annotation.value = string("value", value, true).map_err(at)?,
                 _ => {}
             }
