@@ -29,5 +29,12 @@ cpu0=$(awk '{print $14 + $15}' "/proc/$server/stat")
 taskset -c 1 target/release/loadgen --endpoint "127.0.0.1:$otlp_port" --threads 1 \
   --rate "$rate" --duration "$duration" --max-error-ratio 1 > "$dir/load.out" 2> "$dir/load.err" || true
 cpu1=$(awk '{print $14 + $15}' "/proc/$server/stat")
+metrics=$(curl -s "http://127.0.0.1:$http_port/metrics" || true)
+wal_bytes=$(echo "$metrics" | awk '/^allegro_wal_bytes_total/ {s += $2} END {print s + 0}')
+spans=$(echo "$metrics" | awk '/^allegro_spans_received_total/ {s += $2} END {print s + 0}')
+received=$(echo "$metrics" | awk '/^allegro_bytes_received_total/ {s += $2} END {print s + 0}')
 grep -E '^(throughput|export latency|errors)' "$dir/load.err" || true
+if [ "$spans" != 0 ]; then
+  echo "WAL bytes per span: $(echo "$wal_bytes / $spans" | bc -l | cut -c1-6) (span payload bytes per span: $(echo "$received / $spans" | bc -l | cut -c1-6))"
+fi
 echo "server CPU: $(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l | cut -c1-6) s ($bin)"

@@ -213,7 +213,7 @@ pub(super) async fn cut_tenant(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
 ) -> Result<(), String> {
-    // No append is half done here: `write_tenant` writes and fsyncs with system calls, and
+    // No append is half done here: `append` writes and fsyncs with system calls, and
     // `group_commit` indexes the records (and adds them to `head_records`) before its next
     // await, so the roll below splits the WAL between whole, indexed appends.
     let (head, paths, dirty, records) = {

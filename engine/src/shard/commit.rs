@@ -4,14 +4,20 @@ use super::*;
 
 pub(super) type PendingAppend = (Tenant, Vec<TraceBatch>, flume::Sender<AppendOutcome>);
 
-/// A tenant's part of one group commit: the records' bytes, the staged records, and the
-/// bytes staged per trace in this group.
-pub(super) type TenantGroup = (
-    Tenant,
-    Vec<u8>,
-    Vec<Staged>,
-    crate::hash::IdMap<TraceId, u64>,
-);
+/// One tenant's part of a group commit.
+pub(super) struct TenantGroup {
+    tenant: Tenant,
+    /// The records' bytes: one write.
+    buffer: Vec<u8>,
+    staged: Vec<Staged>,
+    /// Bytes staged per trace in this group (so that `max_bytes_per_trace` sees them too).
+    staged_bytes: crate::hash::IdMap<TraceId, u64>,
+    /// The resources the open segment defines, taken from it for this write and given back
+    /// after it (`wal/packed.rs`).
+    resources: wal::Resources,
+    /// The segment `resources` belongs to (`None`: there was none, so they start empty).
+    encoded_for: Option<u32>,
+}
 
 /// One record waiting for its write.
 pub(super) struct Staged {
@@ -20,6 +26,8 @@ pub(super) struct Staged {
     offset_in_buffer: usize,
     length: usize,
     span_count: u32,
+    start_unix_nanos_min: u64,
+    end_unix_nanos_max: u64,
     payload: Vec<u8>,
 }
 
@@ -60,20 +68,33 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                     .fetch_add(message_bytes, Ordering::Relaxed);
                 continue;
             }
-            let slot = match per_tenant.iter().position(|(t, _, _, _)| *t == tenant) {
+            let slot = match per_tenant.iter().position(|g| g.tenant == tenant) {
                 Some(slot) => slot,
                 None => {
-                    per_tenant.push((
-                        tenant.clone(),
-                        Vec::new(),
-                        Vec::new(),
-                        crate::hash::IdMap::default(),
-                    ));
+                    let t = tenant_state(&mut s, &tenant);
+                    let (resources, encoded_for) = match t.segment.as_mut() {
+                        Some(seg) => (std::mem::take(&mut seg.resources), Some(seg.file_index)),
+                        None => (wal::Resources::default(), None),
+                    };
+                    per_tenant.push(TenantGroup {
+                        tenant: tenant.clone(),
+                        buffer: Vec::new(),
+                        staged: Vec::new(),
+                        staged_bytes: crate::hash::IdMap::default(),
+                        resources,
+                        encoded_for,
+                    });
                     per_tenant.len() - 1
                 }
             };
             let tenant_state = tenant_state(&mut s, &tenant);
-            let (_, buffer, staged, staged_bytes) = &mut per_tenant[slot];
+            let TenantGroup {
+                buffer,
+                staged,
+                staged_bytes,
+                resources,
+                ..
+            } = &mut per_tenant[slot];
             for batch in batches {
                 let already = tenant_state
                     .traces
@@ -111,8 +132,9 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                 }
                 *staged_for_trace += size;
                 staged_memory += size;
-                let offset_in_buffer = buffer.len();
-                wal::encode_record(
+                // Packed: each resource is written once per segment, before its first use,
+                // and referred to (wal/packed.rs).
+                let record = wal::encode_packed_record(
                     &wal::RecordRef {
                         tenant: &tenant,
                         trace_id: batch.trace_id,
@@ -121,25 +143,31 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                         end_unix_nanos_max: batch.end_unix_nanos_max,
                         payload: &batch.payload,
                     },
+                    resources,
                     buffer,
                 );
                 staged.push(Staged {
                     message,
                     trace_id: batch.trace_id,
-                    offset_in_buffer,
-                    length: buffer.len() - offset_in_buffer,
+                    offset_in_buffer: record.start,
+                    length: record.len(),
                     span_count: batch.span_count,
+                    start_unix_nanos_min: batch.start_unix_nanos_min,
+                    end_unix_nanos_max: batch.end_unix_nanos_max,
                     payload: batch.payload,
                 });
             }
         }
     }
 
-    for (tenant, buffer, staged, _) in per_tenant {
-        if staged.is_empty() {
+    for mut group in per_tenant {
+        if group.staged.is_empty() {
             continue;
         }
-        match write_tenant(state, &tenant, buffer).await {
+        let tenant = group.tenant.clone();
+        let written = write_group(state, &mut group).await;
+        let staged = group.staged;
+        match written {
             Ok((file_index, base_offset)) => {
                 let mut s = state.borrow_mut();
                 let metrics = s.metrics.clone();
@@ -205,25 +233,80 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
     }
 }
 
-/// Appends `buffer` to the tenant's open segment (rolling it over when full) and syncs per
-/// policy. Returns the segment's file index and the offset the buffer starts at.
-pub(super) async fn write_tenant(
+/// Writes one tenant group: into the open segment, or a new one when it is full or was
+/// rolled by a cut since the group was encoded (then the group is encoded again, so that
+/// it refers only to resources of the segment it lands in). Gives the resources back to
+/// the segment once written. Returns the file index and the offset of the buffer.
+async fn write_group(
+    state: &Rc<RefCell<ShardState>>,
+    group: &mut TenantGroup,
+) -> std::io::Result<(u32, u64)> {
+    let file_index = ensure_segment(state, &group.tenant, group.buffer.len()).await?;
+    if group
+        .encoded_for
+        .is_some_and(|encoded| encoded != file_index)
+    {
+        let mut resources = wal::Resources::default();
+        let mut buffer = Vec::with_capacity(group.buffer.len());
+        for record in &mut group.staged {
+            let range = wal::encode_packed_record(
+                &wal::RecordRef {
+                    tenant: &group.tenant,
+                    trace_id: record.trace_id,
+                    span_count: record.span_count,
+                    start_unix_nanos_min: record.start_unix_nanos_min,
+                    end_unix_nanos_max: record.end_unix_nanos_max,
+                    payload: &record.payload,
+                },
+                &mut resources,
+                &mut buffer,
+            );
+            record.offset_in_buffer = range.start;
+            record.length = range.len();
+        }
+        group.buffer = buffer;
+        group.resources = resources;
+    }
+    let offset = append(state, &group.tenant, &group.buffer)?;
+    let mut s = state.borrow_mut();
+    let t = tenant_state(&mut s, &group.tenant);
+    if let Some(seg) = t
+        .segment
+        .as_mut()
+        .filter(|seg| seg.file_index == file_index)
+    {
+        seg.resources = std::mem::take(&mut group.resources);
+    }
+    Ok((file_index, offset))
+}
+
+/// The tenant's open segment's file index, after rolling it over when `bytes` more would
+/// pass `wal_segment_bytes_max` (or opening one when there is none).
+async fn ensure_segment(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
-    buffer: Vec<u8>,
-) -> std::io::Result<(u32, u64)> {
+    bytes: usize,
+) -> std::io::Result<u32> {
     let needs_new = {
         let mut s = state.borrow_mut();
         let max = s.config.wal_segment_bytes_max;
         let t = tenant_state(&mut s, tenant);
         match &t.segment {
             None => true,
-            Some(seg) => seg.length > 0 && seg.length + buffer.len() as u64 > max,
+            Some(seg) => seg.length > 0 && seg.length + bytes as u64 > max,
         }
     };
     if needs_new {
         open_segment(state, tenant).await?;
     }
+    let mut s = state.borrow_mut();
+    let t = tenant_state(&mut s, tenant);
+    Ok(t.segment.as_ref().expect("opened above").file_index)
+}
+
+/// Appends `buffer` to the tenant's open segment and syncs per policy; returns the offset
+/// the buffer starts at. No await: nothing can roll the segment in between.
+fn append(state: &Rc<RefCell<ShardState>>, tenant: &Tenant, buffer: &[u8]) -> std::io::Result<u64> {
     // `pwrite` and `fdatasync` on this thread, not through the ring: io_uring hands a
     // buffered write and an fsync to a kernel worker thread that shares the core with this
     // one, and that worker waits for the scheduler whenever this thread has work (measured
@@ -235,10 +318,12 @@ pub(super) async fn write_tenant(
     let policy = s.config.fsync;
     let metrics = s.metrics.clone();
     let t = tenant_state(&mut s, tenant);
-    let seg = t.segment.as_mut().expect("opened above");
-    let (file_index, offset) = (seg.file_index, seg.length);
+    let Some(seg) = t.segment.as_mut() else {
+        return Err(std::io::Error::other("no open WAL segment"));
+    };
+    let offset = seg.length;
     let length = buffer.len() as u64;
-    seg.writer.write_all_at(&buffer, offset)?;
+    seg.writer.write_all_at(buffer, offset)?;
     if policy == FsyncPolicy::Always {
         seg.writer.sync_data()?;
         metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +334,7 @@ pub(super) async fn write_tenant(
     t.head_started.get_or_insert_with(Instant::now);
     metrics.wal_appends.fetch_add(1, Ordering::Relaxed);
     metrics.wal_bytes.fetch_add(length, Ordering::Relaxed);
-    Ok((file_index, offset))
+    Ok(offset)
 }
 
 /// Creates the next segment file with its header, fsyncs it and its directory.
@@ -311,6 +396,7 @@ pub(super) async fn open_segment(
         writer,
         length: header_len,
         dirty: false,
+        resources: wal::Resources::default(),
     });
     Ok(())
 }

@@ -522,10 +522,12 @@ struct HeadRecord {
 struct OpenSegment {
     file_index: u32,
     /// The same file, for appends: written and fsynced with plain system calls on the shard
-    /// thread (see `write_tenant`).
+    /// thread (see `commit::append`).
     writer: std::fs::File,
     length: u64,
     dirty: bool,
+    /// The resources this segment's records define so far (`wal/packed.rs`).
+    resources: crate::wal::Resources,
 }
 
 struct TenantState {

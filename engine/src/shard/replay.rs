@@ -207,13 +207,13 @@ pub(super) async fn replay_segment(
         }
         let payload_len = record.payload.len() as u64;
         // This shard's own segments are its head: their payloads are held in memory until a
-        // block covers them, as for appends. Another layout's records are read from the WAL.
-        let payload = if filter_by_hash {
+        // block covers them, as for appends. Another layout's records are read from the WAL,
+        // except packed ones: only a replay of their segment can rebuild them.
+        let packed = matches!(record.payload, wal::ReplayedPayload::Expanded(_));
+        let payload = if filter_by_hash && !packed {
             None
         } else {
-            bytes
-                .get(record.payload.clone())
-                .map(|p| Arc::new(p.to_vec()))
+            Some(Arc::new(record.payload.bytes(&bytes).to_vec()))
         };
         let in_memory = if payload.is_some() { payload_len } else { 0 };
         let entry = tenant_state

@@ -2,7 +2,8 @@
 //! this module only encodes, decodes and decides what a damaged file means.
 //!
 //! A segment file is a header followed by records, appended in order:
-//! `segment = SegmentHeader RecordRef*`; both layouts are drawn on their types.
+//! `segment = SegmentHeader (RecordRef | resource record)*`; the layouts are drawn on their
+//! types and in `packed.rs` (resource records and packed spans records, kinds 2 and 3).
 //!
 //! Recovery policy (as fjall's journal): tolerate a torn tail, refuse any other corruption.
 //!
@@ -31,8 +32,12 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod packed;
+
 use std::fmt;
 use std::ops::Range;
+
+pub use packed::{encode_packed_record, Resources, RESOURCE_INLINE_BYTES_MAX};
 
 use crate::ids::{Tenant, TenantError, TraceId, TENANT_BYTES_MAX};
 
@@ -45,6 +50,11 @@ pub const SEGMENT_HEADER_BYTES: usize = 6 + 1 + 1 + 2 + 8 + 4;
 pub const RECORD_FRAME_BYTES: usize = 4 + 4;
 pub const RECORD_VERSION: u8 = 1;
 pub const RECORD_KIND_SPANS: u8 = 1;
+/// A resource that the packed spans records after it in the same write refer to
+/// (`packed.rs`).
+pub const RECORD_KIND_RESOURCE: u8 = 2;
+/// A spans record whose payload refers to resources (`packed.rs`).
+pub const RECORD_KIND_SPANS_PACKED: u8 = 3;
 /// Version, kind, tenant_len, trace_id, span_count, start, end: the body without tenant and
 /// payload.
 const RECORD_FIXED_BODY_BYTES: usize = 1 + 1 + 1 + 16 + 4 + 8 + 8;
@@ -96,7 +106,8 @@ pub struct SegmentHeader {
 ///   4      4  crc32                 u32 LE, crc32fast of the body
 ///   body, RECORD_BODY_BYTES_MIN..=RECORD_BODY_BYTES_MAX bytes:
 ///   8      1  version               RECORD_VERSION = 1
-///   9      1  kind                  RECORD_KIND_SPANS = 1
+///   9      1  kind                  RECORD_KIND_SPANS = 1, or RECORD_KIND_SPANS_PACKED = 3
+///                                   (then the payload is packed, see `packed.rs`)
 ///  10      1  tenant_len            t, 1..=TENANT_BYTES_MAX
 ///  11      t  tenant                a valid `Tenant`
 /// 11+t    16  trace_id
@@ -128,7 +139,37 @@ pub struct RecordView<'a> {
     pub length: u32,
 }
 
-/// One record found by `replay_segment`.
+/// Where a replayed record's plain payload is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayedPayload {
+    /// In the replayed bytes (a plain record).
+    InFile(Range<usize>),
+    /// Rebuilt from a packed record and the resources before it.
+    Expanded(Vec<u8>),
+}
+
+impl ReplayedPayload {
+    /// The payload's bytes; `file` is the replayed segment.
+    pub fn bytes<'a>(&'a self, file: &'a [u8]) -> &'a [u8] {
+        match self {
+            ReplayedPayload::InFile(range) => file.get(range.clone()).unwrap_or_default(),
+            ReplayedPayload::Expanded(bytes) => bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ReplayedPayload::InFile(range) => range.len(),
+            ReplayedPayload::Expanded(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One spans record found by `replay_segment` (resource records are consumed by it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayedRecord {
     /// Where the record starts in the file.
@@ -140,8 +181,8 @@ pub struct ReplayedRecord {
     pub span_count: u32,
     pub start_unix_nanos_min: u64,
     pub end_unix_nanos_max: u64,
-    /// Where the payload lies in the replayed bytes (the file).
-    pub payload: Range<usize>,
+    /// The plain payload: where it lies in the file, or rebuilt from a packed record.
+    pub payload: ReplayedPayload,
 }
 
 /// What replaying a segment found.
@@ -149,7 +190,8 @@ pub struct ReplayedRecord {
 pub struct Replay {
     /// `None` when the file is shorter than a header or its header is bad.
     pub header: Option<SegmentHeader>,
-    /// The good records, in file order, contiguous from the end of the header.
+    /// The good spans records, in file order; with the resource records between them they
+    /// are contiguous from the end of the header.
     pub records: Vec<ReplayedRecord>,
     pub end: ReplayEnd,
 }
@@ -211,6 +253,21 @@ pub enum WalError {
     },
     TenantNotUtf8,
     BadTenant(TenantError),
+    /// A packed spans record refers to a resource no earlier record of the segment defines.
+    UnknownResource {
+        id: u32,
+    },
+    /// A packed payload that does not parse.
+    PackedPayload {
+        reason: &'static str,
+    },
+    /// A resource record has no id.
+    ResourceTruncated,
+    /// `decode_record_at` was pointed at a resource record or a packed spans record, which
+    /// only a replay of the segment can read.
+    NeedsReplay {
+        kind: u8,
+    },
 }
 
 impl fmt::Display for WalError {
@@ -256,6 +313,16 @@ impl fmt::Display for WalError {
             }
             WalError::TenantNotUtf8 => f.write_str("tenant is not UTF-8"),
             WalError::BadTenant(error) => write!(f, "bad tenant: {error}"),
+            WalError::UnknownResource { id } => write!(
+                f,
+                "packed record refers to resource {id}, which no earlier record defines"
+            ),
+            WalError::PackedPayload { reason } => write!(f, "bad packed payload: {reason}"),
+            WalError::ResourceTruncated => f.write_str("resource record without an id"),
+            WalError::NeedsReplay { kind } => write!(
+                f,
+                "record kind {kind} is read by replaying its segment, not on its own"
+            ),
         }
     }
 }
@@ -310,14 +377,20 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, WalError> {
 /// Appends one record to `dst`. Panics if the payload is larger than
 /// `RECORD_PAYLOAD_BYTES_MAX`: the caller enforces that limit on its input.
 pub fn encode_record(rec: &RecordRef<'_>, dst: &mut Vec<u8>) {
+    encode_record_kind(rec, RECORD_KIND_SPANS, rec.payload, dst);
+}
+
+/// Appends a spans record of `kind` with `payload` (the plain one, or its packed form).
+fn encode_record_kind(rec: &RecordRef<'_>, kind: u8, payload: &[u8], dst: &mut Vec<u8>) {
     let tenant = rec.tenant.as_str().as_bytes();
     assert!(!tenant.is_empty() && tenant.len() <= TENANT_BYTES_MAX);
+    assert!(kind == RECORD_KIND_SPANS || kind == RECORD_KIND_SPANS_PACKED);
     assert!(
-        rec.payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
+        payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
         "WAL record payload of {} bytes exceeds {RECORD_PAYLOAD_BYTES_MAX}",
-        rec.payload.len()
+        payload.len()
     );
-    let body_len = RECORD_FIXED_BODY_BYTES + tenant.len() + rec.payload.len();
+    let body_len = RECORD_FIXED_BODY_BYTES + tenant.len() + payload.len();
     let start = dst.len();
     dst.reserve(RECORD_FRAME_BYTES + body_len);
     // Both fit: body_len <= RECORD_BODY_BYTES_MAX <= u32::MAX, tenant.len() <= u8::MAX.
@@ -325,14 +398,14 @@ pub fn encode_record(rec: &RecordRef<'_>, dst: &mut Vec<u8>) {
     dst.extend_from_slice(&[0; 4]);
     let body_start = dst.len();
     dst.push(RECORD_VERSION);
-    dst.push(RECORD_KIND_SPANS);
+    dst.push(kind);
     dst.push(tenant.len() as u8);
     dst.extend_from_slice(tenant);
     dst.extend_from_slice(rec.trace_id.as_bytes());
     dst.extend_from_slice(&rec.span_count.to_le_bytes());
     dst.extend_from_slice(&rec.start_unix_nanos_min.to_le_bytes());
     dst.extend_from_slice(&rec.end_unix_nanos_max.to_le_bytes());
-    dst.extend_from_slice(rec.payload);
+    dst.extend_from_slice(payload);
     assert_eq!(dst.len() - body_start, body_len);
     let crc = crc32fast::hash(dst.get(body_start..).unwrap_or_default());
     if let Some(field) = dst.get_mut(start + 4..body_start) {
@@ -343,7 +416,15 @@ pub fn encode_record(rec: &RecordRef<'_>, dst: &mut Vec<u8>) {
 /// Decodes the record at the start of `bytes` (which may extend past it), verifying its
 /// checksum: for reading one record back from a known offset.
 pub fn decode_record_at(bytes: &[u8]) -> Result<RecordView<'_>, WalError> {
-    let raw = decode_raw(bytes)?;
+    let raw = match decode_raw(bytes)? {
+        Raw::Spans(raw) if raw.kind == RECORD_KIND_SPANS => raw,
+        Raw::Spans(raw) => return Err(WalError::NeedsReplay { kind: raw.kind }),
+        Raw::Resource { .. } => {
+            return Err(WalError::NeedsReplay {
+                kind: RECORD_KIND_RESOURCE,
+            })
+        }
+    };
     let tenant = parse_tenant(raw.tenant)?;
     Ok(RecordView {
         tenant,
@@ -356,8 +437,10 @@ pub fn decode_record_at(bytes: &[u8]) -> Result<RecordView<'_>, WalError> {
     })
 }
 
-/// A record with its tenant still as bytes (checked for length only).
+/// A spans record with its tenant still as bytes (checked for length only).
 struct RawRecord<'a> {
+    /// `RECORD_KIND_SPANS` or `RECORD_KIND_SPANS_PACKED` (then `payload` is packed).
+    kind: u8,
     tenant: &'a [u8],
     trace_id: TraceId,
     span_count: u32,
@@ -367,7 +450,18 @@ struct RawRecord<'a> {
     length: u32,
 }
 
-fn decode_raw(bytes: &[u8]) -> Result<RawRecord<'_>, WalError> {
+/// A record as framed on disk, its checksum verified.
+enum Raw<'a> {
+    Spans(RawRecord<'a>),
+    Resource {
+        id: u32,
+        bytes: &'a [u8],
+        /// Bytes of the whole record, frame included.
+        length: u32,
+    },
+}
+
+fn decode_raw(bytes: &[u8]) -> Result<Raw<'_>, WalError> {
     let Some(frame) = bytes.get(..RECORD_FRAME_BYTES) else {
         return Err(WalError::RecordTruncated {
             needed: RECORD_FRAME_BYTES as u64,
@@ -400,7 +494,16 @@ fn decode_raw(bytes: &[u8]) -> Result<RawRecord<'_>, WalError> {
         return Err(WalError::UnsupportedRecordVersion { version });
     }
     let kind = reader.u8();
-    if kind != RECORD_KIND_SPANS {
+    if kind == RECORD_KIND_RESOURCE {
+        let (id, resource) =
+            packed::decode_resource_body(reader.0).ok_or(WalError::ResourceTruncated)?;
+        return Ok(Raw::Resource {
+            id,
+            bytes: resource,
+            length: end as u32,
+        });
+    }
+    if kind != RECORD_KIND_SPANS && kind != RECORD_KIND_SPANS_PACKED {
         return Err(WalError::UnknownRecordKind { kind });
     }
     let tenant_len = reader.u8();
@@ -412,7 +515,8 @@ fn decode_raw(bytes: &[u8]) -> Result<RawRecord<'_>, WalError> {
     let span_count = reader.u32();
     let start_unix_nanos_min = reader.u64();
     let end_unix_nanos_max = reader.u64();
-    Ok(RawRecord {
+    Ok(Raw::Spans(RawRecord {
+        kind,
         tenant,
         trace_id,
         span_count,
@@ -421,7 +525,7 @@ fn decode_raw(bytes: &[u8]) -> Result<RawRecord<'_>, WalError> {
         payload: reader.0,
         // end <= RECORD_BYTES_MAX <= u32::MAX.
         length: end as u32,
-    })
+    }))
 }
 
 fn parse_tenant(bytes: &[u8]) -> Result<Tenant, WalError> {
@@ -455,23 +559,54 @@ pub fn replay_segment(bytes: &[u8]) -> Replay {
     }
     // The tenant of the previous record: consecutive records mostly share it.
     let mut last_tenant: Option<Tenant> = None;
+    // The last definition of each resource id (ranges into `bytes`).
+    let mut resources: crate::hash::PrehashedMap<Range<usize>> = Default::default();
     let mut offset = SEGMENT_HEADER_BYTES;
     while let Some(rest) = bytes.get(offset..).filter(|rest| !rest.is_empty()) {
         let decoded = decode_raw(rest).and_then(|raw| {
+            let raw = match raw {
+                Raw::Spans(raw) => raw,
+                Raw::Resource {
+                    id,
+                    bytes: resource,
+                    length,
+                } => return Ok(Err((id, resource.len(), length))),
+            };
             let tenant = match &last_tenant {
                 Some(tenant) if tenant.as_str().as_bytes() == raw.tenant => tenant.clone(),
                 _ => parse_tenant(raw.tenant)?,
             };
-            Ok((raw, tenant))
+            let payload_start = offset + raw.length as usize - raw.payload.len();
+            let payload = if raw.kind == RECORD_KIND_SPANS_PACKED {
+                let mut plain = Vec::with_capacity(raw.payload.len() * 2);
+                packed::expand(
+                    raw.payload,
+                    |id| {
+                        resources
+                            .get(&u64::from(id))
+                            .and_then(|range| bytes.get(range.clone()))
+                    },
+                    &mut plain,
+                )?;
+                ReplayedPayload::Expanded(plain)
+            } else {
+                ReplayedPayload::InFile(payload_start..payload_start + raw.payload.len())
+            };
+            Ok(Ok((raw, tenant, payload)))
         });
-        let (raw, tenant) = match decoded {
-            Ok(decoded) => decoded,
+        let (raw, tenant, payload) = match decoded {
+            Ok(Ok(decoded)) => decoded,
+            Ok(Err((id, resource_len, length))) => {
+                let end = offset + length as usize;
+                resources.insert(u64::from(id), end - resource_len..end);
+                offset = end;
+                continue;
+            }
             Err(error) => {
                 replay.end = classify(offset, rest, &error);
                 return replay;
             }
         };
-        let payload_start = offset + raw.length as usize - raw.payload.len();
         replay.records.push(ReplayedRecord {
             offset: offset as u64,
             length: raw.length,
@@ -480,7 +615,7 @@ pub fn replay_segment(bytes: &[u8]) -> Replay {
             span_count: raw.span_count,
             start_unix_nanos_min: raw.start_unix_nanos_min,
             end_unix_nanos_max: raw.end_unix_nanos_max,
-            payload: payload_start..payload_start + raw.payload.len(),
+            payload,
         });
         last_tenant = Some(tenant);
         offset += raw.length as usize;
@@ -567,27 +702,38 @@ impl<'a> Reader<'a> {
 /// Fuzz entry point: replays `data` as a segment and checks the replay's invariants.
 pub fn fuzz_replay(data: &[u8]) {
     let replay = replay_segment(data);
+    // Resource records lie between spans records: offsets only grow.
     let mut next = SEGMENT_HEADER_BYTES as u64;
     for record in &replay.records {
-        assert_eq!(record.offset, next);
-        next += u64::from(record.length);
-        assert!(record.payload.end as u64 <= next);
-        assert!(record.payload.start <= record.payload.end);
+        assert!(record.offset >= next);
+        next = record.offset + u64::from(record.length);
         let at = usize::try_from(record.offset).unwrap_or(usize::MAX);
         let view = decode_record_at(data.get(at..).unwrap_or_default());
-        assert_eq!(
-            view.map(|view| view.payload),
-            Ok(data.get(record.payload.clone()).unwrap_or_default())
-        );
+        match &record.payload {
+            ReplayedPayload::InFile(range) => {
+                assert!(range.end as u64 <= next);
+                assert!(range.start <= range.end);
+                assert_eq!(
+                    view.map(|view| view.payload),
+                    Ok(data.get(range.clone()).unwrap_or_default())
+                );
+            }
+            ReplayedPayload::Expanded(_) => assert!(matches!(
+                view,
+                Err(WalError::NeedsReplay {
+                    kind: RECORD_KIND_SPANS_PACKED
+                })
+            )),
+        }
     }
     match &replay.end {
         ReplayEnd::Clean => {
             assert!(replay.header.is_some());
-            assert_eq!(next, data.len() as u64);
+            assert!(next <= data.len() as u64);
         }
         ReplayEnd::TornTail { valid_bytes, .. } => {
             if replay.header.is_some() {
-                assert_eq!(*valid_bytes, next);
+                assert!(*valid_bytes >= next);
             } else {
                 assert_eq!(*valid_bytes, 0);
             }
@@ -595,7 +741,7 @@ pub fn fuzz_replay(data: &[u8]) {
         }
         ReplayEnd::Corrupt { offset, .. } => {
             if replay.header.is_some() {
-                assert_eq!(*offset, next);
+                assert!(*offset >= next);
             } else {
                 assert_eq!(*offset, 0);
             }
@@ -662,7 +808,7 @@ mod tests {
         assert_eq!(record.start_unix_nanos_min, 1_000 + index as u64);
         assert_eq!(record.end_unix_nanos_max, u64::MAX - index as u64);
         let payload: Vec<u8> = (0..(index * 37) % 300).map(|b| b as u8).collect();
-        assert_eq!(&bytes[record.payload.clone()], payload.as_slice());
+        assert_eq!(record.payload.bytes(bytes), payload.as_slice());
     }
 
     #[test]
@@ -704,7 +850,7 @@ mod tests {
             let view = decode_record_at(&bytes[offsets[index]..]).unwrap();
             assert_eq!(view.tenant, record.tenant);
             assert_eq!(view.length, record.length);
-            assert_eq!(view.payload, &bytes[record.payload.clone()]);
+            assert_eq!(view.payload, record.payload.bytes(&bytes));
         }
         fuzz_replay(&bytes);
     }
@@ -933,7 +1079,7 @@ mod tests {
     fn invalid_records_with_good_checksums() {
         for (record, reason) in [
             (body(2, 1, b"a", 1), "unsupported record version 2"),
-            (body(1, 2, b"a", 1), "unknown record kind 2"),
+            (body(1, 4, b"a", 1), "unknown record kind 4"),
             (
                 body(1, 1, b"a/b", 3),
                 "bad tenant: tenant ID '/' is not a supported character",
