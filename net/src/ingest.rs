@@ -7,74 +7,15 @@
 //! **Architecture Invariant:** no receiver writes to the engine any other way, so limits,
 //! tenant rules and durability are the same for all of them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use allegro_engine::{otlp, Tenant};
 
 use crate::grpc::{Code, Status};
-use crate::server::Shared;
-
-/// Which receiver took a request: the `receiver` and `transport` labels of the receiver
-/// metrics, named as the OpenTelemetry Collector names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Receiver {
-    OtlpGrpc,
-    OtlpHttp,
-    Zipkin,
-    JaegerGrpc,
-    JaegerThriftHttp,
-    JaegerThriftCompact,
-    JaegerThriftBinary,
-}
-
-impl Receiver {
-    pub const ALL: [Receiver; 7] = [
-        Receiver::OtlpGrpc,
-        Receiver::OtlpHttp,
-        Receiver::Zipkin,
-        Receiver::JaegerGrpc,
-        Receiver::JaegerThriftHttp,
-        Receiver::JaegerThriftCompact,
-        Receiver::JaegerThriftBinary,
-    ];
-
-    /// `(receiver, transport)`.
-    pub fn labels(self) -> (&'static str, &'static str) {
-        match self {
-            Receiver::OtlpGrpc => ("otlp", "grpc"),
-            Receiver::OtlpHttp => ("otlp", "http"),
-            Receiver::Zipkin => ("zipkin", "http"),
-            Receiver::JaegerGrpc => ("jaeger", "grpc"),
-            Receiver::JaegerThriftHttp => ("jaeger", "collector_http"),
-            Receiver::JaegerThriftCompact => ("jaeger", "udp_thrift_compact"),
-            Receiver::JaegerThriftBinary => ("jaeger", "udp_thrift_binary"),
-        }
-    }
-}
-
-/// Spans and requests per receiver.
-#[derive(Debug, Default)]
-pub struct ReceiverMetrics {
-    pub requests: [AtomicU64; Receiver::ALL.len()],
-    pub accepted_spans: [AtomicU64; Receiver::ALL.len()],
-    pub refused_spans: [AtomicU64; Receiver::ALL.len()],
-    /// Requests (or datagrams) that could not be decoded.
-    pub malformed: [AtomicU64; Receiver::ALL.len()],
-}
-
-impl ReceiverMetrics {
-    fn add(counters: &[AtomicU64; Receiver::ALL.len()], receiver: Receiver, value: u64) {
-        if let Some(counter) = counters.get(receiver as usize) {
-            counter.fetch_add(value, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts a request its receiver could not decode.
-    pub fn count_malformed(&self, receiver: Receiver) {
-        Self::add(&self.malformed, receiver, 1);
-    }
-}
+pub use crate::metrics::Receiver;
+use crate::metrics::ReceiverMetrics;
+use crate::shared::Shared;
 
 /// What the shards took.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -11,4 +11,5 @@ pub mod otlp_json;
 pub mod receivers;
 pub mod search_api;
 pub mod server;
+pub mod shared;
 pub mod tempopb;

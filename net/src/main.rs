@@ -14,7 +14,8 @@ use allegro_config::{Backend, Config, Endpoint, Loaded, WalFsync};
 use allegro_engine::{Engine, EngineConfig, FsyncPolicy};
 use allegro_net::limits::RateLimiters;
 use allegro_net::metrics::NetMetrics;
-use allegro_net::server::{self, Settings, Shared, ThreadListeners};
+use allegro_net::server::{self, ThreadListeners};
+use allegro_net::shared::{ReceiverSettings, Settings, Shared};
 
 fn main() -> ExitCode {
     let cli = match allegro_config::parse_args(std::env::args().skip(1)) {
@@ -205,7 +206,7 @@ fn run(config: Config) -> Result<(), String> {
             search_timeout: config.querier.search_query_timeout,
             trace_by_id_timeout: config.querier.trace_by_id_query_timeout,
             search: allegro_net::search_api::SearchLimits::from_config(&config),
-            receivers: server::ReceiverSettings {
+            receivers: ReceiverSettings {
                 otlp_http_cors: config.distributor.otlp_http_cors.clone(),
                 zipkin_parse_string_tags: config.distributor.zipkin_parse_string_tags,
             },

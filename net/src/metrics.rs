@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use allegro_engine::Engine;
 
 use crate::grpc::Code;
-use crate::ingest::{Receiver, ReceiverMetrics};
-use crate::server::Shared;
 
 /// Counters of the network edge. Relaxed atomics: they are statistics, not synchronisation.
 #[derive(Debug, Default)]
@@ -27,6 +28,67 @@ impl NetMetrics {
         if let Some(counter) = self.grpc_errors.get(code as usize) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Which receiver took a request: the `receiver` and `transport` labels of the receiver
+/// metrics, named as the OpenTelemetry Collector names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receiver {
+    OtlpGrpc,
+    OtlpHttp,
+    Zipkin,
+    JaegerGrpc,
+    JaegerThriftHttp,
+    JaegerThriftCompact,
+    JaegerThriftBinary,
+}
+
+impl Receiver {
+    pub const ALL: [Receiver; 7] = [
+        Receiver::OtlpGrpc,
+        Receiver::OtlpHttp,
+        Receiver::Zipkin,
+        Receiver::JaegerGrpc,
+        Receiver::JaegerThriftHttp,
+        Receiver::JaegerThriftCompact,
+        Receiver::JaegerThriftBinary,
+    ];
+
+    /// `(receiver, transport)`.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Receiver::OtlpGrpc => ("otlp", "grpc"),
+            Receiver::OtlpHttp => ("otlp", "http"),
+            Receiver::Zipkin => ("zipkin", "http"),
+            Receiver::JaegerGrpc => ("jaeger", "grpc"),
+            Receiver::JaegerThriftHttp => ("jaeger", "collector_http"),
+            Receiver::JaegerThriftCompact => ("jaeger", "udp_thrift_compact"),
+            Receiver::JaegerThriftBinary => ("jaeger", "udp_thrift_binary"),
+        }
+    }
+}
+
+/// Spans and requests per receiver.
+#[derive(Debug, Default)]
+pub struct ReceiverMetrics {
+    pub requests: [AtomicU64; Receiver::ALL.len()],
+    pub accepted_spans: [AtomicU64; Receiver::ALL.len()],
+    pub refused_spans: [AtomicU64; Receiver::ALL.len()],
+    /// Requests (or datagrams) that could not be decoded.
+    pub malformed: [AtomicU64; Receiver::ALL.len()],
+}
+
+impl ReceiverMetrics {
+    pub(crate) fn add(counters: &[AtomicU64; Receiver::ALL.len()], receiver: Receiver, value: u64) {
+        if let Some(counter) = counters.get(receiver as usize) {
+            counter.fetch_add(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a request its receiver could not decode.
+    pub fn count_malformed(&self, receiver: Receiver) {
+        Self::add(&self.malformed, receiver, 1);
     }
 }
 
@@ -55,10 +117,11 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// Renders every metric.
-pub fn render(shared: &Shared) -> String {
+/// Renders every metric: the engine's per shard, the edge's, whether io_uring is in use and
+/// the uptime since `started`.
+pub fn render(engine: &Engine, net: &NetMetrics, uring: bool, started: Instant) -> String {
     let mut out = String::with_capacity(8 << 10);
-    let shards = shared.engine.metrics();
+    let shards = engine.metrics();
     type Getter = fn(&allegro_engine::ShardMetrics) -> &AtomicU64;
     let per_shard: [(&str, &str, &str, Getter); 24] = [
         ("allegro_spans_received_total", "counter", "Spans accepted into the WAL.", |m| &m.spans_received),
@@ -96,7 +159,6 @@ pub fn render(shared: &Shared) -> String {
             );
         }
     }
-    let net = &shared.metrics;
     let singles: [(&str, &str, &str, &AtomicU64); 5] = [
         (
             "allegro_connections_accepted_total",
@@ -190,14 +252,14 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         "1 once every shard has replayed its WAL.",
     );
-    let _ = writeln!(out, "allegro_ready {}", u8::from(shared.engine.is_ready()));
+    let _ = writeln!(out, "allegro_ready {}", u8::from(engine.is_ready()));
     header(
         &mut out,
         "allegro_io_uring",
         "gauge",
         "1 when the io_uring driver is in use, 0 on the epoll fallback.",
     );
-    let _ = writeln!(out, "allegro_io_uring {}", u8::from(shared.uring));
+    let _ = writeln!(out, "allegro_io_uring {}", u8::from(uring));
     header(
         &mut out,
         "allegro_uptime_seconds",
@@ -207,7 +269,7 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(
         out,
         "allegro_uptime_seconds {:.3}",
-        shared.started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
     out
 }

@@ -10,11 +10,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use allegro_engine::{Engine, ShardTask, Tenant};
+use allegro_engine::{ShardTask, Tenant};
 use allegro_h2::{Connection, ErrorCode, Event, ServerConfig};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
@@ -23,8 +23,8 @@ use crate::api;
 use crate::grpc::{self, Code, Status};
 use crate::http1;
 use crate::ingest::{self, Receiver};
-use crate::limits::RateLimiters;
-use crate::metrics::NetMetrics;
+use crate::metrics;
+use crate::shared::Shared;
 
 /// The OTLP trace export method.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -35,47 +35,6 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const READ_BUFFER_BYTES: usize = 64 << 10;
 /// Output a connection may queue before its reader stops taking input.
 const OUTPUT_PENDING_BYTES_MAX: usize = 4 << 20;
-
-/// What the server needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub multitenancy: bool,
-    pub stream_over_http: bool,
-    pub grpc_message_bytes_max: usize,
-    pub rate_limit_bytes: u64,
-    pub burst_bytes: u64,
-    pub shutdown_timeout: Duration,
-    pub http1: http1::Limits,
-    /// `querier.search.query_timeout`: searches, tag names, tag values.
-    pub search_timeout: Duration,
-    /// `querier.trace_by_id.query_timeout`.
-    pub trace_by_id_timeout: Duration,
-    /// `query_frontend.search.*` and the read overrides.
-    pub search: crate::search_api::SearchLimits,
-    /// What the receivers besides OTLP/gRPC need.
-    pub receivers: ReceiverSettings,
-}
-
-/// Settings of the receivers besides OTLP/gRPC.
-#[derive(Debug, Clone, Default)]
-pub struct ReceiverSettings {
-    /// `distributor.receivers.otlp.protocols.http.cors`.
-    pub otlp_http_cors: Option<allegro_config::CorsConfig>,
-    /// `distributor.receivers.zipkin.parse_string_tags`.
-    pub zipkin_parse_string_tags: bool,
-}
-
-/// State every thread shares. Only atomics and immutable data: no lock on the hot path.
-pub struct Shared {
-    pub engine: Engine,
-    pub settings: Settings,
-    pub shutting_down: AtomicBool,
-    pub in_flight: AtomicUsize,
-    pub limiter: RateLimiters,
-    pub metrics: NetMetrics,
-    pub started: Instant,
-    pub uring: bool,
-}
 
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -909,13 +868,17 @@ fn http_tenant(request: &api::Request, shared: &Shared) -> Result<Tenant, api::R
 
 /// Answers an HTTP request (HTTP/1.1 or h2c) on `port`.
 async fn handle_http(port: Port, request: api::Request, shared: &Arc<Shared>) -> api::Response {
-    match port {
-        Port::Http => handle_api(request, shared).await,
-        _ => {
-            shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-            crate::receivers::handle_http(port, request, shared).await
-        }
-    }
+    let receiver = match port {
+        Port::Http => return handle_api(request, shared).await,
+        Port::OtlpHttp => Receiver::OtlpHttp,
+        Port::Zipkin => Receiver::Zipkin,
+        Port::JaegerThriftHttp => Receiver::JaegerThriftHttp,
+        Port::OtlpGrpc => Receiver::OtlpGrpc,
+        Port::GrpcApi => return api::not_found(),
+        Port::JaegerGrpc => Receiver::JaegerGrpc,
+    };
+    shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    crate::receivers::handle_http(receiver, request, shared).await
 }
 
 /// Set by `/shutdown`; the main thread acts on it like on SIGTERM.
@@ -934,7 +897,12 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
         }
         api::Route::BuildInfo => api::buildinfo_response(),
         api::Route::StatusVersion => api::status_version_response(),
-        api::Route::Metrics => api::metrics_response(crate::metrics::render(shared)),
+        api::Route::Metrics => api::metrics_response(metrics::render(
+            &shared.engine,
+            &shared.metrics,
+            shared.uring,
+            shared.started,
+        )),
         api::Route::Flush => {
             // Every shard cuts its head blocks; answered once they are published.
             match shared.engine.flush().await {

@@ -13,8 +13,11 @@
 //! - `error`: error codes (RFC 9113 7) and the connection / stream error classes (5.4).
 //! - `settings`: SETTINGS parameters and their validation (6.5).
 //! - `request`: request and trailer field validation (8.2, 8.3).
-//! - `conn`: the state machine: preface, streams (5.1), flow control (5.2, 6.9), header
-//!   blocks (4.3), flood defenses (10.5).
+//! - `conn/`: the state machine, one concern per file: `mod.rs` (the [`Connection`] and its
+//!   API), `input` (preface, frame dispatch, error mapping), `headers` (header blocks, 4.3),
+//!   `stream` (stream states, 5.1), `flow` (flow control, 5.2, 6.9), `control` (SETTINGS,
+//!   PING, GOAWAY), `flood` (flood defenses, 10.5), `output` (framing of responses),
+//!   `encoder` (our HPACK encoder), `config` ([`ServerConfig`]).
 //!
 //! **Architecture Invariant:** no IO, no async, no clock, no threads: every behaviour is
 //! reachable by feeding bytes, which is how the tests and the fuzz targets drive it.

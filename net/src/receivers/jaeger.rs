@@ -23,7 +23,7 @@ use crate::api;
 use crate::grpc::{Code, Status};
 use crate::ingest::{self, Receiver};
 use crate::receivers::{decoded_body, media_type, tenant, text_error};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The thrift_http path.
 pub const TRACES_PATH: &str = "/api/traces";

@@ -20,15 +20,23 @@ use std::io::Read;
 use allegro_engine::Tenant;
 
 use crate::api;
-use crate::server::{Port, Shared};
+use crate::ingest::Receiver;
+use crate::shared::Shared;
 
-/// Answers one HTTP request on a receiver port.
-pub async fn handle_http(port: Port, request: api::Request, shared: &Shared) -> api::Response {
-    match port {
-        Port::OtlpHttp => otlp_http::handle(request, shared).await,
-        Port::Zipkin => zipkin::handle(request, shared).await,
-        Port::JaegerThriftHttp => jaeger::handle_thrift_http(request, shared).await,
-        Port::Http | Port::OtlpGrpc | Port::GrpcApi | Port::JaegerGrpc => api::not_found(),
+/// Answers one HTTP request to an HTTP receiver (gRPC and UDP receivers answer 404 here).
+pub async fn handle_http(
+    receiver: Receiver,
+    request: api::Request,
+    shared: &Shared,
+) -> api::Response {
+    match receiver {
+        Receiver::OtlpHttp => otlp_http::handle(request, shared).await,
+        Receiver::Zipkin => zipkin::handle(request, shared).await,
+        Receiver::JaegerThriftHttp => jaeger::handle_thrift_http(request, shared).await,
+        Receiver::OtlpGrpc
+        | Receiver::JaegerGrpc
+        | Receiver::JaegerThriftCompact
+        | Receiver::JaegerThriftBinary => api::not_found(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::api;
 use crate::grpc::Code;
 use crate::ingest::{self, IngestError, Receiver};
 use crate::receivers::{decoded_body, media_type, tenant};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The traces path (`traces_url_path` in the Collector, not configurable here).
 pub const TRACES_PATH: &str = "/v1/traces";

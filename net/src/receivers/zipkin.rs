@@ -10,7 +10,7 @@ use prost::Message;
 use crate::api;
 use crate::ingest::{self, Receiver};
 use crate::receivers::{decoded_body, media_type, tenant, text_error};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub async fn handle(request: api::Request, shared: &Shared) -> api::Response {
     if request.method != "POST" {
