@@ -8,6 +8,7 @@ pub mod otlp;
 pub mod scan;
 pub mod search;
 pub mod shard;
+pub mod tags;
 pub mod traceql;
 pub mod wal;
 
