@@ -21,11 +21,16 @@
 //! Errors are `text/plain`, never JSON, worded as Tempo words them.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use crate::http_response::{
+    go_http_error, go_parse_int64, go_quote, percent_decode, vary, APPLICATION_JSON, TEXT_UTF8,
+};
 use crate::otlp_json;
 use crate::tempopb::{self, Trace};
 use allegro_engine::ids::TraceId;
 use std::borrow::Cow;
-use std::io::Write as _;
+
+pub(crate) use crate::http_response::go_http_error_vary;
+pub use crate::http_response::{accepts_gzip, gzip, query_get, Request, Response, GZIP_BYTES_MIN};
 
 /// The Tempo version we answer as. Grafana reads `/api/status/buildinfo` to decide which
 /// Tempo features it may use, so we report the Tempo release whose API we implement and name
@@ -33,70 +38,9 @@ use std::io::Write as _;
 pub const TEMPO_COMPAT_VERSION: &str = "2.7.2";
 /// `revision` in buildinfo and `/status/version`: `allegro-<crate version>`.
 pub const REVISION: &str = concat!("allegro-", env!("CARGO_PKG_VERSION"));
-/// Bodies at least this long are gzipped for clients that accept it: the default minimum of
-/// the gzip handler Tempo wraps its query API in (NYTimes/gziphandler `DefaultMinSize`).
-pub const GZIP_BYTES_MIN: usize = 1400;
 
-const TEXT_UTF8: &str = "text/plain; charset=utf-8";
-const APPLICATION_JSON: &str = "application/json";
 const APPLICATION_PROTOBUF: &str = "application/protobuf";
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// One request, whatever the transport.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    /// The path as sent, percent-escapes and all, without the query.
-    pub path: String,
-    /// The raw query, after `?`, not decoded.
-    pub query: String,
-    /// Header fields in arrival order, names lower-case.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Whether the connection stays open after the answer (HTTP/1.x only).
-    pub keep_alive: bool,
-}
-
-impl Request {
-    /// The first value of a header; `name` must be lower-case.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()));
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One response. Header names are in Go's canonical case (`Content-Type`); an HTTP/2 writer
-/// lower-cases them. Framing headers (`Content-Length`, `Connection`) are the transport's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    fn new(status: u16, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
-        Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body,
-        }
-    }
-
-    /// The first value of a header, matched ignoring case.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// What to do with a request.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,8 +104,11 @@ pub fn route(req: &Request, limits: &crate::search_api::SearchLimits) -> Route {
         "/flush" => (GET_POST, Route::Flush),
         "/shutdown" => (GET_POST, Route::Shutdown),
         other => {
-            if let Some(route) = crate::search_api::route(req, other, limits) {
-                return route;
+            if let Some(search) = crate::search_api::route(req, other, limits) {
+                return match search {
+                    Ok(call) => Route::Search(call),
+                    Err(response) => Route::Immediate(response),
+                };
             }
             let (id, v2) = if let Some(id) = other.strip_prefix("/api/traces/") {
                 (id, false)
@@ -286,10 +233,6 @@ pub fn trace_response(q: &TraceQuery, trace: Option<&[u8]>) -> Response {
     response
 }
 
-fn vary() -> (String, String) {
-    ("Vary".to_string(), "Accept-Encoding".to_string())
-}
-
 fn trace_found(content_type: &str, body: Vec<u8>) -> Response {
     Response::new(
         200,
@@ -309,50 +252,6 @@ fn trace_bad_request(message: &str) -> Response {
         400,
         &[("Vary", "Accept-Encoding"), ("Content-Type", TEXT_UTF8)],
         message.as_bytes().to_vec(),
-    )
-}
-
-/// A Tempo frontend error: the text as given, `Vary: Accept-Encoding`, sniffed
-/// `text/plain; charset=utf-8`.
-pub(crate) fn plain_vary(status: u16, text: &str) -> Response {
-    Response::new(
-        status,
-        &[("Vary", "Accept-Encoding"), ("Content-Type", TEXT_UTF8)],
-        text.as_bytes().to_vec(),
-    )
-}
-
-/// [`go_http_error`] with `Vary: Accept-Encoding`.
-pub(crate) fn go_http_error_vary(status: u16, text: &str) -> Response {
-    let mut response = go_http_error(status, text);
-    response.headers.insert(0, vary());
-    response
-}
-
-/// A 200 JSON answer of the query API.
-pub(crate) fn json_response(body: Vec<u8>) -> Response {
-    Response::new(
-        200,
-        &[
-            ("Content-Type", APPLICATION_JSON),
-            ("Vary", "Accept-Encoding"),
-        ],
-        body,
-    )
-}
-
-/// Go's `http.Error`: the text and a newline, `text/plain; charset=utf-8`, `nosniff`.
-fn go_http_error(status: u16, text: &str) -> Response {
-    let mut body = Vec::with_capacity(text.len() + 1);
-    body.extend_from_slice(text.as_bytes());
-    body.push(b'\n');
-    Response::new(
-        status,
-        &[
-            ("Content-Type", TEXT_UTF8),
-            ("X-Content-Type-Options", "nosniff"),
-        ],
-        body,
     )
 }
 
@@ -477,95 +376,6 @@ fn moved_permanently(clean_path: &str, raw_query: &str) -> Response {
     Response::new(301, &[("Location", location.as_str())], Vec::new())
 }
 
-/// Whether the first `Accept-Encoding` accepts gzip with a non-zero q-value (as the gzip
-/// handler Tempo uses parses it).
-pub fn accepts_gzip(req: &Request) -> bool {
-    let Some(header) = req.header("accept-encoding") else {
-        return false;
-    };
-    header.split(',').any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .map(|q| q.parse::<f64>().unwrap_or(0.0))
-            .next_back()
-            .unwrap_or(1.0);
-        name.eq_ignore_ascii_case("gzip") && q > 0.0
-    })
-}
-
-/// Gzips the body in place (from [`GZIP_BYTES_MIN`] bytes, unless already encoded) and sets
-/// `Content-Encoding: gzip`. Level 1: on a 2-core query path speed beats the last few
-/// percent of size.
-pub fn gzip(response: &mut Response) {
-    if response.body.len() < GZIP_BYTES_MIN || response.header("content-encoding").is_some() {
-        return;
-    }
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(response.body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    let compressed = encoder
-        .write_all(&response.body)
-        .and_then(|()| encoder.finish());
-    // Writing into a Vec cannot fail; if it somehow did, the plain body is still correct.
-    if let Ok(compressed) = compressed {
-        response.body = compressed;
-        response
-            .headers
-            .push(("Content-Encoding".to_string(), "gzip".to_string()));
-    }
-}
-
-/// Percent-decodes like Go's `url.PathUnescape` (`plus_is_space` false) or
-/// `url.QueryUnescape` (true). `None` for a malformed escape. Invalid UTF-8 becomes U+FFFD.
-fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
-    if !(text.contains('%') || (plus_is_space && text.contains('+'))) {
-        return Some(text.to_string());
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(byte) = bytes.next() {
-        match byte {
-            b'%' => {
-                let high = hex_digit(bytes.next()?)?;
-                let low = hex_digit(bytes.next()?)?;
-                out.push((high << 4) | low);
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            other => out.push(other),
-        }
-    }
-    Some(match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-    })
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Go's `url.Values.Get` on `url.ParseQuery`: pairs split on `&`, a pair with `;` or a
-/// malformed escape is dropped, the first value of `key` wins.
-pub fn query_get(raw_query: &str, key: &str) -> Option<String> {
-    raw_query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.contains(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = percent_decode(k, true)?;
-            let v = percent_decode(v, true)?;
-            (k == key).then_some(v)
-        })
-}
-
 /// gorilla/mux's `cleanPath`: Go's `path.Clean` on a rooted path, keeping a trailing slash.
 fn clean_path(path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
@@ -600,73 +410,6 @@ fn escape_path(path: &str) -> String {
             out.push_str(&format!("%{byte:02X}"));
         }
     }
-    out
-}
-
-/// Go's `strconv.ParseInt(text, 10, 64)`, with its error text:
-/// `strconv.ParseInt: parsing "x": invalid syntax` or `...: value out of range`.
-pub(crate) fn go_parse_int64(text: &str) -> Result<i64, String> {
-    let error = |what: &str| format!("strconv.ParseInt: parsing {}: {what}", go_quote(text));
-    let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, text.get(1..).unwrap_or_default()),
-        Some(b'+') => (false, text.get(1..).unwrap_or_default()),
-        _ => (false, text),
-    };
-    if digits.is_empty() {
-        return Err(error("invalid syntax"));
-    }
-    // Left to right as Go does: the first non-digit or the first overflow decides.
-    let mut magnitude: u64 = 0;
-    for byte in digits.bytes() {
-        if !byte.is_ascii_digit() {
-            return Err(error("invalid syntax"));
-        }
-        magnitude = magnitude
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u64::from(byte - b'0')))
-            .ok_or_else(|| error("value out of range"))?;
-    }
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-            .ok_or_else(|| error("value out of range"))
-    } else {
-        i64::try_from(magnitude).map_err(|_| error("value out of range"))
-    }
-}
-
-/// Go's `strconv.Quote`, closely enough for error messages: `\"`, `\\`, the C escapes,
-/// `\xNN` for other ASCII controls, `\uNNNN` for non-ASCII controls, spaces and format
-/// characters; other characters as they are.
-pub(crate) fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if !c.is_ascii()
-                && (c.is_control()
-                    || c.is_whitespace()
-                    || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')) =>
-            {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -1263,24 +1006,5 @@ mod tests {
             text_response(401, "no org id\n").header("Content-Type"),
             Some(TEXT_UTF8)
         );
-    }
-
-    #[test]
-    fn query_strings_like_go() {
-        assert_eq!(query_get("a=1&b=2", "b").as_deref(), Some("2"));
-        assert_eq!(query_get("a=1&a=2", "a").as_deref(), Some("1"));
-        assert_eq!(query_get("q=%7B+%7D", "q").as_deref(), Some("{ }"));
-        assert_eq!(query_get("a%3Db=c", "a=b").as_deref(), Some("c"));
-        assert_eq!(query_get("flag", "flag").as_deref(), Some(""));
-        assert_eq!(query_get("a=%zz&a=2", "a").as_deref(), Some("2"));
-        assert_eq!(query_get("a=1;b=2", "a"), None);
-        assert_eq!(query_get("", "a"), None);
-    }
-
-    #[test]
-    fn go_quoting() {
-        assert_eq!(go_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
-        assert_eq!(go_quote("\u{0}\u{7f}\u{7}"), "\"\\x00\\x7f\\a\"");
-        assert_eq!(go_quote("é\u{a0}\u{200b}"), "\"é\\u00a0\\u200b\"");
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod grpc;
 pub mod http1;
+pub mod http_response;
 pub mod ingest;
 pub mod limits;
 pub mod metrics;
