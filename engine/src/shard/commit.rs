@@ -12,10 +12,10 @@ pub(super) struct TenantGroup {
     staged: Vec<Staged>,
     /// Bytes staged per trace in this group (so that `max_bytes_per_trace` sees them too).
     staged_bytes: crate::hash::IdMap<TraceId, u64>,
-    /// The resources the open segment defines, taken from it for this write and given back
+    /// The fragments (resources and scopes) the open segment defines, taken from it for this write and given back
     /// after it (`wal/packed.rs`).
-    resources: wal::Resources,
-    /// The segment `resources` belongs to (`None`: there was none, so they start empty).
+    fragments: wal::Fragments,
+    /// The segment `fragments` belongs to (`None`: there was none, so they start empty).
     encoded_for: Option<u32>,
 }
 
@@ -72,16 +72,16 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                 Some(slot) => slot,
                 None => {
                     let t = tenant_state(&mut s, &tenant);
-                    let (resources, encoded_for) = match t.segment.as_mut() {
-                        Some(seg) => (std::mem::take(&mut seg.resources), Some(seg.file_index)),
-                        None => (wal::Resources::default(), None),
+                    let (fragments, encoded_for) = match t.segment.as_mut() {
+                        Some(seg) => (std::mem::take(&mut seg.fragments), Some(seg.file_index)),
+                        None => (wal::Fragments::default(), None),
                     };
                     per_tenant.push(TenantGroup {
                         tenant: tenant.clone(),
                         buffer: Vec::new(),
                         staged: Vec::new(),
                         staged_bytes: crate::hash::IdMap::default(),
-                        resources,
+                        fragments,
                         encoded_for,
                     });
                     per_tenant.len() - 1
@@ -92,7 +92,7 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                 buffer,
                 staged,
                 staged_bytes,
-                resources,
+                fragments,
                 ..
             } = &mut per_tenant[slot];
             for batch in batches {
@@ -143,7 +143,7 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                         end_unix_nanos_max: batch.end_unix_nanos_max,
                         payload: &batch.payload,
                     },
-                    resources,
+                    fragments,
                     buffer,
                 );
                 staged.push(Staged {
@@ -235,7 +235,7 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
 
 /// Writes one tenant group: into the open segment, or a new one when it is full or was
 /// rolled by a cut since the group was encoded (then the group is encoded again, so that
-/// it refers only to resources of the segment it lands in). Gives the resources back to
+/// it refers only to fragments of the segment it lands in). Gives the fragments back to
 /// the segment once written. Returns the file index and the offset of the buffer.
 async fn write_group(
     state: &Rc<RefCell<ShardState>>,
@@ -246,7 +246,7 @@ async fn write_group(
         .encoded_for
         .is_some_and(|encoded| encoded != file_index)
     {
-        let mut resources = wal::Resources::default();
+        let mut fragments = wal::Fragments::default();
         let mut buffer = Vec::with_capacity(group.buffer.len());
         for record in &mut group.staged {
             let range = wal::encode_packed_record(
@@ -258,14 +258,14 @@ async fn write_group(
                     end_unix_nanos_max: record.end_unix_nanos_max,
                     payload: &record.payload,
                 },
-                &mut resources,
+                &mut fragments,
                 &mut buffer,
             );
             record.offset_in_buffer = range.start;
             record.length = range.len();
         }
         group.buffer = buffer;
-        group.resources = resources;
+        group.fragments = fragments;
     }
     let offset = append(state, &group.tenant, &group.buffer)?;
     let mut s = state.borrow_mut();
@@ -275,7 +275,7 @@ async fn write_group(
         .as_mut()
         .filter(|seg| seg.file_index == file_index)
     {
-        seg.resources = std::mem::take(&mut group.resources);
+        seg.fragments = std::mem::take(&mut group.fragments);
     }
     Ok((file_index, offset))
 }
@@ -396,7 +396,7 @@ pub(super) async fn open_segment(
         writer,
         length: header_len,
         dirty: false,
-        resources: wal::Resources::default(),
+        fragments: wal::Fragments::default(),
     });
     Ok(())
 }

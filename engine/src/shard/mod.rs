@@ -526,8 +526,8 @@ struct OpenSegment {
     writer: std::fs::File,
     length: u64,
     dirty: bool,
-    /// The resources this segment's records define so far (`wal/packed.rs`).
-    resources: crate::wal::Resources,
+    /// The fragments this segment's records define so far (`wal/packed.rs`).
+    fragments: crate::wal::Fragments,
 }
 
 struct TenantState {

@@ -2,8 +2,8 @@
 //! this module only encodes, decodes and decides what a damaged file means.
 //!
 //! A segment file is a header followed by records, appended in order:
-//! `segment = SegmentHeader (RecordRef | resource record)*`; the layouts are drawn on their
-//! types and in `packed.rs` (resource records and packed spans records, kinds 2 and 3).
+//! `segment = SegmentHeader (RecordRef | fragment record)*`; the layouts are drawn on their
+//! types and in `packed.rs` (fragment records and packed spans records, kinds 2 and 3).
 //!
 //! Recovery policy (as fjall's journal): tolerate a torn tail, refuse any other corruption.
 //!
@@ -37,7 +37,7 @@ mod packed;
 use std::fmt;
 use std::ops::Range;
 
-pub use packed::{encode_packed_record, Resources, RESOURCE_INLINE_BYTES_MAX};
+pub use packed::{encode_packed_record, Fragments, FRAGMENT_INLINE_BYTES_MAX};
 
 use crate::ids::{Tenant, TenantError, TraceId, TENANT_BYTES_MAX};
 
@@ -50,10 +50,10 @@ pub const SEGMENT_HEADER_BYTES: usize = 6 + 1 + 1 + 2 + 8 + 4;
 pub const RECORD_FRAME_BYTES: usize = 4 + 4;
 pub const RECORD_VERSION: u8 = 1;
 pub const RECORD_KIND_SPANS: u8 = 1;
-/// A resource that the packed spans records after it in the same write refer to
-/// (`packed.rs`).
-pub const RECORD_KIND_RESOURCE: u8 = 2;
-/// A spans record whose payload refers to resources (`packed.rs`).
+/// A fragment (a resource or scope field) that packed spans records after it in the same
+/// segment refer to (`packed.rs`).
+pub const RECORD_KIND_FRAGMENT: u8 = 2;
+/// A spans record whose payload refers to fragments (`packed.rs`).
 pub const RECORD_KIND_SPANS_PACKED: u8 = 3;
 /// Version, kind, tenant_len, trace_id, span_count, start, end: the body without tenant and
 /// payload.
@@ -169,7 +169,7 @@ impl ReplayedPayload {
     }
 }
 
-/// One spans record found by `replay_segment` (resource records are consumed by it).
+/// One spans record found by `replay_segment` (fragment records are consumed by it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayedRecord {
     /// Where the record starts in the file.
@@ -190,7 +190,7 @@ pub struct ReplayedRecord {
 pub struct Replay {
     /// `None` when the file is shorter than a header or its header is bad.
     pub header: Option<SegmentHeader>,
-    /// The good spans records, in file order; with the resource records between them they
+    /// The good spans records, in file order; with the fragment records between them they
     /// are contiguous from the end of the header.
     pub records: Vec<ReplayedRecord>,
     pub end: ReplayEnd,
@@ -253,17 +253,17 @@ pub enum WalError {
     },
     TenantNotUtf8,
     BadTenant(TenantError),
-    /// A packed spans record refers to a resource no earlier record of the segment defines.
-    UnknownResource {
+    /// A packed spans record refers to a fragment no earlier record of the segment defines.
+    UnknownFragment {
         id: u32,
     },
     /// A packed payload that does not parse.
     PackedPayload {
         reason: &'static str,
     },
-    /// A resource record has no id.
-    ResourceTruncated,
-    /// `decode_record_at` was pointed at a resource record or a packed spans record, which
+    /// A fragment record has no id.
+    FragmentTruncated,
+    /// `decode_record_at` was pointed at a fragment record or a packed spans record, which
     /// only a replay of the segment can read.
     NeedsReplay {
         kind: u8,
@@ -313,12 +313,12 @@ impl fmt::Display for WalError {
             }
             WalError::TenantNotUtf8 => f.write_str("tenant is not UTF-8"),
             WalError::BadTenant(error) => write!(f, "bad tenant: {error}"),
-            WalError::UnknownResource { id } => write!(
+            WalError::UnknownFragment { id } => write!(
                 f,
-                "packed record refers to resource {id}, which no earlier record defines"
+                "packed record refers to fragment {id}, which no earlier record defines"
             ),
             WalError::PackedPayload { reason } => write!(f, "bad packed payload: {reason}"),
-            WalError::ResourceTruncated => f.write_str("resource record without an id"),
+            WalError::FragmentTruncated => f.write_str("fragment record without an id"),
             WalError::NeedsReplay { kind } => write!(
                 f,
                 "record kind {kind} is read by replaying its segment, not on its own"
@@ -421,7 +421,7 @@ pub fn decode_record_at(bytes: &[u8]) -> Result<RecordView<'_>, WalError> {
         Raw::Spans(raw) => return Err(WalError::NeedsReplay { kind: raw.kind }),
         Raw::Resource { .. } => {
             return Err(WalError::NeedsReplay {
-                kind: RECORD_KIND_RESOURCE,
+                kind: RECORD_KIND_FRAGMENT,
             })
         }
     };
@@ -494,9 +494,9 @@ fn decode_raw(bytes: &[u8]) -> Result<Raw<'_>, WalError> {
         return Err(WalError::UnsupportedRecordVersion { version });
     }
     let kind = reader.u8();
-    if kind == RECORD_KIND_RESOURCE {
+    if kind == RECORD_KIND_FRAGMENT {
         let (id, resource) =
-            packed::decode_resource_body(reader.0).ok_or(WalError::ResourceTruncated)?;
+            packed::decode_fragment_body(reader.0).ok_or(WalError::FragmentTruncated)?;
         return Ok(Raw::Resource {
             id,
             bytes: resource,
@@ -559,7 +559,7 @@ pub fn replay_segment(bytes: &[u8]) -> Replay {
     }
     // The tenant of the previous record: consecutive records mostly share it.
     let mut last_tenant: Option<Tenant> = None;
-    // The last definition of each resource id (ranges into `bytes`).
+    // The last definition of each fragment id (ranges into `bytes`).
     let mut resources: crate::hash::PrehashedMap<Range<usize>> = Default::default();
     let mut offset = SEGMENT_HEADER_BYTES;
     while let Some(rest) = bytes.get(offset..).filter(|rest| !rest.is_empty()) {
@@ -702,7 +702,7 @@ impl<'a> Reader<'a> {
 /// Fuzz entry point: replays `data` as a segment and checks the replay's invariants.
 pub fn fuzz_replay(data: &[u8]) {
     let replay = replay_segment(data);
-    // Resource records lie between spans records: offsets only grow.
+    // Fragment records lie between spans records: offsets only grow.
     let mut next = SEGMENT_HEADER_BYTES as u64;
     for record in &replay.records {
         assert!(record.offset >= next);

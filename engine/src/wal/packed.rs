@@ -1,125 +1,122 @@
-//! Packed spans records: a trace's payload with each `Resource` written once per segment and
-//! referenced, instead of once per trace.
+//! Packed spans records: a trace's payload with each `Resource` and `InstrumentationScope`
+//! written once per segment and referenced, instead of once per trace.
 //!
-//! An export request holds a resource once per `ResourceSpans`, but `split_export` gives every
-//! trace its own copy (a payload must stand alone), so a plain record repeats a ~450-byte
-//! resource for every trace of every service a request touches: 162 of the 595 bytes written
-//! per span with the loadgen's traffic. A write (one group commit's buffer) therefore first
-//! defines each resource it uses that its segment has not defined yet, in a resource
-//! record, then refers to it by number:
+//! An export request holds a resource once per `ResourceSpans` and a scope once per
+//! `ScopeSpans`, but `split_export` gives every trace its own copies (a payload must stand
+//! alone), so a plain record repeats a ~450-byte resource and a ~50-byte scope for every
+//! trace of every service a request touches: 162 of the 595 bytes written per span with the
+//! loadgen's traffic. A write (one group commit's buffer) therefore first defines, in
+//! fragment records, the fragments it uses that its segment has not defined yet, then refers
+//! to them by number:
 //!
 //! ```text
-//! resource record body:  version = 1 | kind = RECORD_KIND_RESOURCE | id: u32 LE | Resource bytes
-//! packed spans record:   a spans record (layout on `RecordRef`) with kind RECORD_KIND_SPANS_PACKED
-//!                        and this payload in place of the plain one:
-//! packed payload = { ref: u32 LE | len: u32 LE | bytes[len] }+    one entry per ResourceSpans
-//!   ref = 0: bytes is the whole ResourceSpans message, as in the plain payload
-//!   ref = n: bytes is the ResourceSpans message without its leading Resource field
-//!            (field 1), which is the bytes of resource record n
+//! fragment record body:  version = 1 | kind = RECORD_KIND_FRAGMENT | id: u32 LE | bytes
+//! packed spans record:   a spans record (layout on `RecordRef`) with kind
+//!                        RECORD_KIND_SPANS_PACKED and this payload in place of the plain one:
+//! packed payload = { op }+       the plain payload is the concatenation of the ops
+//! op = varint(len << 1)  bytes[len]      literal bytes of the plain payload
+//!    | varint(id << 1 | 1)               the bytes of fragment `id`
 //! ```
+//!
+//! A fragment is a whole protobuf field of the plain payload: a `ResourceSpans`'s leading
+//! `Resource` field (tag, length, message) or a `ScopeSpans`'s leading scope field, so the
+//! lengths around it are unchanged and expanding is plain concatenation, byte for byte.
 //!
 //! Ids are numbered from 1 within a segment, and every definition lies before its uses in
 //! the file, so a torn tail can cut uses but never leave a use without its definition. The
-//! writer keeps one [`Resources`] per open segment; a write that lands in another segment
-//! than the one it was encoded for (a cut rolled the WAL meanwhile) is encoded again with a
-//! fresh one, and after a failed write the segment's table starts over (ids are then
-//! defined again further on). Replay keeps the last definition of each id in the segment;
-//! expanding a packed payload rebuilds the plain payload byte for byte (the plain payload is
-//! prost's canonical encoding, so the resource is always the first field of its
-//! `ResourceSpans`).
+//! writer keeps one [`Fragments`] table per open segment; a write that lands in another
+//! segment than the one it was encoded for (a cut rolled the WAL meanwhile) is encoded again
+//! with a fresh table, and after a failed write the segment's table starts over (ids are then
+//! defined again further on). Replay keeps the last definition of each id in the segment.
 //!
-//! Resources of at most [`RESOURCE_INLINE_BYTES_MAX`] bytes stay inline (ref 0), and a
-//! record is written plain whenever packing would not make it smaller.
+//! Fields of at most [`FRAGMENT_INLINE_BYTES_MAX`] bytes stay literal, and a record is
+//! written plain whenever packing would not make it smaller.
 
 use std::ops::Range;
 
 use super::{
     encode_record_kind, RecordRef, WalError, RECORD_BODY_BYTES_MIN, RECORD_FRAME_BYTES,
-    RECORD_KIND_RESOURCE, RECORD_KIND_SPANS, RECORD_KIND_SPANS_PACKED, RECORD_VERSION,
+    RECORD_KIND_FRAGMENT, RECORD_KIND_SPANS, RECORD_KIND_SPANS_PACKED, RECORD_VERSION,
 };
 use crate::hash::PrehashedMap;
 
-/// Resources this small are not worth a reference.
-pub const RESOURCE_INLINE_BYTES_MAX: usize = 63;
-/// Version, kind, id: the resource record body before the resource's bytes.
-pub const RESOURCE_FIXED_BODY_BYTES: usize = 1 + 1 + 4;
-/// Resources one segment defines at most; past it the rest stay inline.
-pub const RESOURCES_PER_SEGMENT_MAX: u32 = 65_536;
-/// Bytes of resources one segment's table holds at most (the writer keeps a copy of each).
-pub const RESOURCE_TABLE_BYTES_MAX: usize = 16 << 20;
-/// One packed entry's `ref` and `len`.
-const ENTRY_HEADER_BYTES: usize = 4 + 4;
+/// Fields this small stay literal: a fragment record must pass the record length check
+/// (`RECORD_BODY_BYTES_MIN`), and a reference with the literal split around it costs ~4 bytes.
+pub const FRAGMENT_INLINE_BYTES_MAX: usize = 33;
+/// Version, kind, id: the fragment record body before the fragment's bytes.
+pub const FRAGMENT_FIXED_BODY_BYTES: usize = 1 + 1 + 4;
+/// Fragments one segment defines at most; past it the rest stay literal.
+pub const FRAGMENTS_PER_SEGMENT_MAX: u32 = 1 << 20;
+/// Bytes of fragments one segment's table holds at most (the writer keeps a copy of each).
+pub const FRAGMENT_TABLE_BYTES_MAX: usize = 16 << 20;
 
-// Every resource record is long enough to pass the record length check.
+// Every fragment record is long enough to pass the record length check.
 const _: () =
-    assert!(RESOURCE_FIXED_BODY_BYTES + RESOURCE_INLINE_BYTES_MAX + 1 >= RECORD_BODY_BYTES_MIN);
+    assert!(FRAGMENT_FIXED_BODY_BYTES + FRAGMENT_INLINE_BYTES_MAX + 1 >= RECORD_BODY_BYTES_MIN);
 
-/// The resources one segment has defined so far, for the writes appended to it.
+/// The fragments one segment has defined so far, for the writes appended to it.
 #[derive(Debug, Default)]
-pub struct Resources {
-    /// xxh3 of the resource's bytes -> (id, the bytes).
+pub struct Fragments {
+    /// xxh3 of the fragment's bytes -> (id, the bytes).
     by_hash: PrehashedMap<Vec<(u32, Box<[u8]>)>>,
     next_id: u32,
     /// Bytes held in `by_hash`.
     table_bytes: usize,
     /// Scratch for one packed payload.
     packed: Vec<u8>,
-    /// Scratch for one payload's entries.
-    entries: Vec<Entry>,
+    /// Scratch for one payload's pieces.
+    pieces: Vec<Piece>,
 }
 
-impl Resources {
-    /// The id of `resource`, defining it in `dst` first if the segment has not. `None` when
+impl Fragments {
+    /// The id of `fragment`, defining it in `dst` first if the segment has not. `None` when
     /// the segment has defined as many as it may.
-    fn id_for(&mut self, resource: &[u8], dst: &mut Vec<u8>) -> Option<u32> {
-        let hash = xxhash_rust::xxh3::xxh3_64(resource);
+    fn id_for(&mut self, fragment: &[u8], dst: &mut Vec<u8>) -> Option<u32> {
+        debug_assert!(fragment.len() > FRAGMENT_INLINE_BYTES_MAX);
+        let hash = xxhash_rust::xxh3::xxh3_64(fragment);
         if let Some(known) = self.by_hash.get(&hash) {
             for (id, bytes) in known {
-                if bytes.as_ref() == resource {
+                if bytes.as_ref() == fragment {
                     return Some(*id);
                 }
             }
         }
-        if self.next_id >= RESOURCES_PER_SEGMENT_MAX
-            || self.table_bytes + resource.len() > RESOURCE_TABLE_BYTES_MAX
+        if self.next_id >= FRAGMENTS_PER_SEGMENT_MAX
+            || self.table_bytes + fragment.len() > FRAGMENT_TABLE_BYTES_MAX
         {
             return None;
         }
         self.next_id += 1;
         let id = self.next_id;
-        encode_resource_record(id, resource, dst);
-        self.table_bytes += resource.len();
+        encode_fragment_record(id, fragment, dst);
+        self.table_bytes += fragment.len();
         self.by_hash
             .entry(hash)
             .or_default()
-            .push((id, resource.into()));
+            .push((id, fragment.into()));
         Some(id)
     }
 }
 
-/// One `ResourceSpans` of a plain payload.
+/// A run of a plain payload: literal bytes, or a field worth a reference.
 #[derive(Debug, Clone)]
-struct Entry {
-    /// The message, without its field tag and length.
-    message: Range<usize>,
-    /// Its leading `Resource` field's bytes, if it has one worth a reference.
-    resource: Option<Range<usize>>,
-    /// The message after that field.
-    rest: Range<usize>,
+enum Piece {
+    Literal(Range<usize>),
+    Fragment(Range<usize>),
 }
 
-/// Appends a resource record to `dst`.
-fn encode_resource_record(id: u32, resource: &[u8], dst: &mut Vec<u8>) {
-    let body_len = RESOURCE_FIXED_BODY_BYTES + resource.len();
+/// Appends a fragment record to `dst`.
+fn encode_fragment_record(id: u32, fragment: &[u8], dst: &mut Vec<u8>) {
+    let body_len = FRAGMENT_FIXED_BODY_BYTES + fragment.len();
     let start = dst.len();
-    // The caller's payload limit keeps every resource far below u32::MAX.
+    // The caller's payload limit keeps every fragment far below u32::MAX.
     dst.extend_from_slice(&(body_len as u32).to_le_bytes());
     dst.extend_from_slice(&[0; 4]);
     let body_start = dst.len();
     dst.push(RECORD_VERSION);
-    dst.push(RECORD_KIND_RESOURCE);
+    dst.push(RECORD_KIND_FRAGMENT);
     dst.extend_from_slice(&id.to_le_bytes());
-    dst.extend_from_slice(resource);
+    dst.extend_from_slice(fragment);
     let crc = crc32fast::hash(dst.get(body_start..).unwrap_or_default());
     if let Some(field) = dst.get_mut(start + 4..body_start) {
         field.copy_from_slice(&crc.to_le_bytes());
@@ -127,151 +124,170 @@ fn encode_resource_record(id: u32, resource: &[u8], dst: &mut Vec<u8>) {
     debug_assert_eq!(dst.len() - start, RECORD_FRAME_BYTES + body_len);
 }
 
-/// Appends `rec` to `dst` packed (resources defined in `dst` before it as needed), or plain
+/// Appends `rec` to `dst` packed (fragments defined in `dst` before it as needed), or plain
 /// when packing would not make it smaller or the payload is not the shape `split_export`
-/// writes. Returns the record's range in `dst` (resource records before it excluded).
+/// writes. Returns the record's range in `dst` (fragment records before it excluded).
 pub fn encode_packed_record(
     rec: &RecordRef<'_>,
-    resources: &mut Resources,
+    fragments: &mut Fragments,
     dst: &mut Vec<u8>,
 ) -> Range<usize> {
-    let mut entries = std::mem::take(&mut resources.entries);
-    entries.clear();
-    let plain = !split_payload(rec.payload, &mut entries)
-        || !entries.iter().any(|entry| entry.resource.is_some());
+    let mut pieces = std::mem::take(&mut fragments.pieces);
+    pieces.clear();
+    let plain = !split_payload(rec.payload, &mut pieces)
+        || !pieces
+            .iter()
+            .any(|piece| matches!(piece, Piece::Fragment(_)));
     if plain {
-        resources.entries = entries;
+        fragments.pieces = pieces;
         let start = dst.len();
         encode_record_kind(rec, RECORD_KIND_SPANS, rec.payload, dst);
         return start..dst.len();
     }
-    let mut packed = std::mem::take(&mut resources.packed);
+    let mut packed = std::mem::take(&mut fragments.packed);
     packed.clear();
-    for entry in &entries {
-        let resource = entry
-            .resource
-            .clone()
-            .and_then(|range| rec.payload.get(range));
-        let id = resource.and_then(|resource| resources.id_for(resource, dst));
-        let (id, bytes) = match id {
-            Some(id) => (id, entry.rest.clone()),
-            None => (0, entry.message.clone()),
+    // A literal run waiting to be written (adjacent literals are merged).
+    let mut literal: Option<Range<usize>> = None;
+    let flush = |literal: &mut Option<Range<usize>>, packed: &mut Vec<u8>| {
+        if let Some(range) = literal.take() {
+            put_varint((range.len() as u64) << 1, packed);
+            packed.extend_from_slice(rec.payload.get(range).unwrap_or_default());
+        }
+    };
+    for piece in &pieces {
+        let (range, id) = match piece {
+            Piece::Literal(range) => (range.clone(), None),
+            Piece::Fragment(range) => {
+                let bytes = rec.payload.get(range.clone()).unwrap_or_default();
+                (range.clone(), fragments.id_for(bytes, dst))
+            }
         };
-        let bytes = rec.payload.get(bytes).unwrap_or_default();
-        packed.extend_from_slice(&id.to_le_bytes());
-        // A payload is at most RECORD_PAYLOAD_BYTES_MAX < u32::MAX.
-        packed.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        packed.extend_from_slice(bytes);
+        match id {
+            Some(id) => {
+                flush(&mut literal, &mut packed);
+                put_varint(u64::from(id) << 1 | 1, &mut packed);
+            }
+            None => {
+                literal = Some(match literal {
+                    Some(run) if run.end == range.start => run.start..range.end,
+                    Some(run) => {
+                        let mut pending = Some(run);
+                        flush(&mut pending, &mut packed);
+                        range
+                    }
+                    None => range,
+                });
+            }
+        }
     }
+    flush(&mut literal, &mut packed);
     let start = dst.len();
     if packed.len() < rec.payload.len() {
         encode_record_kind(rec, RECORD_KIND_SPANS_PACKED, &packed, dst);
     } else {
         encode_record_kind(rec, RECORD_KIND_SPANS, rec.payload, dst);
     }
-    resources.packed = packed;
-    resources.entries = entries;
+    fragments.packed = packed;
+    fragments.pieces = pieces;
     start..dst.len()
 }
 
-/// Splits a plain payload into its `ResourceSpans`. False if it is not `{ 0x0A len
-/// ResourceSpans }+` with lengths that fit.
-fn split_payload(payload: &[u8], entries: &mut Vec<Entry>) -> bool {
+/// A length-delimited field at `at`: (tag byte, the field's whole range, its value's range).
+fn field_at(bytes: &[u8], at: usize, end: usize) -> Option<(u8, Range<usize>, Range<usize>)> {
+    let tag = *bytes.get(at)?;
+    let (len, len_bytes) = read_varint(bytes.get(at + 1..end)?)?;
+    let value_start = at + 1 + len_bytes;
+    let value_end = value_start.checked_add(usize::try_from(len).ok()?)?;
+    (value_end <= end).then_some((tag, at..value_end, value_start..value_end))
+}
+
+/// Cuts a plain payload (`{ 0x0A len ResourceSpans }+`, the layout on `TraceBatch`) into
+/// literal runs and the fields worth a reference: each `ResourceSpans`'s leading `Resource`
+/// field and each `ScopeSpans`'s leading scope field. False if the payload is not that
+/// shape (it is then written plain).
+fn split_payload(payload: &[u8], pieces: &mut Vec<Piece>) -> bool {
+    let mut literal_start = 0usize;
+    let fragment = |range: Range<usize>, literal_start: &mut usize, pieces: &mut Vec<Piece>| {
+        if range.len() > FRAGMENT_INLINE_BYTES_MAX {
+            if *literal_start < range.start {
+                pieces.push(Piece::Literal(*literal_start..range.start));
+            }
+            *literal_start = range.end;
+            pieces.push(Piece::Fragment(range));
+        }
+    };
     let mut at = 0usize;
     while at < payload.len() {
-        if payload.get(at) != Some(&0x0A) {
-            return false;
-        }
-        let Some((len, len_bytes)) = read_varint(payload.get(at + 1..).unwrap_or_default()) else {
+        let Some((0x0A, rs_field, rs)) = field_at(payload, at, payload.len()) else {
             return false;
         };
-        let start = at + 1 + len_bytes;
-        let Some(end) = usize::try_from(len)
-            .ok()
-            .and_then(|len| start.checked_add(len))
-        else {
-            return false;
-        };
-        if end > payload.len() {
-            return false;
-        }
-        let mut entry = Entry {
-            message: start..end,
-            resource: None,
-            rest: start..end,
-        };
-        if payload.get(start) == Some(&0x0A) {
-            let inner = payload.get(start + 1..end).unwrap_or_default();
-            if let Some((resource_len, resource_len_bytes)) = read_varint(inner) {
-                let resource_start = start + 1 + resource_len_bytes;
-                let resource_end = usize::try_from(resource_len)
-                    .ok()
-                    .and_then(|len| resource_start.checked_add(len));
-                match resource_end {
-                    Some(resource_end) if resource_end <= end => {
-                        if resource_end - resource_start > RESOURCE_INLINE_BYTES_MAX {
-                            entry.resource = Some(resource_start..resource_end);
-                            entry.rest = resource_end..end;
-                        }
-                    }
-                    _ => return false,
-                }
-            } else {
+        let mut inner = rs.start;
+        let mut first = true;
+        while inner < rs.end {
+            // Every field of a ResourceSpans in a plain payload is length-delimited
+            // (resource 1, scope_spans 2, schema_url 3).
+            let Some((tag, field, value)) = field_at(payload, inner, rs.end) else {
                 return false;
+            };
+            if tag == 0x0A && first {
+                fragment(field.clone(), &mut literal_start, pieces);
+            } else if tag == 0x12 {
+                if let Some((0x0A, scope, _)) = field_at(payload, value.start, value.end) {
+                    fragment(scope, &mut literal_start, pieces);
+                }
             }
+            first = false;
+            inner = field.end;
         }
-        entries.push(entry);
-        at = end;
+        at = rs_field.end;
+    }
+    if literal_start < payload.len() {
+        pieces.push(Piece::Literal(literal_start..payload.len()));
     }
     true
 }
 
-/// Rebuilds the plain payload of a packed one into `dst`, taking each referenced resource's
-/// bytes from `resource(id)`.
+/// Rebuilds the plain payload of a packed one into `dst`, taking each referenced fragment's
+/// bytes from `fragment(id)`.
 pub fn expand<'r>(
     packed: &[u8],
-    resource: impl Fn(u32) -> Option<&'r [u8]>,
+    fragment: impl Fn(u32) -> Option<&'r [u8]>,
     dst: &mut Vec<u8>,
 ) -> Result<(), WalError> {
     let mut rest = packed;
     while !rest.is_empty() {
-        let Some((header, tail)) = rest.split_first_chunk::<ENTRY_HEADER_BYTES>() else {
+        let Some((op, op_bytes)) = read_varint(rest) else {
             return Err(WalError::PackedPayload {
-                reason: "truncated entry header",
+                reason: "truncated op",
             });
         };
-        let [r0, r1, r2, r3, l0, l1, l2, l3] = *header;
-        let id = u32::from_le_bytes([r0, r1, r2, r3]);
-        let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
-        let Some(bytes) = tail.get(..len) else {
-            return Err(WalError::PackedPayload {
-                reason: "entry longer than the payload",
-            });
-        };
-        rest = tail.get(len..).unwrap_or_default();
-        dst.push(0x0A);
-        if id == 0 {
-            put_varint(len as u64, dst);
+        rest = rest.get(op_bytes..).unwrap_or_default();
+        if op & 1 == 1 {
+            let id = u32::try_from(op >> 1).map_err(|_| WalError::PackedPayload {
+                reason: "fragment id out of range",
+            })?;
+            let Some(bytes) = fragment(id) else {
+                return Err(WalError::UnknownFragment { id });
+            };
             dst.extend_from_slice(bytes);
-            continue;
+        } else {
+            let len = usize::try_from(op >> 1).unwrap_or(usize::MAX);
+            let Some(bytes) = rest.get(..len) else {
+                return Err(WalError::PackedPayload {
+                    reason: "literal longer than the payload",
+                });
+            };
+            dst.extend_from_slice(bytes);
+            rest = rest.get(len..).unwrap_or_default();
         }
-        let Some(resource) = resource(id) else {
-            return Err(WalError::UnknownResource { id });
-        };
-        let resource_field = 1 + varint_len(resource.len() as u64) + resource.len();
-        put_varint((resource_field + len) as u64, dst);
-        dst.push(0x0A);
-        put_varint(resource.len() as u64, dst);
-        dst.extend_from_slice(resource);
-        dst.extend_from_slice(bytes);
     }
     Ok(())
 }
 
-/// A resource record's id and bytes, from its body after version and kind.
-pub(super) fn decode_resource_body(rest: &[u8]) -> Option<(u32, &[u8])> {
-    let (id, resource) = rest.split_first_chunk::<4>()?;
-    Some((u32::from_le_bytes(*id), resource))
+/// A fragment record's id and bytes, from its body after version and kind.
+pub(super) fn decode_fragment_body(rest: &[u8]) -> Option<(u32, &[u8])> {
+    let (id, fragment) = rest.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*id), fragment))
 }
 
 fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
@@ -293,6 +309,7 @@ fn put_varint(mut value: u64, dst: &mut Vec<u8>) {
     dst.push(value as u8);
 }
 
+#[cfg(test)]
 fn varint_len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
@@ -310,7 +327,9 @@ mod tests {
     use crate::ids::{Tenant, TraceId};
     use prost::Message;
 
-    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value, AnyValue, InstrumentationScope, KeyValue,
+    };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -343,6 +362,11 @@ mod tests {
             let rs = ResourceSpans {
                 resource: resource.clone(),
                 scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: format!("io.opentelemetry.test-library-{}", index % 2),
+                        version: "1.2.3".into(),
+                        ..Default::default()
+                    }),
                     spans: vec![Span {
                         trace_id: vec![trace; 16],
                         span_id: vec![index as u8 + 1; 8],
@@ -384,10 +408,10 @@ mod tests {
         let mut segment = Vec::new();
         encode_segment_header(0, 1, &mut segment);
         let mut expected = Vec::new();
-        let mut resources = Resources::default();
+        let mut resources = Fragments::default();
         for write in writes {
             if !per_segment {
-                resources = Resources::default();
+                resources = Fragments::default();
             }
             let mut buffer = Vec::new();
             for (index, payload) in write.iter().enumerate() {
@@ -442,7 +466,7 @@ mod tests {
         let payloads = [payload(1, &[big("a")]), payload(2, &[big("a"), big("b")])];
         let mut segment = Vec::new();
         encode_segment_header(0, 1, &mut segment);
-        let mut resources = Resources::default();
+        let mut resources = Fragments::default();
         let mut buffer = Vec::new();
         for (index, p) in payloads.iter().enumerate() {
             encode_packed_record(
@@ -471,7 +495,7 @@ mod tests {
     fn a_use_without_its_definition_is_corruption() {
         let tenant = Tenant::parse("single-tenant").unwrap();
         let p = payload(1, &[Some(resource("a", 300))]);
-        let mut resources = Resources::default();
+        let mut resources = Fragments::default();
         let mut buffer = Vec::new();
         let range = encode_packed_record(&record(&tenant, 1, &p), &mut resources, &mut buffer);
         let mut segment = Vec::new();
@@ -484,25 +508,30 @@ mod tests {
         match replay.end {
             ReplayEnd::Corrupt { offset, reason } => {
                 assert_eq!(offset, SEGMENT_START as u64);
-                assert!(reason.contains("resource 1"), "{reason}");
+                assert!(reason.contains("fragment 1"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn expand_refuses_bad_entries() {
-        let resource = |id: u32| (id == 1).then_some(&b"\x0a\x00"[..]);
+    fn expand_refuses_bad_ops() {
+        let fragment = |id: u32| (id == 1).then_some(&b"\x0a\x01z"[..]);
         let mut out = Vec::new();
-        assert!(expand(&[1, 0, 0], resource, &mut out).is_err());
-        assert!(expand(&[0, 0, 0, 0, 9, 0, 0, 0, 1], resource, &mut out).is_err());
+        assert!(expand(&[0x80], fragment, &mut out).is_err());
+        assert!(expand(&[4 << 1, b'a'], fragment, &mut out).is_err());
         assert_eq!(
-            expand(&[2, 0, 0, 0, 0, 0, 0, 0], resource, &mut out),
-            Err(WalError::UnknownResource { id: 2 })
+            expand(&[2 << 1 | 1], fragment, &mut out),
+            Err(WalError::UnknownFragment { id: 2 })
         );
         out.clear();
-        expand(&[1, 0, 0, 0, 0, 0, 0, 0], resource, &mut out).unwrap();
-        assert_eq!(out, [0x0A, 4, 0x0A, 2, 0x0a, 0x00]);
+        expand(
+            &[2 << 1, b'a', b'b', 1 << 1 | 1, 1 << 1, b'c'],
+            fragment,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, b"ab\x0a\x01zc");
     }
 
     #[test]
