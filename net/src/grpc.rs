@@ -12,6 +12,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::time::Duration;
@@ -127,13 +128,14 @@ impl Encoding {
     }
 }
 
-/// Takes the one message of a unary request body and returns it decompressed.
+/// Takes the one message of a unary request body and returns it decompressed (borrowed
+/// from the body when it was not compressed: no copy on the ingest path).
 /// `message_bytes_max` bounds both the wire length and the decompressed length.
 pub fn decode_unary(
     body: &[u8],
     encoding: Encoding,
     message_bytes_max: usize,
-) -> Result<Vec<u8>, Status> {
+) -> Result<Cow<'_, [u8]>, Status> {
     let Some((header, rest)) = body.split_first_chunk::<PREFIX_BYTES>() else {
         return Err(Status::new(
             Code::InvalidArgument,
@@ -168,8 +170,8 @@ pub fn decode_unary(
         ));
     }
     match (flag, encoding) {
-        (0, _) => Ok(rest.to_vec()),
-        (1, Encoding::Gzip) => gunzip(rest, message_bytes_max),
+        (0, _) => Ok(Cow::Borrowed(rest)),
+        (1, Encoding::Gzip) => gunzip(rest, message_bytes_max).map(Cow::Owned),
         (1, Encoding::Identity) => Err(Status::new(
             Code::Internal,
             "grpc: compressed flag set with identity or empty encoding",
@@ -278,14 +280,16 @@ mod tests {
     fn unary_identity_and_gzip() {
         let body = framed(0, b"hello");
         assert_eq!(
-            decode_unary(&body, Encoding::Identity, 100).unwrap(),
+            decode_unary(&body, Encoding::Identity, 100)
+                .unwrap()
+                .as_ref(),
             b"hello"
         );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(b"hello gzip").unwrap();
         let body = framed(1, &gz.finish().unwrap());
         assert_eq!(
-            decode_unary(&body, Encoding::Gzip, 100).unwrap(),
+            decode_unary(&body, Encoding::Gzip, 100).unwrap().as_ref(),
             b"hello gzip"
         );
     }

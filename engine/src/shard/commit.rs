@@ -95,6 +95,11 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                 fragments,
                 ..
             } = &mut per_tenant[slot];
+            // One growth of the buffer per message, not a doubling every few records: a
+            // packed record is at most its plain payload and a frame.
+            let record_overhead =
+                wal::RECORD_FRAME_BYTES + wal::RECORD_BODY_BYTES_MIN + tenant.as_str().len();
+            buffer.reserve(message_bytes as usize + batches.len() * record_overhead);
             for batch in batches {
                 let already = tenant_state
                     .traces

@@ -802,26 +802,34 @@ fn segment_file_name(sequence: u64) -> String {
 }
 
 fn tenant_state<'a>(s: &'a mut ShardState, tenant: &Tenant) -> &'a mut TenantState {
-    let dir = s
-        .config
-        .wal_dir
-        .join(tenant.as_str())
-        .join(shard_dir_name(s.id, s.config.shards));
+    // Called several times per append: the directory path and the key are only built for a
+    // tenant the shard has not seen (they were 2% of a loaded shard's CPU in malloc).
+    if !s.tenants.contains_key(tenant) {
+        let dir = s
+            .config
+            .wal_dir
+            .join(tenant.as_str())
+            .join(shard_dir_name(s.id, s.config.shards));
+        s.tenants.insert(
+            tenant.clone(),
+            TenantState {
+                dir,
+                segment: None,
+                traces: crate::hash::IdMap::default(),
+                live_traces: 0,
+                next_sequence: 0,
+                head_segments: Vec::new(),
+                head_bytes: 0,
+                head_memory_bytes: 0,
+                head_records: Vec::new(),
+                head_started: None,
+                blocks: Vec::new(),
+            },
+        );
+    }
     s.tenants
-        .entry(tenant.clone())
-        .or_insert_with(|| TenantState {
-            dir,
-            segment: None,
-            traces: crate::hash::IdMap::default(),
-            live_traces: 0,
-            next_sequence: 0,
-            head_segments: Vec::new(),
-            head_bytes: 0,
-            head_memory_bytes: 0,
-            head_records: Vec::new(),
-            head_started: None,
-            blocks: Vec::new(),
-        })
+        .get_mut(tenant)
+        .expect("inserted above when it was missing")
 }
 
 // Helpers shared by the submodules.
