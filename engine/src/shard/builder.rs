@@ -11,7 +11,9 @@
 //! Under overload the shard thread never idles, and an idle-priority builder would never
 //! finish: the heads would fill and appends be refused. So while the shard says a cut is
 //! urgent ([`Builder::set_urgent`]: its memory three quarters full), the builder runs at
-//! normal priority and the two share the core.
+//! normal priority and the two share the core. The compaction thread likewise while the
+//! shard holds more than `COMPACTION_BACKLOG_BLOCKS` blocks and its memory is not filling
+//! (a cut comes first: it frees the memory appends wait for).
 //!
 //! The builder is a pure function behind a channel: records in, `(data, stats)` out. It
 //! touches no shard state and does no IO; the shard publishes what it returns. **Invariant:**
@@ -90,9 +92,10 @@ impl Builder {
                             let _ = reply.send(build(records, check));
                         }
                         Job::Merge { sources, reply } => {
-                            // Compaction is never urgent: always at idle priority.
-                            priority.set_idle(true);
-                            let _ = reply.send(merge(&sources));
+                            // At idle priority unless the shard finds its blocks piling up
+                            // (`COMPACTION_BACKLOG_BLOCKS`), re-checked before each page.
+                            let check = &mut || priority.set_idle(!flag.load(Ordering::Relaxed));
+                            let _ = reply.send(merge(&sources, check));
                         }
                     }
                 }
@@ -100,7 +103,8 @@ impl Builder {
         Ok(Builder { jobs, urgent })
     }
 
-    /// Tells the builder whether the shard is about to refuse appends for want of memory.
+    /// Tells the thread to run at normal priority (the builder: the shard is about to refuse
+    /// appends for want of memory; the compactor: blocks are piling up) or at idle priority.
     pub(super) fn set_urgent(&self, urgent: bool) {
         self.urgent.store(urgent, Ordering::Relaxed);
     }
@@ -169,8 +173,9 @@ pub(super) fn build(mut records: Vec<HeadRecord>, check: &mut dyn FnMut()) -> Bu
 
 /// A k-way merge by trace ID of the blocks `sources` (one page of each in memory at a time),
 /// the spans of a trace found in several de-duplicated by `assemble_trace`. Reads the data
-/// files with `pread` (this thread may block).
-pub(super) fn merge(sources: &[MergeSource]) -> Merged {
+/// files with `pread` (this thread may block). `check` runs before each page is read (the
+/// compaction thread adjusts its priority there).
+pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged {
     use std::os::unix::fs::FileExt;
     struct Cursor<'a> {
         source: &'a MergeSource,
@@ -195,6 +200,7 @@ pub(super) fn merge(sources: &[MergeSource]) -> Merged {
     loop {
         for (index, cursor) in cursors.iter_mut().enumerate() {
             while cursor.traces.peek().is_none() && cursor.next_page < cursor.source.pages.len() {
+                check();
                 let number = cursor.next_page;
                 let (offset, length) = cursor.source.pages[number];
                 let mut bytes = vec![0u8; length as usize];

@@ -34,6 +34,15 @@ pub(super) fn start_maintenance(state: &Rc<RefCell<ShardState>>) {
     });
 }
 
+/// This shard's own blocks, of every tenant.
+pub(super) fn own_blocks(s: &ShardState) -> usize {
+    s.tenants
+        .values()
+        .flat_map(|t| t.blocks.iter())
+        .filter(|b| b.meta.shard as usize == s.id && b.meta.shards as usize == s.config.shards)
+        .count()
+}
+
 /// Deletes blocks whose newest span is older than `block_retention`.
 pub(super) fn apply_retention(state: &Rc<RefCell<ShardState>>) {
     let mut s = state.borrow_mut();
@@ -161,7 +170,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
             .merge(merge_sources)
             .await
             .ok_or_else(|| "the compaction thread is gone".to_string())?,
-        None => builder::merge(&merge_sources),
+        None => builder::merge(&merge_sources, &mut || {}),
     };
     let (data, stats) = merged.map_err(|failure| {
         if let Some(source) = failure.damaged.and_then(|index| sources.get(index)) {

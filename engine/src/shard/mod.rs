@@ -92,6 +92,9 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 pub const COMPACTION_INPUT_BLOCKS_MAX: usize = 8;
 /// Blocks of one compaction level merged at least, in the compaction window being written.
 pub const COMPACTION_INPUT_BLOCKS_MIN_ACTIVE: usize = 2;
+/// Blocks a shard holds past which its compaction thread runs at normal priority (sharing
+/// the core with the shard thread) instead of only in the core's idle time.
+pub const COMPACTION_BACKLOG_BLOCKS: usize = 16;
 /// Payload bytes of one compaction's inputs at most (they are held in memory).
 pub const COMPACTION_INPUT_BYTES_MAX: u64 = 1 << 30;
 const _: () = assert!(COMPACTION_INPUT_BLOCKS_MIN_ACTIVE <= COMPACTION_INPUT_BLOCKS_MAX);
@@ -641,9 +644,16 @@ impl ShardTask {
                 // A cut still running with the memory three quarters full is urgent: its
                 // builder stops giving way to this thread (`shard/builder.rs`).
                 let s = state.borrow();
+                let full = s.live_bytes.saturating_mul(4) >= s.config.live_bytes_max * 3;
                 if let Some(builder) = &s.builder {
-                    let full = s.live_bytes.saturating_mul(4) >= s.config.live_bytes_max * 3;
                     builder.set_urgent(s.cutting && full);
+                }
+                // Blocks piling up (a saturated core has no idle time for compaction): the
+                // compaction thread shares the core until they are merged, unless memory is
+                // filling (then the cut's builder needs it first).
+                if let Some(compactor) = &s.compactor {
+                    let backlog = maintenance::own_blocks(&s) > COMPACTION_BACKLOG_BLOCKS;
+                    compactor.set_urgent(backlog && !full);
                 }
             }
             let mut stop = None;
