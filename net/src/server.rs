@@ -102,26 +102,7 @@ pub fn bind_reuseport(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
-    if addr.port() != 0 {
-        let domain = socket2::Domain::for_address(addr);
-        let probe =
-            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-        probe.set_reuse_address(true)?;
-        let started = std::time::Instant::now();
-        loop {
-            match probe.bind(&addr.into()) {
-                Ok(()) => break,
-                Err(err)
-                    if err.kind() == std::io::ErrorKind::AddrInUse
-                        && started.elapsed() < BIND_IN_USE_RETRY =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        drop(probe);
-    }
+    probe_exclusive(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
     let mut listeners = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count {
@@ -140,6 +121,35 @@ pub fn bind_reuseport(
     Ok(listeners)
 }
 
+/// Binds a fixed port once without `SO_REUSEPORT` (see [`bind_reuseport`]), retrying
+/// `EADDRINUSE` for [`BIND_IN_USE_RETRY`], then lets it go. Port 0 needs no probe.
+fn probe_exclusive(
+    addr: SocketAddr,
+    kind: socket2::Type,
+    protocol: socket2::Protocol,
+) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))?;
+    if kind == socket2::Type::STREAM {
+        probe.set_reuse_address(true)?;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        match probe.bind(&addr.into()) {
+            Ok(()) => return Ok(()),
+            Err(err)
+                if err.kind() == std::io::ErrorKind::AddrInUse
+                    && started.elapsed() < BIND_IN_USE_RETRY =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// Binds `count` UDP sockets on one address with `SO_REUSEPORT` (the kernel spreads
 /// datagrams over them by sender), after the same exclusive probe as [`bind_reuseport`].
 pub fn bind_reuseport_udp(
@@ -147,24 +157,7 @@ pub fn bind_reuseport_udp(
     count: usize,
 ) -> std::io::Result<Vec<std::net::UdpSocket>> {
     let domain = socket2::Domain::for_address(addr);
-    if addr.port() != 0 {
-        let probe =
-            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-        let started = std::time::Instant::now();
-        loop {
-            match probe.bind(&addr.into()) {
-                Ok(()) => break,
-                Err(err)
-                    if err.kind() == std::io::ErrorKind::AddrInUse
-                        && started.elapsed() < BIND_IN_USE_RETRY =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        drop(probe);
-    }
+    probe_exclusive(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
     let mut sockets = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count {

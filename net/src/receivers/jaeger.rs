@@ -22,7 +22,7 @@ use prost::Message;
 use crate::api;
 use crate::grpc::{Code, Status};
 use crate::ingest::{self, Receiver};
-use crate::receivers::{decoded_body, media_type, tenant, text_error};
+use crate::receivers::{media_type, text_error, text_preamble};
 use crate::shared::Shared;
 
 /// The thrift_http path.
@@ -39,13 +39,10 @@ pub async fn handle_thrift_http(request: api::Request, shared: &Shared) -> api::
     if request.path != TRACES_PATH {
         return api::not_found();
     }
-    if request.method != "POST" {
-        let mut response = text_error(405, "405 method not allowed, supported: [POST]", false);
-        response
-            .headers
-            .push(("Allow".to_owned(), "POST".to_owned()));
-        return response;
-    }
+    let (tenant, body) = match text_preamble(&request, shared, Receiver::JaegerThriftHttp) {
+        Ok(taken) => taken,
+        Err(response) => return response,
+    };
     let media = media_type(&request);
     if media != "application/x-thrift" && media != "application/vnd.apache.thrift.binary" {
         return text_error(
@@ -56,20 +53,6 @@ pub async fn handle_thrift_http(request: api::Request, shared: &Shared) -> api::
             false,
         );
     }
-    let tenant = match tenant(&request, shared) {
-        Ok(tenant) => tenant,
-        Err((status, message)) => return text_error(status, &message, false),
-    };
-    let body = match decoded_body(&request, shared.settings.grpc_message_bytes_max) {
-        Ok(body) => body,
-        Err(err) => {
-            shared
-                .metrics
-                .receivers
-                .count_malformed(Receiver::JaegerThriftHttp);
-            return text_error(err.http_status(), &err.message(), false);
-        }
-    };
     let decoded = match jaeger::decode_thrift_batch(&body) {
         Ok(decoded) => decoded,
         Err(err) => {

@@ -139,6 +139,30 @@ pub fn media_type(request: &api::Request) -> String {
         .to_ascii_lowercase()
 }
 
+/// What every receiver that answers in plain text checks first: the method (POST only),
+/// the tenant, and the body (decompressed within the message limit; a bad one is counted as
+/// malformed for `receiver`). `Err` is the answer to send.
+pub fn text_preamble(
+    request: &api::Request,
+    shared: &Shared,
+    receiver: Receiver,
+) -> Result<(Tenant, Vec<u8>), api::Response> {
+    if request.method != "POST" {
+        let mut response = text_error(405, "405 method not allowed, supported: [POST]", false);
+        response
+            .headers
+            .push(("Allow".to_owned(), "POST".to_owned()));
+        return Err(response);
+    }
+    let tenant =
+        tenant(request, shared).map_err(|(status, message)| text_error(status, &message, false))?;
+    let body = decoded_body(request, shared.settings.grpc_message_bytes_max).map_err(|err| {
+        shared.metrics.receivers.count_malformed(receiver);
+        text_error(err.http_status(), &err.message(), false)
+    })?;
+    Ok((tenant, body))
+}
+
 /// A plain-text error as Go's `http.Error` writes it (the message and a newline), with
 /// `Retry-After` when the client should retry.
 pub fn text_error(status: u16, message: &str, retry: bool) -> api::Response {

@@ -9,27 +9,13 @@ use prost::Message;
 
 use crate::api;
 use crate::ingest::{self, Receiver};
-use crate::receivers::{decoded_body, media_type, tenant, text_error};
+use crate::receivers::{media_type, text_error, text_preamble};
 use crate::shared::Shared;
 
 pub async fn handle(request: api::Request, shared: &Shared) -> api::Response {
-    if request.method != "POST" {
-        let mut response = text_error(405, "405 method not allowed, supported: [POST]", false);
-        response
-            .headers
-            .push(("Allow".to_owned(), "POST".to_owned()));
-        return response;
-    }
-    let tenant = match tenant(&request, shared) {
-        Ok(tenant) => tenant,
-        Err((status, message)) => return text_error(status, &message, false),
-    };
-    let body = match decoded_body(&request, shared.settings.grpc_message_bytes_max) {
-        Ok(body) => body,
-        Err(err) => {
-            shared.metrics.receivers.count_malformed(Receiver::Zipkin);
-            return text_error(err.http_status(), &err.message(), false);
-        }
+    let (tenant, body) = match text_preamble(&request, shared, Receiver::Zipkin) {
+        Ok(taken) => taken,
+        Err(response) => return response,
     };
     let v1 = request.path.contains("api/v1/spans");
     let media = media_type(&request);
