@@ -31,6 +31,27 @@ pub(super) struct Staged {
     payload: Vec<u8>,
 }
 
+impl Staged {
+    /// Appends the record to `buffer`, packed: each resource and scope is written once per
+    /// segment, before its first use, and referred to (`wal/packed.rs`).
+    fn encode(&mut self, tenant: &Tenant, fragments: &mut wal::Fragments, buffer: &mut Vec<u8>) {
+        let range = wal::encode_packed_record(
+            &wal::RecordRef {
+                tenant,
+                trace_id: self.trace_id,
+                span_count: self.span_count,
+                start_unix_nanos_min: self.start_unix_nanos_min,
+                end_unix_nanos_max: self.end_unix_nanos_max,
+                payload: &self.payload,
+            },
+            fragments,
+            buffer,
+        );
+        self.offset_in_buffer = range.start;
+        self.length = range.len();
+    }
+}
+
 /// Writes every queued append with one write and one fsync per tenant, updates the index,
 /// then answers.
 pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<PendingAppend>) {
@@ -137,30 +158,18 @@ pub(super) async fn group_commit(state: &Rc<RefCell<ShardState>>, appends: Vec<P
                 }
                 *staged_for_trace += size;
                 staged_memory += size;
-                // Packed: each resource is written once per segment, before its first use,
-                // and referred to (wal/packed.rs).
-                let record = wal::encode_packed_record(
-                    &wal::RecordRef {
-                        tenant: &tenant,
-                        trace_id: batch.trace_id,
-                        span_count: batch.span_count,
-                        start_unix_nanos_min: batch.start_unix_nanos_min,
-                        end_unix_nanos_max: batch.end_unix_nanos_max,
-                        payload: &batch.payload,
-                    },
-                    fragments,
-                    buffer,
-                );
-                staged.push(Staged {
+                let mut record = Staged {
                     message,
                     trace_id: batch.trace_id,
-                    offset_in_buffer: record.start,
-                    length: record.len(),
+                    offset_in_buffer: 0,
+                    length: 0,
                     span_count: batch.span_count,
                     start_unix_nanos_min: batch.start_unix_nanos_min,
                     end_unix_nanos_max: batch.end_unix_nanos_max,
                     payload: batch.payload,
-                });
+                };
+                record.encode(&tenant, fragments, buffer);
+                staged.push(record);
             }
         }
     }
@@ -254,20 +263,7 @@ async fn write_group(
         let mut fragments = wal::Fragments::default();
         let mut buffer = Vec::with_capacity(group.buffer.len());
         for record in &mut group.staged {
-            let range = wal::encode_packed_record(
-                &wal::RecordRef {
-                    tenant: &group.tenant,
-                    trace_id: record.trace_id,
-                    span_count: record.span_count,
-                    start_unix_nanos_min: record.start_unix_nanos_min,
-                    end_unix_nanos_max: record.end_unix_nanos_max,
-                    payload: &record.payload,
-                },
-                &mut fragments,
-                &mut buffer,
-            );
-            record.offset_in_buffer = range.start;
-            record.length = range.len();
+            record.encode(&group.tenant, &mut fragments, &mut buffer);
         }
         group.buffer = buffer;
         group.fragments = fragments;

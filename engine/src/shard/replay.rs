@@ -191,7 +191,7 @@ pub(super) async fn replay_segment(
     let mut count = 0u64;
     let mut memory = 0u64;
     let tenant_state = tenant_state(&mut s, tenant);
-    for record in &replayed.records {
+    for record in replayed.records {
         if &record.tenant != tenant {
             log::warn!(
                 "WAL: {}: record at {} names tenant {} in the directory of {}; indexed under its own tenant is not supported, skipped",
@@ -209,11 +209,10 @@ pub(super) async fn replay_segment(
         // This shard's own segments are its head: their payloads are held in memory until a
         // block covers them, as for appends. Another layout's records are read from the WAL,
         // except packed ones: only a replay of their segment can rebuild them.
-        let packed = matches!(record.payload, wal::ReplayedPayload::Expanded(_));
-        let payload = if filter_by_hash && !packed {
-            None
-        } else {
-            Some(Arc::new(record.payload.bytes(&bytes).to_vec()))
+        let payload = match record.payload {
+            wal::ReplayedPayload::Expanded(plain) => Some(Arc::new(plain)),
+            wal::ReplayedPayload::InFile(_) if filter_by_hash => None,
+            wal::ReplayedPayload::InFile(range) => bytes.get(range).map(|p| Arc::new(p.to_vec())),
         };
         let in_memory = if payload.is_some() { payload_len } else { 0 };
         let entry = tenant_state

@@ -22,15 +22,17 @@ use prost::Message;
 use crate::api;
 use crate::grpc::{Code, Status};
 use crate::ingest::{self, Receiver};
-use crate::receivers::{media_type, text_error, text_preamble};
+use crate::receivers::{text_error, text_preamble};
 use crate::shared::Shared;
 
 /// The thrift_http path.
 pub const TRACES_PATH: &str = "/api/traces";
 /// The gRPC method.
 pub const POST_SPANS_PATH: &str = jaeger::POST_SPANS_PATH;
-/// Bytes of the largest UDP datagram read (the agent's `max_packet_size` default).
-pub const DATAGRAM_BYTES_MAX: usize = 65_000;
+/// Bytes read per datagram: the largest UDP payload fits, so a datagram over the agent's
+/// limit (`jaeger::AGENT_DATAGRAM_BYTES_MAX`) is refused by the decoder, not cut short here.
+pub const DATAGRAM_BUFFER_BYTES: usize = 64 << 10;
+const _: () = assert!(DATAGRAM_BUFFER_BYTES > jaeger::AGENT_DATAGRAM_BYTES_MAX);
 /// Datagrams of one socket being ingested at once; past it the socket is read only as
 /// ingests finish (the kernel's socket buffer queues, then drops, the rest).
 pub const DATAGRAMS_IN_FLIGHT_MAX: usize = 256;
@@ -43,15 +45,10 @@ pub async fn handle_thrift_http(request: api::Request, shared: &Shared) -> api::
         Ok(taken) => taken,
         Err(response) => return response,
     };
-    let media = media_type(&request);
-    if media != "application/x-thrift" && media != "application/vnd.apache.thrift.binary" {
-        return text_error(
-            400,
-            &format!(
-                "Unsupported content type: {media:?} (expected application/x-thrift or application/vnd.apache.thrift.binary)"
-            ),
-            false,
-        );
+    if let Err(err) =
+        jaeger::check_thrift_content_type(request.header("content-type").unwrap_or(""))
+    {
+        return text_error(400, &err.message, false);
     }
     let decoded = match jaeger::decode_thrift_batch(&body) {
         Ok(decoded) => decoded,
@@ -119,7 +116,7 @@ pub async fn serve_udp(socket: std::net::UdpSocket, protocol: AgentProtocol, sha
     };
     let receiver = receiver(protocol);
     let in_flight = Rc::new(Cell::new(0usize));
-    let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
+    let mut buffer = vec![0u8; DATAGRAM_BUFFER_BYTES];
     // Runs until the thread's runtime stops; datagrams taken while shutting down are refused
     // by `ingest`.
     loop {

@@ -18,6 +18,15 @@ pub(super) fn shown(s: &str) -> String {
 }
 
 /// A JSON value's type, for "expected X, found Y" messages.
+/// Go's encoding/json matches object keys to field names case-insensitively; unknown keys are
+/// ignored and a repeated key overwrites.
+pub(super) fn field<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .copied()
+        .find(|name| name.eq_ignore_ascii_case(key))
+}
+
 pub(super) fn json_type(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",

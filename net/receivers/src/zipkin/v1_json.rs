@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 use serde_json::{Map, Value};
 
 use super::common::{
-    id_bytes, json_type, parse_hex_exact, shown, string_value, tag_value, Attributes,
+    field, id_bytes, json_type, parse_hex_exact, shown, string_value, tag_value, Attributes,
 };
 use super::v2::{ATTR_START_TIME_ABSENT, TAG_ERROR, TAG_STATUS_CODE, TAG_STATUS_DESCRIPTION};
 use super::Options;
@@ -97,13 +97,6 @@ fn new_resource_spans(endpoint: &Endpoint) -> ResourceSpans {
         }],
         ..Default::default()
     }
-}
-
-fn field<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
-    names
-        .iter()
-        .copied()
-        .find(|name| name.eq_ignore_ascii_case(key))
 }
 
 fn string(name: &str, value: &Value) -> Result<String, String> {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use super::common::{json_type, parse_hex_left_padded, shown};
+use super::common::{field, json_type, parse_hex_left_padded, shown};
 use super::v2::{Annotation, Endpoint, Kind, ZipkinSpan};
 use crate::DecodeError;
 
@@ -35,15 +35,6 @@ pub(super) fn parse(body: &[u8]) -> Result<Vec<ZipkinSpan>, DecodeError> {
         }
     }
     Ok(spans)
-}
-
-/// Go's encoding/json matches object keys to field names case-insensitively; unknown keys are
-/// ignored and a repeated key overwrites.
-fn field<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
-    names
-        .iter()
-        .copied()
-        .find(|name| name.eq_ignore_ascii_case(key))
 }
 
 fn parse_span(index: usize, object: Map<String, Value>) -> Result<ZipkinSpan, String> {
