@@ -63,6 +63,11 @@ pub mod defaults {
     pub const SEARCH_MAX_DURATION: Duration = Duration::from_secs(168 * 3600);
     /// `query_frontend.search.max_spans_per_span_set` (Tempo 2.7: 100; 0 = no limit).
     pub const SEARCH_MAX_SPANS_PER_SPAN_SET: u32 = 100;
+    /// `query_frontend.metrics.max_duration`: the widest `[start, end]` of a TraceQL metrics
+    /// query (Tempo 2.7: 3h).
+    pub const METRICS_MAX_DURATION: Duration = Duration::from_secs(3 * 3600);
+    /// `query_frontend.metrics.max_exemplars`: exemplars per metrics query (Tempo 2.7: 100).
+    pub const METRICS_MAX_EXEMPLARS: u32 = 100;
     /// `overrides.defaults.read.max_bytes_per_tag_values_query` (Tempo: 1,000,000).
     pub const MAX_BYTES_PER_TAG_VALUES_QUERY: u64 = 1_000_000;
 
@@ -289,6 +294,13 @@ pub struct QueryFrontendConfig {
     /// `query_frontend.search.max_spans_per_span_set`: a larger `spss` is refused. 0 means no
     /// limit. Default 100.
     pub search_max_spans_per_span_set: u32,
+    /// `query_frontend.metrics.max_duration`: a TraceQL metrics query over a wider
+    /// `[start, end]` is refused. 0 means no limit. Default 3h.
+    /// `overrides.defaults.read.max_metrics_duration` takes precedence.
+    pub metrics_max_duration: Duration,
+    /// `query_frontend.metrics.max_exemplars`: exemplars a range query may ask for (more, or
+    /// none asked, get this many). 0 turns exemplars off. Default 100.
+    pub metrics_max_exemplars: u32,
 }
 
 /// `storage.trace:`.
@@ -328,6 +340,9 @@ pub struct OverridesConfig {
     /// `overrides.defaults.read.max_search_duration` (legacy: `overrides.max_search_duration`):
     /// when not 0, replaces `query_frontend.search.max_duration`. Default 0.
     pub max_search_duration: Duration,
+    /// `overrides.defaults.read.max_metrics_duration` (legacy: `overrides.max_metrics_duration`):
+    /// when not 0, replaces `query_frontend.metrics.max_duration`. Default 0.
+    pub max_metrics_duration: Duration,
 }
 
 /// `allegro:`: Allegro's own settings.
@@ -549,6 +564,8 @@ impl Default for Config {
                 search_max_result_limit: defaults::SEARCH_MAX_RESULT_LIMIT,
                 search_max_duration: defaults::SEARCH_MAX_DURATION,
                 search_max_spans_per_span_set: defaults::SEARCH_MAX_SPANS_PER_SPAN_SET,
+                metrics_max_duration: defaults::METRICS_MAX_DURATION,
+                metrics_max_exemplars: defaults::METRICS_MAX_EXEMPLARS,
             },
             storage: StorageConfig {
                 backend: Backend::Local,
@@ -562,6 +579,7 @@ impl Default for Config {
                 max_bytes_per_trace: defaults::MAX_BYTES_PER_TRACE,
                 max_bytes_per_tag_values_query: defaults::MAX_BYTES_PER_TAG_VALUES_QUERY,
                 max_search_duration: Duration::ZERO,
+                max_metrics_duration: Duration::ZERO,
             },
             allegro: AllegroConfig {
                 shards: shards_auto(),

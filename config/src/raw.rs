@@ -155,11 +155,19 @@ struct RawQueryTimeout {
     query_timeout: Option<GoDuration>,
 }
 
-/// `query_frontend:`: the search limits; the rest is reported as not used.
+/// `query_frontend:`: the search and metrics limits; the rest is reported as not used.
 #[derive(Deserialize, Default)]
 #[serde(expecting = "a mapping of settings")]
 struct RawQueryFrontend {
     search: Option<RawFrontendSearch>,
+    metrics: Option<RawFrontendMetrics>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping of settings")]
+struct RawFrontendMetrics {
+    max_duration: Option<GoDuration>,
+    max_exemplars: Option<Count>,
 }
 
 #[derive(Deserialize, Default)]
@@ -202,6 +210,7 @@ struct RawOverrides {
     max_bytes_per_trace: Option<Bytes>,
     max_bytes_per_tag_values_query: Option<Bytes>,
     max_search_duration: Option<GoDuration>,
+    max_metrics_duration: Option<GoDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -217,6 +226,7 @@ struct RawOverrideDefaults {
 struct RawRead {
     max_bytes_per_tag_values_query: Option<Bytes>,
     max_search_duration: Option<GoDuration>,
+    max_metrics_duration: Option<GoDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -364,16 +374,14 @@ impl RawConfig {
             ),
         };
 
-        let search = self
-            .query_frontend
-            .unwrap_or_default()
-            .search
-            .unwrap_or_default();
+        let frontend = self.query_frontend.unwrap_or_default();
+        let search = frontend.search.unwrap_or_default();
+        let metrics = frontend.metrics.unwrap_or_default();
         let count_u32 = |raw: Option<Count>, key: &str, default: u32| match raw {
             None => Ok(default),
             Some(count) => u32::try_from(count.0).map_err(|_| {
                 ConfigError::invalid(
-                    &format!("query_frontend.search.{key}"),
+                    &format!("query_frontend.{key}"),
                     format!("{} is larger than {}", count.0, u32::MAX),
                 )
             }),
@@ -382,12 +390,12 @@ impl RawConfig {
         let query_frontend = QueryFrontendConfig {
             search_default_result_limit: count_u32(
                 search.default_result_limit,
-                "default_result_limit",
+                "search.default_result_limit",
                 base_search.search_default_result_limit,
             )?,
             search_max_result_limit: count_u32(
                 search.max_result_limit,
-                "max_result_limit",
+                "search.max_result_limit",
                 base_search.search_max_result_limit,
             )?,
             search_max_duration: search
@@ -395,8 +403,16 @@ impl RawConfig {
                 .map_or(base_search.search_max_duration, |d| d.0),
             search_max_spans_per_span_set: count_u32(
                 search.max_spans_per_span_set,
-                "max_spans_per_span_set",
+                "search.max_spans_per_span_set",
                 base_search.search_max_spans_per_span_set,
+            )?,
+            metrics_max_duration: metrics
+                .max_duration
+                .map_or(base_search.metrics_max_duration, |d| d.0),
+            metrics_max_exemplars: count_u32(
+                metrics.max_exemplars,
+                "metrics.max_exemplars",
+                base_search.metrics_max_exemplars,
             )?,
         };
 
@@ -568,6 +584,7 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
             raw.max_bytes_per_tag_values_query.is_some(),
         ),
         ("max_search_duration", raw.max_search_duration.is_some()),
+        ("max_metrics_duration", raw.max_metrics_duration.is_some()),
     ];
     let Some(new) = raw.defaults else {
         return Ok(OverridesConfig {
@@ -589,6 +606,9 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
             max_search_duration: raw
                 .max_search_duration
                 .map_or(base.max_search_duration, |d| d.0),
+            max_metrics_duration: raw
+                .max_metrics_duration
+                .map_or(base.max_metrics_duration, |d| d.0),
         });
     };
     if let Some((key, _)) = legacy.iter().find(|(_, set)| *set) {
@@ -621,6 +641,9 @@ fn overrides(raw: RawOverrides, base: OverridesConfig) -> Result<OverridesConfig
         max_search_duration: read
             .max_search_duration
             .map_or(base.max_search_duration, |d| d.0),
+        max_metrics_duration: read
+            .max_metrics_duration
+            .map_or(base.max_metrics_duration, |d| d.0),
     })
 }
 

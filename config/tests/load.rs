@@ -859,3 +859,58 @@ fn files() {
         )
     );
 }
+
+/// `query_frontend.metrics.max_duration` and `max_exemplars` (TraceQL metrics), Tempo 2.7's
+/// defaults (3h, 100), the read override `max_metrics_duration` in both forms, and the
+/// frontend's other metrics keys reported as not used.
+#[test]
+fn query_frontend_metrics_limits() {
+    let defaults = load("").config;
+    assert_eq!(
+        defaults.query_frontend.metrics_max_duration,
+        Duration::from_secs(3 * 3600)
+    );
+    assert_eq!(defaults.query_frontend.metrics_max_exemplars, 100);
+    assert_eq!(defaults.overrides.max_metrics_duration, Duration::ZERO);
+
+    let loaded = load(
+        "\
+query_frontend:
+  metrics:
+    max_duration: 24h
+    max_exemplars: 7
+    concurrent_jobs: 8
+overrides:
+  defaults:
+    read:
+      max_metrics_duration: 6h
+",
+    );
+    let c = &loaded.config;
+    assert_eq!(
+        c.query_frontend.metrics_max_duration,
+        Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(c.query_frontend.metrics_max_exemplars, 7);
+    assert_eq!(
+        c.overrides.max_metrics_duration,
+        Duration::from_secs(6 * 3600)
+    );
+    assert_eq!(
+        loaded.warnings,
+        vec![
+            r#"configuration key "query_frontend.metrics.concurrent_jobs" (line 5) is not used by Allegro; ignored"#
+                .to_string()
+        ]
+    );
+
+    let legacy = load("overrides:\n  max_metrics_duration: 1h\n").config;
+    assert_eq!(
+        legacy.overrides.max_metrics_duration,
+        Duration::from_secs(3600)
+    );
+    assert!(
+        load_error("query_frontend:\n  metrics:\n    max_exemplars: -1\n")
+            .contains("query_frontend.metrics.max_exemplars")
+    );
+}

@@ -4,6 +4,7 @@
 pub mod block;
 pub mod hash;
 pub mod ids;
+pub mod metrics;
 pub mod otlp;
 pub mod scan;
 pub mod search;

@@ -1147,8 +1147,12 @@ fn weak_need(c: &TraceCond, needs: &[Need]) -> Need {
 
 mod corpus;
 mod fuzz;
+mod metrics;
 mod page_tags;
 pub use fuzz::fuzz_query;
+pub use metrics::{Group, MetricsPage, MetricsScan, Observation};
+#[cfg(test)]
+mod metrics_tests;
 pub use page_tags::{page_tags, PageTags, TagWant};
 
 #[cfg(test)]

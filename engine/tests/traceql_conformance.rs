@@ -175,6 +175,27 @@ const VALIDATE_ERRORS: &[(&str, &str)] = &[
         "{ true } | by(1)",
         "grouping field expressions must reference the span: by(1)",
     ),
+    // Metrics (`MetricsCompare.validate`, `averageOverTimeAggregator.validate`).
+    (
+        "{ } | compare({ status = error }, 0)",
+        "compare() top number of values must be integer greater than 0",
+    ),
+    (
+        "{ } | compare({ status = error }, 5, 0, 10)",
+        "compare() timestamps must be positive integer unix nanoseconds",
+    ),
+    (
+        "{ } | compare({ status = error }, 5, 20, 10)",
+        "compare() end timestamp must be greater than start timestamp",
+    ),
+    (
+        "{ } | avg_over_time(duration) by (.a, .b, .c, .d, .e)",
+        "metrics group by 5 values not yet supported",
+    ),
+    (
+        "{ } | quantile_over_time(duration, 1.5)",
+        "quantile must be between 0 and 1: 1.5",
+    ),
 ];
 
 #[test]

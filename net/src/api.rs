@@ -12,7 +12,8 @@
 //! | `/api/echo`, `/ready`, `/metrics`, `/api/traces/{id}`, `/api/v2/traces/{id}` | any (as Tempo) | `Echo`, `Ready`, `Metrics`, `TraceById` |
 //! | `/api/status/buildinfo`, `/status/version` | GET, HEAD | `BuildInfo`, `StatusVersion` |
 //! | `/flush`, `/shutdown`         | GET, POST      | `Flush`, `Shutdown`           |
-//! | `/api/search`, `/api/search/tags`, `/api/v2/search/tags`, `/api/search/tag/{tag}/values`, `/api/v2/search/tag/{tag}/values`, `/api/metrics/*` | any (as Tempo) | `Search` or an immediate error (`crate::search_api`) |
+//! | `/api/search`, `/api/search/tags`, `/api/v2/search/tags`, `/api/search/tag/{tag}/values`, `/api/v2/search/tag/{tag}/values`, `/api/metrics/summary` | any (as Tempo) | `Search` or an immediate error (`crate::search_api`) |
+//! | `/api/metrics/query_range`, `/api/metrics/query` | any (as Tempo) | `MetricsQuery` or an immediate error (`crate::metrics_api`) |
 //!
 //! A known path with another method gets 405 with an empty body, as mux answers. Tempo
 //! accepts any method on `/flush` and `/shutdown`; we do not, so a `HEAD` or `OPTIONS` probe
@@ -55,6 +56,8 @@ pub enum Route {
     TraceById(TraceQuery),
     /// Search, tag names, tag values (`crate::search_api`).
     Search(crate::search_api::Call),
+    /// A TraceQL metrics query (`crate::metrics_api`).
+    MetricsQuery(crate::metrics_api::Call),
     /// Answered without touching the engine: a bad request, 404, 405, a redirect.
     Immediate(Response),
 }
@@ -78,8 +81,13 @@ const ANY: &[&str] = &[];
 const GET_HEAD: &[&str] = &["GET", "HEAD"];
 const GET_POST: &[&str] = &["GET", "POST"];
 
-/// Routes a request. Pure: no IO, no state.
-pub fn route(req: &Request, limits: &crate::search_api::SearchLimits) -> Route {
+/// Routes a request. Pure but for reading the clock (the default times of the metrics
+/// paths): no IO, no state.
+pub fn route(
+    req: &Request,
+    limits: &crate::search_api::SearchLimits,
+    metrics: &crate::metrics_api::MetricsLimits,
+) -> Route {
     if req.path == "*" {
         // Go's server answers `OPTIONS *` itself, with an empty 200.
         return Route::Immediate(if req.method == "OPTIONS" {
@@ -104,6 +112,12 @@ pub fn route(req: &Request, limits: &crate::search_api::SearchLimits) -> Route {
         "/flush" => (GET_POST, Route::Flush),
         "/shutdown" => (GET_POST, Route::Shutdown),
         other => {
+            if let Some(query) = crate::metrics_api::route(req, other, metrics) {
+                return match query {
+                    Ok(call) => Route::MetricsQuery(call),
+                    Err(response) => Route::Immediate(response),
+                };
+            }
             if let Some(search) = crate::search_api::route(req, other, limits) {
                 return match search {
                     Ok(call) => Route::Search(call),
@@ -614,7 +628,11 @@ mod tests {
     /// What the server shell does with a route, with a store that holds capture 05's trace
     /// under the two IDs the captures found.
     fn serve(req: &Request) -> Response {
-        match route(req, &crate::search_api::SearchLimits::default()) {
+        match route(
+            req,
+            &crate::search_api::SearchLimits::default(),
+            &crate::metrics_api::MetricsLimits::default(),
+        ) {
             Route::Echo => echo_response(),
             Route::Ready => ready_response(true, ""),
             Route::BuildInfo => buildinfo_response(),
@@ -628,7 +646,7 @@ mod tests {
                 let found = hex == STORED_TRACE_ID || hex == OTHER_STORED_TRACE_ID;
                 trace_response(&q, found.then_some(stored.as_slice()))
             }
-            Route::Search(_) => not_found(),
+            Route::Search(_) | Route::MetricsQuery(_) => not_found(),
             Route::Immediate(response) => response,
         }
     }
@@ -774,6 +792,7 @@ mod tests {
         route(
             &request(method, target, &[]),
             &crate::search_api::SearchLimits::default(),
+            &crate::metrics_api::MetricsLimits::default(),
         )
     }
 

@@ -831,7 +831,11 @@ pub fn fuzz_parse(data: &[u8]) {
                     matches!(parse_request(prefix, &limits), Ok(None)),
                     "a strict prefix of a complete request parsed differently"
                 );
-                let _ = crate::api::route(&request, &crate::search_api::SearchLimits::default());
+                let _ = crate::api::route(
+                    &request,
+                    &crate::search_api::SearchLimits::default(),
+                    &crate::metrics_api::MetricsLimits::default(),
+                );
                 let response = Response {
                     status: 200,
                     headers: Vec::new(),

@@ -1,11 +1,12 @@
 //! Requests and responses of the HTTP ports, whatever the transport, and the small pieces of
-//! Go's `net/http`, `net/url` and `strconv` that the query API (`api`) and the search API
-//! (`search_api`) both answer with: `http.Error`, Tempo's plain and JSON answers with
-//! `Vary: Accept-Encoding`, the gzip handler, `url.ParseQuery`, `strconv.ParseInt` and
-//! `strconv.Quote`, with their error texts.
+//! Go's `net/http`, `net/url` and `strconv` that the query API (`api`), the search API
+//! (`search_api`) and the metrics API (`metrics_api`) answer with: `http.Error`, Tempo's
+//! plain and JSON answers with `Vary: Accept-Encoding`, the gzip handler, `url.ParseQuery`,
+//! `strconv.ParseInt` and `strconv.Quote`, with their error texts.
 //!
-//! **Invariant:** this module imports neither `api` nor `search_api`; they import it
-//! (`api -> search_api -> http_response`, and `api -> http_response`).
+//! **Invariant:** this module imports none of `api`, `search_api`, `metrics_api`; they
+//! import it (`api -> {search_api, metrics_api} -> http_response`, and `api ->
+//! http_response`).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::io::Write as _;

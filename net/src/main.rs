@@ -206,6 +206,7 @@ fn run(config: Config) -> Result<(), String> {
             search_timeout: config.querier.search_query_timeout,
             trace_by_id_timeout: config.querier.trace_by_id_query_timeout,
             search: allegro_net::search_api::SearchLimits::from_config(&config),
+            metrics: allegro_net::metrics_api::MetricsLimits::from_config(&config),
             receivers: ReceiverSettings {
                 otlp_http_cors: config.distributor.otlp_http_cors.clone(),
                 zipkin_parse_string_tags: config.distributor.zipkin_parse_string_tags,

@@ -580,7 +580,7 @@ fn dispatch(
         };
         let streaming = querier_port
             && grpc::split_path(&pending.path)
-                .is_some_and(|(service, _)| service == crate::search_api::STREAMING_SERVICE);
+                .is_some_and(|(service, _)| service == crate::tempopb::STREAMING_SERVICE);
         if is_grpc(&pending.headers) && streaming {
             serve_streaming(&conn, stream_id, &pending, &shared).await;
         } else if is_grpc(&pending.headers) {
@@ -669,9 +669,16 @@ fn send_grpc_status(conn: &Rc<H2Conn>, stream_id: u32, status: &Status) {
     conn.wake_writer();
 }
 
-/// Serves one server-streaming `tempopb.StreamingQuerier` call (`stream_over_http_enabled`):
-/// headers, one message per shard as it finishes and a final one with everything, then
-/// `grpc-status` in the trailers. Bad requests get a trailers-only status.
+/// A `tempopb.StreamingQuerier` call: a search-side one or a TraceQL metrics one.
+enum StreamingCall {
+    Search(crate::search_api::Call),
+    Metrics(crate::metrics_api::Call),
+}
+
+/// Serves one server-streaming `tempopb.StreamingQuerier` call (on the gRPC API port, and on
+/// the HTTP port with `stream_over_http_enabled`): headers, partial messages while shards
+/// work and a final one with everything, then `grpc-status` in the trailers. Bad requests
+/// get a trailers-only status.
 async fn serve_streaming(
     conn: &Rc<H2Conn>,
     stream_id: u32,
@@ -693,7 +700,19 @@ async fn serve_streaming(
             encoding,
             shared.settings.grpc_message_bytes_max,
         )?;
-        let call = crate::search_api::grpc_call(method, &message, &shared.settings.search)?;
+        let call = if crate::metrics_api::METRICS_METHODS.contains(&method) {
+            StreamingCall::Metrics(crate::metrics_api::grpc_call(
+                method,
+                &message,
+                &shared.settings.metrics,
+            )?)
+        } else {
+            StreamingCall::Search(crate::search_api::grpc_call(
+                method,
+                &message,
+                &shared.settings.search,
+            )?)
+        };
         Ok((tenant, call))
     })();
     let (tenant, call) = match prepared {
@@ -719,13 +738,20 @@ async fn serve_streaming(
         false,
     );
     conn.wake_writer();
-    let outcome = crate::search_api::stream(&shared.engine, &tenant, &call, timeout, |message| {
+    let send = |message: Vec<u8>| {
         let mut framed = Vec::with_capacity(message.len() + grpc::PREFIX_BYTES);
         grpc::encode_message(&message, &mut framed);
         conn.codec.borrow_mut().send_data(stream_id, &framed, false);
         conn.wake_writer();
-    })
-    .await;
+    };
+    let outcome = match &call {
+        StreamingCall::Search(call) => {
+            crate::search_api::stream(&shared.engine, &tenant, call, timeout, send).await
+        }
+        StreamingCall::Metrics(call) => {
+            crate::metrics_api::stream(&shared.engine, &tenant, call, timeout, send).await
+        }
+    };
     match outcome {
         Ok(()) => conn
             .codec
@@ -733,7 +759,7 @@ async fn serve_streaming(
             .send_trailers(stream_id, &[("grpc-status", b"0")]),
         Err(_) => {
             shared.metrics.count_grpc_error(code);
-            let message = grpc::percent_encode_message(crate::search_api::DEADLINE_EXCEEDED);
+            let message = grpc::percent_encode_message(crate::shards::DEADLINE_EXCEEDED);
             conn.codec.borrow_mut().send_trailers(
                 stream_id,
                 &[
@@ -778,7 +804,7 @@ async fn handle_export(
             format!("malformed method name: {:?}", pending.path),
         ));
     };
-    if port == Port::Http && service == crate::search_api::STREAMING_SERVICE {
+    if port == Port::Http && service == crate::tempopb::STREAMING_SERVICE {
         return Err(Status::new(
             Code::Unimplemented,
             format!(
@@ -879,7 +905,7 @@ pub static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Response {
     shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-    match api::route(&request, &shared.settings.search) {
+    match api::route(&request, &shared.settings.search, &shared.settings.metrics) {
         api::Route::Echo => api::echo_response(),
         api::Route::Ready => {
             if shared.engine.is_ready() {
@@ -952,7 +978,7 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
                     query.trace_id,
                     allegro_config::format_duration(timeout)
                 );
-                return api::go_http_error_vary(500, crate::search_api::DEADLINE_EXCEEDED);
+                return api::go_http_error_vary(500, crate::shards::DEADLINE_EXCEEDED);
             };
             match found {
                 Ok(trace) => api::trace_response(&query, trace.as_deref()),
@@ -969,6 +995,21 @@ async fn handle_api(request: api::Request, shared: &Arc<Shared>) -> api::Respons
             };
             let gzip = api::accepts_gzip(&request);
             crate::search_api::answer_http(
+                &shared.engine,
+                &tenant,
+                &call,
+                gzip,
+                shared.settings.search_timeout,
+            )
+            .await
+        }
+        api::Route::MetricsQuery(call) => {
+            let tenant = match http_tenant(&request, shared) {
+                Ok(tenant) => tenant,
+                Err(response) => return response,
+            };
+            let gzip = api::accepts_gzip(&request);
+            crate::metrics_api::answer_http(
                 &shared.engine,
                 &tenant,
                 &call,

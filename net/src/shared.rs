@@ -23,12 +23,14 @@ pub struct Settings {
     pub burst_bytes: u64,
     pub shutdown_timeout: Duration,
     pub http1: http1::Limits,
-    /// `querier.search.query_timeout`: searches, tag names, tag values.
+    /// `querier.search.query_timeout`: searches, tag names, tag values, metrics queries.
     pub search_timeout: Duration,
     /// `querier.trace_by_id.query_timeout`.
     pub trace_by_id_timeout: Duration,
     /// `query_frontend.search.*` and the read overrides.
     pub search: crate::search_api::SearchLimits,
+    /// `query_frontend.metrics.*` and the read overrides.
+    pub metrics: crate::metrics_api::MetricsLimits,
     /// What the receivers besides OTLP/gRPC need.
     pub receivers: ReceiverSettings,
 }

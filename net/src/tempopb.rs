@@ -7,8 +7,8 @@
 //! 00998fc507e0e46c679c33de63241b17c681870b (a later version: every message below has the same
 //! numbers and types there) and against the 2.2-era `tempo.proto` at
 //! 903f058919790e51ca89e14d626dc6f2d38b16a7 for the fields that already existed. Only the
-//! messages the query API needs are here: trace by ID, search, and the `StreamingQuerier`
-//! requests (drawn above their declarations). Fields Allegro never reads (`RF1After`, the
+//! messages the query API needs are here: trace by ID, search, TraceQL metrics, and the
+//! `StreamingQuerier` requests (drawn above their declarations). Fields Allegro never reads (`RF1After`, the
 //! block-level requests) are left out; prost skips them on decode.
 //!
 //! ```text
@@ -126,14 +126,37 @@ pub fn trace_by_id_response_bytes(trace: &[u8]) -> Vec<u8> {
 // message MetadataMetrics      { uint64 inspectedBytes = 1; uint32 totalJobs = 2;
 //                                uint32 completedJobs = 3; uint32 totalBlocks = 4;
 //                                uint64 totalBlockBytes = 5; }
-// message QueryRangeRequest    { string query = 1; uint64 start = 2; uint64 end = 3;
-//                                uint64 step = 4; string queryMode = 7; ... }
-// message QueryInstantRequest  { string query = 1; uint64 start = 2; uint64 end = 3; }
 // ```
+//
+// TraceQL metrics (`MetricsQueryRange`, `MetricsQueryInstant`, and the bodies of
+// `/api/metrics/query_range` and `/api/metrics/query`):
+//
+// ```text
+// message QueryRangeRequest    { string query = 1; uint64 start = 2; uint64 end = 3;
+//                                uint64 step = 4; string queryMode = 7;
+//                                (RF1 block fields 8-15); uint32 exemplars = 16; }
+// message QueryRangeResponse   { repeated TimeSeries series = 1; SearchMetrics metrics = 2; }
+// message TimeSeries           { repeated tempopb.common.v1.KeyValue labels = 1;
+//                                repeated Sample samples = 2; string prom_labels = 3;
+//                                repeated Exemplar exemplars = 4; }
+// message Sample               { int64 timestamp_ms = 2; double value = 1; }
+// message Exemplar             { repeated tempopb.common.v1.KeyValue labels = 1;
+//                                double value = 2; int64 timestamp_ms = 3; }
+// message QueryInstantRequest  { string query = 1; uint64 start = 2; uint64 end = 3; }
+// message QueryInstantResponse { repeated InstantSeries series = 1; SearchMetrics metrics = 2; }
+// message InstantSeries        { repeated tempopb.common.v1.KeyValue labels = 1;
+//                                double value = 2; string prom_labels = 3; }
+// ```
+//
+// (`Sample` declares `timestamp_ms` first, as `promql.FPoint` does; jsonpb writes fields in
+// that order.) Start, end and step are Unix nanoseconds.
 //
 // The `tempopb.common.v1.KeyValue` of spans and spansets is OpenTelemetry's, renamed.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+
+/// The gRPC service of the query API (`rpc` list above).
+pub const STREAMING_SERVICE: &str = "tempopb.StreamingQuerier";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SearchRequest {
@@ -329,8 +352,8 @@ pub struct SearchTagValuesV2Response {
     pub metrics: Option<MetadataMetrics>,
 }
 
-/// The request of `StreamingQuerier/MetricsQueryRange`; only the query matters without a
-/// metrics generator.
+/// The request of `StreamingQuerier/MetricsQueryRange`. The RF1 block fields (8-15), which
+/// only Tempo's frontend sends its queriers, are left out.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct QueryRangeRequest {
     #[prost(string, tag = "1")]
@@ -341,6 +364,10 @@ pub struct QueryRangeRequest {
     pub end: u64,
     #[prost(uint64, tag = "4")]
     pub step: u64,
+    #[prost(string, tag = "7")]
+    pub query_mode: String,
+    #[prost(uint32, tag = "16")]
+    pub exemplars: u32,
 }
 
 /// The request of `StreamingQuerier/MetricsQueryInstant`.
@@ -352,6 +379,62 @@ pub struct QueryInstantRequest {
     pub start: u64,
     #[prost(uint64, tag = "3")]
     pub end: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryRangeResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<TimeSeries>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<SearchMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<KeyValue>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+    #[prost(string, tag = "3")]
+    pub prom_labels: String,
+    #[prost(message, repeated, tag = "4")]
+    pub exemplars: Vec<Exemplar>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(int64, tag = "2")]
+    pub timestamp_ms: i64,
+    #[prost(double, tag = "1")]
+    pub value: f64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Exemplar {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<KeyValue>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(int64, tag = "3")]
+    pub timestamp_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryInstantResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<InstantSeries>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<SearchMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InstantSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<KeyValue>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(string, tag = "3")]
+    pub prom_labels: String,
 }
 
 #[cfg(test)]
@@ -467,6 +550,50 @@ mod tests {
             metrics.encode_to_vec(),
             vec![0x08, 1, 0x10, 2, 0x18, 3, 0x20, 4, 0x28, 5]
         );
+    }
+
+    /// Tempo 2.7's `tempo.proto`: `Sample` has `value` = 1 and `timestamp_ms` = 2,
+    /// `Exemplar` `labels` 1, `value` 2, `timestamp_ms` 3; `exemplars` of a range request is 16.
+    #[test]
+    fn metrics_messages_at_tempos_field_numbers() {
+        let sample = Sample {
+            timestamp_ms: 3,
+            value: 1.0,
+        };
+        let mut wire = vec![0x09];
+        wire.extend_from_slice(&1.0f64.to_le_bytes());
+        wire.extend_from_slice(&[0x10, 3]);
+        assert_eq!(sample.encode_to_vec(), wire);
+        let exemplar = Exemplar {
+            labels: Vec::new(),
+            value: 1.0,
+            timestamp_ms: 3,
+        };
+        let mut wire = vec![0x11];
+        wire.extend_from_slice(&1.0f64.to_le_bytes());
+        wire.extend_from_slice(&[0x18, 3]);
+        assert_eq!(exemplar.encode_to_vec(), wire);
+        let request = QueryRangeRequest {
+            query: "q".to_string(),
+            start: 1,
+            end: 2,
+            step: 3,
+            query_mode: "m".to_string(),
+            exemplars: 5,
+        };
+        assert_eq!(
+            request.encode_to_vec(),
+            vec![0x0a, 1, b'q', 0x10, 1, 0x18, 2, 0x20, 3, 0x3a, 1, b'm', 0x80, 0x01, 5]
+        );
+        let series = InstantSeries {
+            labels: Vec::new(),
+            value: 1.0,
+            prom_labels: "p".to_string(),
+        };
+        let mut wire = vec![0x11];
+        wire.extend_from_slice(&1.0f64.to_le_bytes());
+        wire.extend_from_slice(&[0x1a, 1, b'p']);
+        assert_eq!(series.encode_to_vec(), wire);
     }
 
     #[test]

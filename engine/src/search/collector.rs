@@ -39,6 +39,8 @@ pub struct ShardSearch {
     refused: bool,
     /// `with(most_recent=true)`: the `limit` most recent traces, searching everything.
     most_recent: bool,
+    /// A metrics job's series since the last answer (each answer carries its delta).
+    metrics: Option<crate::metrics::Partial>,
 }
 
 impl ShardSearch {
@@ -48,11 +50,20 @@ impl ShardSearch {
         let query = match &*job {
             Job::Search(r) => r.query.clone(),
             Job::TagNames { query, .. } | Job::TagValues { query, .. } => query.clone(),
+            Job::Metrics(_) => None,
         };
-        let (evaluator, error) = match query.map(Evaluator::new) {
+        let evaluator = match &*job {
+            Job::Metrics(r) => Some(r.evaluator()),
+            _ => query.map(Evaluator::new),
+        };
+        let (evaluator, error) = match evaluator {
             Some(Ok(ev)) => (Some(ev), None),
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
+        };
+        let metrics = match &*job {
+            Job::Metrics(r) => Some(crate::metrics::Partial::new(r)),
+            _ => None,
         };
         let refused = error.is_some();
         // Reads span fields for tag values without a query: built once, not per span.
@@ -93,6 +104,7 @@ impl ShardSearch {
             truncated: false,
             refused,
             most_recent,
+            metrics,
         }
     }
 
@@ -121,6 +133,7 @@ impl ShardSearch {
         match &*self.job {
             Job::TagValues { .. } | Job::TagNames { .. } => self.truncated,
             Job::Search(r) => !self.most_recent && self.traces.len() >= r.limit,
+            Job::Metrics(_) => false,
         }
     }
 
@@ -152,6 +165,28 @@ impl ShardSearch {
             Job::TagNames { query, .. } | Job::TagValues { query, .. } => {
                 query.as_ref().and_then(|q| crate::scan::Plan::new(q, 0, 0))
             }
+            // The spanset pipeline picks the traces; the metrics stage reads their spans.
+            Job::Metrics(r) => {
+                let mut query = r.query.clone();
+                query.metrics = None;
+                crate::scan::Plan::new(&query, 0, 0)
+            }
+        }
+    }
+
+    /// A metrics job that page columns answer span by span ([`crate::scan::MetricsScan`]).
+    pub fn metrics_scan(&self) -> Option<crate::scan::MetricsScan> {
+        match &*self.job {
+            Job::Metrics(r) if !self.refused => crate::scan::MetricsScan::new(&r.query),
+            _ => None,
+        }
+    }
+
+    /// Spans a [`crate::scan::MetricsScan`] counted from a page whose trace IDs are `ids`.
+    pub fn observe_columns(&mut self, ids: &[TraceId], groups: &[crate::scan::Group]) {
+        let job = self.job.clone();
+        if let (Job::Metrics(request), Some(partial)) = (&*job, &mut self.metrics) {
+            partial.observe_groups(request, ids, groups);
         }
     }
 
@@ -219,6 +254,11 @@ impl ShardSearch {
         let job = self.job.clone();
         match &*job {
             Job::Search(request) => self.search(trace_id, &view, request),
+            Job::Metrics(request) => {
+                if let (Some(ev), Some(partial)) = (&self.evaluator, &mut self.metrics) {
+                    partial.observe(request, ev, trace_id, &view);
+                }
+            }
             Job::TagNames {
                 scopes, bytes_max, ..
             } => {
@@ -608,6 +648,12 @@ impl ShardSearch {
             }
             Job::TagNames { .. } => Found::TagNames(self.names.clone()),
             Job::TagValues { .. } => Found::TagValues(self.values.clone()),
+            // The series since the last answer: answers are merged, not replaced.
+            Job::Metrics(r) => Found::Metrics(std::mem::replace(
+                self.metrics
+                    .get_or_insert_with(|| crate::metrics::Partial::new(r)),
+                crate::metrics::Partial::new(r),
+            )),
         };
         ShardAnswer {
             found,
@@ -629,6 +675,10 @@ impl ShardSearch {
             }
             Job::TagNames { .. } => Found::TagNames(self.names),
             Job::TagValues { .. } => Found::TagValues(self.values),
+            Job::Metrics(r) => Found::Metrics(
+                self.metrics
+                    .unwrap_or_else(|| crate::metrics::Partial::new(r)),
+            ),
         };
         ShardAnswer {
             found,

@@ -45,6 +45,9 @@ pub enum Job {
         end_ns: u64,
         bytes_max: usize,
     },
+    /// A TraceQL metrics query (`/api/metrics/query_range`): every span of the spanset
+    /// pipeline's result that starts in the request's range, sorted into series.
+    Metrics(crate::metrics::MetricsRequest),
 }
 
 impl Job {
@@ -58,6 +61,7 @@ impl Job {
             | Job::TagValues {
                 start_ns, end_ns, ..
             } => (*start_ns, *end_ns),
+            Job::Metrics(r) => (r.start_ns, r.end_ns),
         }
     }
 }
@@ -101,6 +105,8 @@ pub enum Found {
     TagNames(BTreeMap<TagScope, BTreeSet<String>>),
     /// Distinct values in order of discovery.
     TagValues(Vec<Value>),
+    /// A metrics query's series so far (merge them with [`crate::metrics::Partial::merge`]).
+    Metrics(crate::metrics::Partial),
 }
 
 /// One shard's answer.

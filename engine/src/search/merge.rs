@@ -5,13 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 use super::job::{Found, Job, ShardAnswer, TraceMatch};
 
 /// All shards' final answers combined (partial ones are skipped): traces most recent first, de-duplicated, at most `limit`;
-/// tag names as sorted sets; tag values de-duplicated in order of discovery.
+/// tag names as sorted sets; tag values de-duplicated in order of discovery. A metrics job's
+/// answers, partial ones included, each hold what their shard added since its previous
+/// answer: all of them are merged.
 pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
     let mut merged = ShardAnswer {
         found: match job {
             Job::Search(_) => Found::Traces(Vec::new()),
             Job::TagNames { .. } => Found::TagNames(BTreeMap::new()),
             Job::TagValues { .. } => Found::TagValues(Vec::new()),
+            Job::Metrics(r) => Found::Metrics(crate::metrics::Partial::new(r)),
         },
         inspected_traces: 0,
         inspected_bytes: 0,
@@ -26,16 +29,20 @@ pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
     // Tag names and values: the same byte limit over the union of the shards' answers.
     let bytes_max = match job {
         Job::TagNames { bytes_max, .. } | Job::TagValues { bytes_max, .. } => *bytes_max,
-        Job::Search(_) => usize::MAX,
+        Job::Search(_) | Job::Metrics(_) => usize::MAX,
     };
     let mut tag_bytes = 0usize;
-    for answer in answers.into_iter().filter(|a| !a.partial) {
+    let metrics = matches!(job, Job::Metrics(_));
+    for answer in answers.into_iter().filter(|a| metrics || !a.partial) {
         // A shard that stopped at the limit still contributes what it has.
         let shard_truncated = answer.truncated;
-        merged.inspected_traces += answer.inspected_traces;
-        merged.inspected_bytes += answer.inspected_bytes;
-        merged.inspected_spans += answer.inspected_spans;
-        merged.blocks += answer.blocks;
+        // Counters are cumulative per shard: its final answer holds them all.
+        if !answer.partial {
+            merged.inspected_traces += answer.inspected_traces;
+            merged.inspected_bytes += answer.inspected_bytes;
+            merged.inspected_spans += answer.inspected_spans;
+            merged.blocks += answer.blocks;
+        }
         if merged.error.is_none() {
             merged.error = answer.error;
         }
@@ -81,6 +88,7 @@ pub fn merge(job: &Job, answers: Vec<ShardAnswer>) -> ShardAnswer {
                     all.push(v);
                 }
             }
+            (Found::Metrics(all), Found::Metrics(some)) => all.merge(&some),
             _ => {}
         }
         merged.truncated |= shard_truncated;

@@ -179,7 +179,7 @@ fn page_columns_give_the_decoded_answers() {
         let mut decoded_job = job;
         match &mut decoded_job {
             Job::TagNames { query, .. } | Job::TagValues { query, .. } => *query = every_match(),
-            Job::Search(_) => unreachable!(),
+            Job::Search(_) | Job::Metrics(_) => unreachable!(),
         }
         let mut decoded = ShardSearch::new(Arc::new(decoded_job));
         for (id, payload) in &traces {

@@ -133,6 +133,7 @@ pub(super) async fn search_shard(
         }
     };
     let plan = search.plan();
+    let metrics_scan = search.metrics_scan();
     let mut seen: crate::hash::IdSet<TraceId> = crate::hash::IdSet::default();
     let mut slice = Slice::new();
     for id in &ids {
@@ -232,6 +233,30 @@ pub(super) async fn search_shard(
                     search.error(block.page_damaged(page, &err));
                     continue;
                 }
+            }
+            // A metrics query on span-local fields: counted from the columns, span by span;
+            // only the traces the columns cannot judge are rebuilt (their part here: each
+            // span's verdict is its own, so the other parts count where they are stored).
+            if let Some(metrics) = &metrics_scan {
+                let counted = view.trace_ids().and_then(|ids| {
+                    let skip =
+                        |position: usize| ids.get(position).is_some_and(|id| seen.contains(id));
+                    let page = metrics.scan(&view, start, end, &skip)?;
+                    let exact = view.rebuild(&page.exact)?;
+                    Ok((ids, page, exact))
+                });
+                match counted {
+                    Ok((ids, page, exact)) => {
+                        search.scanned(bytes.len() as u64, page.spans);
+                        search.observe_columns(&ids, &page.groups);
+                        for (id, payload) in exact {
+                            search.offer_scanned(&id, &payload);
+                        }
+                    }
+                    Err(err) => search.error(block.page_damaged(page, &err)),
+                }
+                slice.tick().await;
+                continue;
             }
             // Judge the page's traces from the columns the query reads, rebuild only the
             // candidates; a candidate also stored elsewhere is read whole.

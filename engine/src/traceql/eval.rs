@@ -383,6 +383,12 @@ impl Evaluator {
         field_value(trace, span, field, Ctx::default())
     }
 
+    /// Whether the span filter `{ filter }` keeps span `span` of `trace` (what `compare()`
+    /// asks of each span). `false` for an index outside the trace.
+    pub fn filter_matches(&self, trace: &TraceView, filter: &FieldExpr, span: usize) -> bool {
+        span < trace.spans.len() && self.filter_span(trace, filter, span)
+    }
+
     fn pipeline(&self, t: &TraceView, p: &Pipeline, input: Vec<Spanset>) -> Vec<Spanset> {
         let mut sets = input;
         for element in &p.elements {

@@ -235,10 +235,11 @@ fn check_metrics(m: &MetricsAggregate) -> Result {
         MetricsFunction::Rate | MetricsFunction::CountOverTime => None,
         MetricsFunction::MinOverTime(a)
         | MetricsFunction::MaxOverTime(a)
-        | MetricsFunction::AvgOverTime(a)
         | MetricsFunction::SumOverTime(a) => Some(a),
-        MetricsFunction::HistogramOverTime(a) | MetricsFunction::QuantileOverTime(a, _) => {
-            // One label is taken by the bucket.
+        MetricsFunction::AvgOverTime(a)
+        | MetricsFunction::HistogramOverTime(a)
+        | MetricsFunction::QuantileOverTime(a, _) => {
+            // One label is taken by the bucket (by the count series for averages).
             if m.by.len() >= METRICS_GROUP_BYS_MAX {
                 return Err(ValidateError::unsupported(format_args!(
                     "metrics group by {} values",
@@ -247,8 +248,32 @@ fn check_metrics(m: &MetricsAggregate) -> Result {
             }
             Some(a)
         }
-        MetricsFunction::Compare { filter, .. } => {
-            return check_spanset(&SpansetExpr::Filter(filter.clone()));
+        MetricsFunction::Compare {
+            filter,
+            top_n,
+            start,
+            end,
+        } => {
+            check_spanset(&SpansetExpr::Filter(filter.clone()))?;
+            if *top_n <= 0 {
+                return Err(ValidateError::invalid(
+                    "compare() top number of values must be integer greater than 0".to_string(),
+                ));
+            }
+            if *start == 0 && *end == 0 {
+                return Ok(());
+            }
+            if *start <= 0 || *end <= 0 {
+                return Err(ValidateError::invalid(
+                    "compare() timestamps must be positive integer unix nanoseconds".to_string(),
+                ));
+            }
+            if end <= start {
+                return Err(ValidateError::invalid(
+                    "compare() end timestamp must be greater than start timestamp".to_string(),
+                ));
+            }
+            return Ok(());
         }
     };
     if let MetricsFunction::QuantileOverTime(_, qs) = &m.function {

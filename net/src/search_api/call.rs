@@ -337,3 +337,11 @@ pub(super) fn tag_values_call(
         limit,
     })
 }
+
+/// The engine job of a call; `None` when the answer needs none.
+pub(super) fn job_of(call: &Call) -> Option<&Arc<Job>> {
+    match call {
+        Call::Search { job, .. } => Some(job),
+        Call::TagNames { job, .. } | Call::TagValues { job, .. } => job.as_ref(),
+    }
+}

@@ -4,23 +4,22 @@
 
 use std::time::Duration;
 
-use allegro_engine::traceql;
 use allegro_engine::{Engine, Tenant};
 
 use super::call::{
-    parse_scope, search_call, tag_names_call, tag_values_call, Call, SearchLimits, SearchParams,
-    TagValuesError,
+    job_of, parse_scope, search_call, tag_names_call, tag_values_call, Call, SearchLimits,
+    SearchParams, TagValuesError,
 };
 use super::json::{search_json, tags_v1_json, tags_v2_json, values_v1_json, values_v2_json};
 use super::messages::{search_response, tags_v1, tags_v2, values_v1, values_v2};
-use super::shards::{job_of, run, TimedOut, DEADLINE_EXCEEDED};
 use crate::http_response::{
     go_http_error_vary, go_parse_int64, go_quote, json_response, plain_vary, query_get, Request,
     Response,
 };
+use crate::shards::{run, TimedOut, DEADLINE_EXCEEDED};
 
 /// Routes the search paths: the call, or the answer when the request is refused or needs no
-/// engine (`/api/metrics/*`); `None` for other paths. The query API's router makes either a
+/// engine (`/api/metrics/summary`); `None` for other paths. The query API's router makes either a
 /// `Route` (`Search` or `Immediate`).
 pub fn route(req: &Request, path: &str, limits: &SearchLimits) -> Option<Result<Call, Response>> {
     let params = params(req);
@@ -28,9 +27,6 @@ pub fn route(req: &Request, path: &str, limits: &SearchLimits) -> Option<Result<
         "/api/search" => parse_search(&params, limits),
         "/api/search/tags" => parse_tags(&params, false, limits),
         "/api/v2/search/tags" => parse_tags(&params, true, limits),
-        "/api/metrics/query_range" | "/api/metrics/query" => {
-            return Some(Err(metrics_answer(&params)))
-        }
         "/api/metrics/summary" => {
             return Some(Err(go_http_error_vary(
                 500,
@@ -313,22 +309,6 @@ fn parse_tag_values(
         // Tempo answers a bad v2 tag name with a 500.
         TagValuesError::TagName(text) => go_http_error_vary(500, &text),
     })
-}
-
-/// `/api/metrics/query_range` and `/api/metrics/query`: Tempo's answers without a metrics
-/// generator (its checks first: the query must compile and be a metrics query).
-fn metrics_answer(params: &str) -> Response {
-    let q = param(params, "q")
-        .or_else(|| param(params, "query"))
-        .unwrap_or_default();
-    match traceql::compile(&q) {
-        Err(e) => plain_vary(400, &format!("compiling query: {e}")),
-        Ok(query) if !query.is_metrics() => plain_vary(400, "not a metrics query"),
-        Ok(_) => plain_vary(
-            500,
-            "error finding generators in Querier.queryRangeRecent: empty ring\n",
-        ),
-    }
 }
 
 /// Answers an HTTP search call. Past `timeout`: 500 `context deadline exceeded`, as Tempo.

@@ -5,20 +5,21 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use allegro_engine::search::{Found, ShardAnswer};
-use allegro_engine::traceql;
 use allegro_engine::{Engine, Tenant};
 
 use super::call::{
-    search_call, tag_names_call, tag_values_call, Call, SearchLimits, SearchParams, TagValuesError,
+    job_of, search_call, tag_names_call, tag_values_call, Call, SearchLimits, SearchParams,
+    TagValuesError,
 };
 use super::messages::{search_response, tags_v1, tags_v2, values_v1, values_v2};
-use super::shards::{job_of, run, TimedOut};
 use crate::grpc::{Code, Status};
+use crate::shards::{run, TimedOut};
 use crate::tempopb;
 
-pub const STREAMING_SERVICE: &str = "tempopb.StreamingQuerier";
+pub use crate::tempopb::STREAMING_SERVICE;
 
-/// Parses a `StreamingQuerier` request message into a call.
+/// Parses a search-side `StreamingQuerier` request message into a call (the metrics methods
+/// are `crate::metrics_api::grpc_call`'s).
 pub fn grpc_call(method: &str, message: &[u8], limits: &SearchLimits) -> Result<Call, Status> {
     use prost::Message;
     let invalid = |e: String| Status::new(Code::InvalidArgument, e);
@@ -69,38 +70,10 @@ pub fn grpc_call(method: &str, message: &[u8], limits: &SearchLimits) -> Result<
                 TagValuesError::Request(text) | TagValuesError::TagName(text) => invalid(text),
             })
         }
-        "MetricsQueryRange" | "MetricsQueryInstant" => {
-            let query = if method == "MetricsQueryRange" {
-                tempopb::QueryRangeRequest::decode(message)
-                    .map_err(decode_error)?
-                    .query
-            } else {
-                tempopb::QueryInstantRequest::decode(message)
-                    .map_err(decode_error)?
-                    .query
-            };
-            Err(metrics_status(&query))
-        }
         other => Err(Status::new(
             Code::Unimplemented,
             format!("unknown method {other} for service {STREAMING_SERVICE}"),
         )),
-    }
-}
-
-/// The TraceQL metrics methods without a metrics generator: Tempo's checks first (the query
-/// must compile and be a metrics query: `InvalidArgument`), then its answer with an empty
-/// generator ring (grpc capture 07: `Internal`).
-fn metrics_status(query: &str) -> Status {
-    match traceql::compile(query) {
-        Err(e) => Status::new(Code::InvalidArgument, format!("compiling query: {e}")),
-        Ok(query) if !query.is_metrics() => {
-            Status::new(Code::InvalidArgument, "not a metrics query")
-        }
-        Ok(_) => Status::new(
-            Code::Internal,
-            "error finding generators in Querier.queryRangeRecent: empty ring",
-        ),
     }
 }
 

@@ -6,6 +6,7 @@ use super::*;
 use crate::api::{self, Route};
 use crate::grpc::Code;
 use crate::http_response::Request;
+use crate::metrics_api::MetricsLimits;
 use crate::tempopb;
 use allegro_engine::search::{Job, TagScope};
 use allegro_engine::traceql::eval::Value;
@@ -22,7 +23,11 @@ fn req(target: &str) -> Request {
 }
 
 fn error_of(target: &str) -> (u16, String) {
-    match api::route(&req(target), &SearchLimits::default()) {
+    match api::route(
+        &req(target),
+        &SearchLimits::default(),
+        &MetricsLimits::default(),
+    ) {
         Route::Immediate(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
         other => panic!("{target}: {other:?}"),
     }
@@ -63,19 +68,9 @@ fn search_parameter_errors_like_tempo() {
             "please provide a valid tagName: tag name is not valid intrinsic or scoped attribute: service.name\n",
         ),
         (
-            "/api/metrics/query_range?q=%7B%7D&start=1795462798&end=1795466458&step=60s",
-            400,
-            "not a metrics query",
-        ),
-        (
-            "/api/metrics/query_range?q=%7B%20.foo%20%3D%20%7D&start=1795462798&end=1795466458",
-            400,
-            "compiling query: parse error at line 1, col 10: syntax error: unexpected }",
-        ),
-        (
-            "/api/metrics/query_range?q=%7B%7D%20%7C%20rate%28%29&start=1795462798&end=1795466458&step=60s",
+            "/api/metrics/summary?q=%7B%7D&groupBy=resource.service.name",
             500,
-            "error finding generators in Querier.queryRangeRecent: empty ring\n",
+            "error finding generators in Querier.SpanMetricsSummary: empty ring\n",
         ),
         ("/api/search?q=%7B%7D&spss=0", 400, "invalid spss: must be a positive number"),
         ("/api/search?q=%7B%7D&tags=a%3Db", 400, "invalid request: can't specify tags and q in the same query"),
@@ -89,7 +84,7 @@ fn search_parameter_errors_like_tempo() {
 fn search_parameters() {
     let Route::Search(Call::Search { job, traceql }) = api::route(&req(
         "/api/search?tags=service.name%3Dfrontend%20http.status_code%3D500&minDuration=100ms&maxDuration=5s&limit=3&start=100&end=200",
-    ), &SearchLimits::default()) else {
+    ), &SearchLimits::default(), &MetricsLimits::default()) else {
         panic!("a search")
     };
     assert!(!traceql);
@@ -107,9 +102,11 @@ fn search_parameters() {
     );
     assert_eq!(r.limit, 3);
     assert_eq!((r.start_ns, r.end_ns), (100_000_000_000, 201_000_000_000));
-    let Route::Search(Call::Search { job, traceql }) =
-        api::route(&req("/api/search"), &SearchLimits::default())
-    else {
+    let Route::Search(Call::Search { job, traceql }) = api::route(
+        &req("/api/search"),
+        &SearchLimits::default(),
+        &MetricsLimits::default(),
+    ) else {
         panic!()
     };
     assert!(!traceql);
@@ -308,7 +305,7 @@ fn golden_tags_json() {
 }
 
 /// `StreamingQuerier` requests at Tempo 2.7's field numbers reach the same calls as the
-/// HTTP parameters; the metrics methods answer as Tempo does without a generator.
+/// HTTP parameters.
 #[test]
 fn grpc_calls() {
     use prost::Message;
@@ -347,46 +344,6 @@ fn grpc_calls() {
     assert_eq!(query.to_string(), "{ span.http.method = `GET` }");
     assert_eq!((*start_ns, *end_ns), (100_000_000_000, 201_000_000_000));
 
-    let range = |q: &str| tempopb::QueryRangeRequest {
-        query: q.to_string(),
-        ..Default::default()
-    };
-    let status = |method: &str, q: &str| {
-        let bytes = if method == "MetricsQueryRange" {
-            range(q).encode_to_vec()
-        } else {
-            tempopb::QueryInstantRequest {
-                query: q.to_string(),
-                ..Default::default()
-            }
-            .encode_to_vec()
-        };
-        match grpc_call(method, &bytes, &SearchLimits::default()) {
-            Err(status) => (status.code, status.message),
-            Ok(call) => panic!("{call:?}"),
-        }
-    };
-    for method in ["MetricsQueryRange", "MetricsQueryInstant"] {
-        assert_eq!(
-            status(method, "{} | rate()"),
-            (
-                Code::Internal,
-                "error finding generators in Querier.queryRangeRecent: empty ring".to_string()
-            )
-        );
-        assert_eq!(
-            status(method, "{}"),
-            (Code::InvalidArgument, "not a metrics query".to_string())
-        );
-        assert_eq!(
-            status(method, "{ .foo = }"),
-            (
-                Code::InvalidArgument,
-                "compiling query: parse error at line 1, col 10: syntax error: unexpected }"
-                    .to_string()
-            )
-        );
-    }
     assert_eq!(
         grpc_call("Nope", &[], &SearchLimits::default()).map_err(|s| (s.code, s.message)),
         Err((

@@ -131,8 +131,84 @@ pub struct TagValue {
     pub value: String,
 }
 
+/// TraceQL metrics, `pkg/tempopb/tempo.proto` of Tempo 2.7.2. Times in Unix nanoseconds.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct QueryRangeRequest {
     #[prost(string, tag = "1")]
     pub query: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, tag = "3")]
+    pub end: u64,
+    #[prost(uint64, tag = "4")]
+    pub step: u64,
+    #[prost(uint32, tag = "16")]
+    pub exemplars: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryInstantRequest {
+    #[prost(string, tag = "1")]
+    pub query: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, tag = "3")]
+    pub end: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryRangeResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<TimeSeries>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<SearchMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+    #[prost(string, tag = "3")]
+    pub prom_labels: String,
+    #[prost(message, repeated, tag = "4")]
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// `value` is field 1 and `timestamp_ms` 2, as in `promql.FPoint`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Exemplar {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(int64, tag = "3")]
+    pub timestamp_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryInstantResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<InstantSeries>,
+    #[prost(message, optional, tag = "2")]
+    pub metrics: Option<SearchMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InstantSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(string, tag = "3")]
+    pub prom_labels: String,
 }

@@ -1,13 +1,14 @@
-//! Running a call on every shard under its deadline (`querier.search.query_timeout`, or a
-//! shorter `grpc-timeout`), and merging the shards' answers.
+//! Running a query job on every shard under its deadline (`querier.search.query_timeout`, or
+//! a shorter `grpc-timeout`), and merging the shards' answers: what the search API
+//! (`search_api`) and the TraceQL metrics API (`metrics_api`) both run their calls with.
+//!
+//! **Invariant:** this module imports neither query API; they import it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use allegro_engine::search::{self, Found, Job, ShardAnswer};
 use allegro_engine::{Engine, Tenant};
-
-use super::call::Call;
 
 /// The error text of a query past its deadline: Go's `context.DeadlineExceeded`, which Tempo's
 /// querier writes as a 500 body and its frontend passes on (HTTP 500, gRPC `Internal`).
@@ -21,7 +22,7 @@ pub struct TimedOut {
     pub answered: u32,
 }
 
-/// Runs a call on every shard and calls `partial` with each shard's answer as it comes
+/// Runs a job on every shard and calls `partial` with each shard's answer as it comes
 /// (for streaming); returns the merged answer and how many shards answered, or [`TimedOut`]
 /// when `timeout` passes first (a zero timeout has passed already, as in Tempo).
 ///
@@ -60,7 +61,8 @@ pub async fn run(
             answer = receiver.recv_async() => match answer {
                 Ok(answer) => {
                     partial(&answer);
-                    if !answer.partial {
+                    // A metrics job's partial answers hold series the final one does not.
+                    if !answer.partial || matches!(**job, Job::Metrics(_)) {
                         answers.push(answer);
                     }
                 }
@@ -68,16 +70,16 @@ pub async fn run(
             },
             _ = &mut deadline => {
                 // Dropping `receiver` (on return) is what stops the shards.
-                return Err(timed_out(answers.len() as u32));
+                return Err(timed_out(finals(&answers)));
             }
         }
     }
     // The shards run on the threads that serve connections: a shard busy past the deadline
     // can deliver its answer before the timer is polled. Past the deadline is past it.
     if started.elapsed() >= timeout {
-        return Err(timed_out(answers.len() as u32));
+        return Err(timed_out(finals(&answers)));
     }
-    let completed = answers.len() as u32;
+    let completed = finals(&answers);
     let merged = search::merge(job, answers);
     if let Some(err) = &merged.error {
         log::warn!("search: {err}");
@@ -105,17 +107,16 @@ pub async fn run(
     Ok((merged, completed))
 }
 
+/// Shards that gave their final answer.
+fn finals(answers: &[ShardAnswer]) -> u32 {
+    answers.iter().filter(|a| !a.partial).count() as u32
+}
+
 fn job_name(job: &Job) -> &'static str {
     match job {
         Job::Search(_) => "search",
         Job::TagNames { .. } => "tag names",
         Job::TagValues { .. } => "tag values",
-    }
-}
-
-pub(super) fn job_of(call: &Call) -> Option<&Arc<Job>> {
-    match call {
-        Call::Search { job, .. } => Some(job),
-        Call::TagNames { job, .. } | Call::TagValues { job, .. } => job.as_ref(),
+        Job::Metrics(_) => "metrics query",
     }
 }
