@@ -138,12 +138,27 @@ impl MetricsScan {
         let form = col(page::TRACE_FORM, &mut out)?;
         let trace_start = col(page::TRACE_START, &mut out)?;
         let trace_rs = col(page::TRACE_RS, &mut out)?;
-        let rs_resource = col(page::RS_RESOURCE, &mut out)?;
+        // The resource and the dictionary are read only when a field needs them: `{ } |
+        // rate()` reads counts and starts only.
+        let wants_resource = reads(&|f| matches!(f, ColField::Resource(_) | ColField::Unscoped(_)));
+        let wants_dict =
+            wants_resource || reads(&|f| matches!(f, ColField::Name | ColField::Span(_)));
+        let rs_resource = if wants_resource {
+            Some(col(page::RS_RESOURCE, &mut out)?)
+        } else {
+            None
+        };
         let rs_scopes = col(page::RS_SCOPES, &mut out)?;
         let ss_spans = col(page::SS_SPANS, &mut out)?;
         let span_start = col(page::SPAN_START, &mut out)?;
-        let dict_lens = col(page::DICT_LENS, &mut out)?;
-        let dict_bytes = col(page::DICT_BYTES, &mut out)?;
+        let (dict_lens, dict_bytes) = if wants_dict {
+            (
+                col(page::DICT_LENS, &mut out)?,
+                col(page::DICT_BYTES, &mut out)?,
+            )
+        } else {
+            (Default::default(), Default::default())
+        };
         let dict = Dict::decode(&dict_lens, &dict_bytes)?;
         let optional = |wanted: bool, id: u8, out: &mut MetricsPage| -> Result<_, BlockError> {
             if wanted {
@@ -188,7 +203,9 @@ impl MetricsScan {
             .map(|c| Varints::new(c, page::ATTR_VALUE));
         let mut trace_start = Varints::new(&trace_start, page::TRACE_START);
         let mut trace_rs = Varints::new(&trace_rs, page::TRACE_RS);
-        let mut rs_resource = Varints::new(&rs_resource, page::RS_RESOURCE);
+        let mut rs_resource = rs_resource
+            .as_ref()
+            .map(|c| Varints::new(c, page::RS_RESOURCE));
         let mut rs_scopes = Varints::new(&rs_scopes, page::RS_SCOPES);
         let mut ss_spans = Varints::new(&ss_spans, page::SS_SPANS);
         let mut span_start = Varints::new(&span_start, page::SPAN_START);
@@ -196,8 +213,11 @@ impl MetricsScan {
         let mut ctx = PageCtx::new(&self.plan, &dict);
         let mut values = Values::new(self, &dict);
         let filter = self.plan.filters.first();
-        let mut groups: HashMap<Codes, usize> = HashMap::new();
+        let mut groups: crate::hash::IdMap<Codes, usize> = Default::default();
+        let mut last_group: Option<(Codes, usize)> = None;
         let mut previous_start = 0u64;
+        // This trace's resource rows and their resource-level grouping codes.
+        let mut rs_codes: Vec<(u64, [Option<u64>; CODES_MAX])> = Vec::new();
         let mut row = 0usize;
         let mut rows: Vec<SpanRow> = Vec::new();
         let mut attrs: Vec<(u64, u64)> = Vec::new();
@@ -220,8 +240,20 @@ impl MetricsScan {
             previous_start = start;
             rows.clear();
             attrs.clear();
+            rs_codes.clear();
             for _ in 0..trace_rs.next()? {
-                let resource = rs_resource.next()?;
+                let resource = match &mut rs_resource {
+                    Some(r) => r.next()?,
+                    None => 0,
+                };
+                // Resource-level grouping codes, once per resource row.
+                let mut codes = [None::<u64>; CODES_MAX];
+                for (field, code) in self.by.iter().zip(codes.iter_mut()) {
+                    if let ColField::Resource(key) | ColField::Unscoped(key) = field {
+                        *code = values.resource_code(key, resource);
+                    }
+                }
+                rs_codes.push((resource, codes));
                 for _ in 0..rs_scopes.next()? {
                     for _ in 0..ss_spans.next()? {
                         let mut span = SpanRow {
@@ -280,9 +312,21 @@ impl MetricsScan {
                 if span.start < start_ns || span.start >= end_ns {
                     continue;
                 }
+                let span_rs = rs_codes
+                    .iter()
+                    .find(|(r, _)| *r == span.resource)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_default();
                 let mut codes = [0u64; CODES_MAX];
-                for (code, field) in codes.iter_mut().zip(&self.by) {
-                    match values.code(field, span, &attrs) {
+                for ((code, field), rs_code) in codes.iter_mut().zip(&self.by).zip(&span_rs) {
+                    let c = match field {
+                        ColField::Resource(_) => *rs_code,
+                        ColField::Unscoped(key) => {
+                            values.unscoped_code(key, span, &attrs, *rs_code)
+                        }
+                        _ => values.code(field, span, &attrs),
+                    };
+                    match c {
                         Some(c) => *code = c,
                         None => {
                             exact = true;
@@ -317,8 +361,9 @@ impl MetricsScan {
                 continue;
             }
             for (codes, observation) in counted.drain(..) {
-                let group = match groups.get(&codes) {
-                    Some(&g) => g,
+                let cached = last_group.filter(|(c, _)| *c == codes).map(|(_, g)| g);
+                let group = match cached.or_else(|| groups.get(&codes).copied()) {
+                    Some(g) => g,
                     None => {
                         let by = self
                             .by
@@ -337,6 +382,7 @@ impl MetricsScan {
                         out.groups.len() - 1
                     }
                 };
+                last_group = Some((codes, group));
                 if let Some(g) = out.groups.get_mut(group) {
                     g.observations.push(observation);
                 }
@@ -350,9 +396,13 @@ impl MetricsScan {
 struct Values<'d> {
     dict: &'d Dict<'d>,
     /// Per span-attribute key named by a field: its `d+1` in this page (`None`: absent).
-    keys: HashMap<String, Option<u64>>,
+    /// A handful of keys: a linear search beats hashing the key per span.
+    keys: Vec<(String, Option<u64>)>,
     /// Resources decoded, by `d+1`.
     resources: HashMap<u64, Option<Resource>>,
+    /// Per resource key a field names: the code of each resource `d+1` asked for (a
+    /// resource's value is read once per page, not per span).
+    resource_codes: Vec<(String, crate::hash::IdMap<u64, u64>)>,
     /// Attribute values decoded, by `d+1`.
     any: HashMap<u64, Option<Value>>,
 }
@@ -363,16 +413,19 @@ const RESOURCE_CODE: u64 = 1 << 63;
 
 impl<'d> Values<'d> {
     fn new(scan: &MetricsScan, dict: &'d Dict<'d>) -> Values<'d> {
-        let mut keys = HashMap::new();
+        let mut keys: Vec<(String, Option<u64>)> = Vec::new();
         for field in scan.by.iter().chain(scan.value.iter()) {
             if let ColField::Span(k) | ColField::Unscoped(k) = field {
-                keys.insert(k.clone(), dict.find(k.as_bytes()));
+                if !keys.iter().any(|(known, _)| known == k) {
+                    keys.push((k.clone(), dict.find(k.as_bytes())));
+                }
             }
         }
         Values {
             dict,
             keys,
             resources: HashMap::new(),
+            resource_codes: Vec::new(),
             any: HashMap::new(),
         }
     }
@@ -380,7 +433,11 @@ impl<'d> Values<'d> {
     /// The `d+1` of the span's first attribute `key` (0: none); `None` when a KeyValue of
     /// unusual shape could be it.
     fn span_code(&self, key: &str, span: &SpanRow, attrs: &[(u64, u64)]) -> Option<u64> {
-        let wanted = self.keys.get(key).copied().flatten();
+        let wanted = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, code)| *code);
         let rows = attrs
             .get(span.attrs_start..span.attrs_end)
             .unwrap_or_default();
@@ -423,15 +480,50 @@ impl<'d> Values<'d> {
         }
     }
 
+    /// An unscoped field: the span's attribute, else the resource's (`rs_code`, from
+    /// [`Self::resource_code`]).
+    fn unscoped_code(
+        &mut self,
+        key: &str,
+        span: &SpanRow,
+        attrs: &[(u64, u64)],
+        rs_code: Option<u64>,
+    ) -> Option<u64> {
+        let code = self.span_code(key, span, attrs)?;
+        if code != 0 && !self.attr_value(code)?.is_nil() {
+            return Some(code);
+        }
+        rs_code
+    }
+
     /// Resources group by their `d+1` when they hold the key (the value is read once per
     /// resource), else as nil (0).
     fn resource_code(&mut self, key: &str, resource: u64) -> Option<u64> {
+        let slot = match self.resource_codes.iter().position(|(k, _)| k == key) {
+            Some(slot) => slot,
+            None => {
+                self.resource_codes
+                    .push((key.to_string(), Default::default()));
+                self.resource_codes.len() - 1
+            }
+        };
+        if let Some(code) = self
+            .resource_codes
+            .get(slot)
+            .and_then(|(_, codes)| codes.get(&resource))
+        {
+            return Some(*code);
+        }
         let value = self.resource_value(key, resource)?;
-        Some(if value.is_nil() {
+        let code = if value.is_nil() {
             0
         } else {
             resource | RESOURCE_CODE
-        })
+        };
+        if let Some((_, codes)) = self.resource_codes.get_mut(slot) {
+            codes.insert(resource, code);
+        }
+        Some(code)
     }
 
     fn resource_value(&mut self, key: &str, resource: u64) -> Option<Value> {

@@ -137,7 +137,14 @@ fn columns_count_the_spans_the_evaluator_counts() {
                 "{text_query}: the corpus counts no span"
             );
             assert_eq!(got.len(), expected.len(), "{text_query} in {start}..{end}");
-            assert_eq!(got, expected, "{text_query} in {start}..{end}");
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
+                panic!(
+                    "{text_query} in {start}..{end}: span {i} of {}: got {:?}, want {:?}",
+                    got.len(),
+                    got[i],
+                    expected[i]
+                );
+            }
             eprintln!(
                 "{text_query}: {} spans, {exact_traces} traces evaluated exactly",
                 got.len()
