@@ -485,7 +485,10 @@ fn status_parts(status: &[u8]) -> Option<(u8, &[u8])> {
     Some((code as u8, message.unwrap_or_default()))
 }
 
-/// The string value of `service.name` in an encoded Resource, if any.
+/// The string value of `service.name` in an encoded Resource, when it is unambiguous: one
+/// `service.name` attribute whose value is exactly one `string_value` field. Then it is the
+/// value the evaluator reads (the first attribute of the key), and `RS_SERVICE` can stand
+/// for it; anything else (no such attribute, a second one, another type) is `None`.
 fn service_name(resource: &[u8]) -> Option<&[u8]> {
     let mut found = None;
     let mut at = 0;
@@ -498,22 +501,32 @@ fn service_name(resource: &[u8]) -> Option<&[u8]> {
         else {
             continue;
         };
-        if let Attr::Split {
-            key: b"service.name",
-            value: Some(value),
-        } = attribute(kv)
-        {
-            let mut at = 0;
-            while let Some(field) = next_field(value, &mut at) {
-                if let Some(Field {
-                    number: 1,
-                    value: Wire::Bytes(name),
-                    ..
-                }) = field
-                {
-                    found = Some(name);
+        match attribute(kv) {
+            Attr::Split {
+                key: b"service.name",
+                value,
+            } => {
+                if found.is_some() {
+                    return None;
                 }
+                let value = value?;
+                let mut at = 0;
+                let mut name = None;
+                while let Some(field) = next_field(value, &mut at) {
+                    match field? {
+                        Field {
+                            number: 1,
+                            value: Wire::Bytes(text),
+                            ..
+                        } if name.is_none() => name = Some(text),
+                        _ => return None,
+                    }
+                }
+                found = Some(name?);
             }
+            Attr::Split { .. } => {}
+            // A KeyValue of unusual shape could be a service.name.
+            _ => return None,
         }
     }
     found

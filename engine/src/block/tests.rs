@@ -514,3 +514,53 @@ fn fuzz_entry_point_survives_mutations() {
         fuzz_block_read(&bad);
     }
 }
+
+/// `RS_SERVICE` holds a resource's `service.name` only when it is unambiguous (one attribute
+/// of the key, a plain string), so that it is the value the evaluator reads.
+#[test]
+fn service_column_holds_unambiguous_names_only() {
+    let resource = |attributes: Vec<KeyValue>| {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes,
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: trace_id(0).0.to_vec(),
+                        span_id: vec![1; 8],
+                        start_time_unix_nano: 1,
+                        end_time_unix_nano: 2,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batch = otlp::split_export(&request.encode_to_vec()).unwrap();
+        let mut writer = BlockWriter::new();
+        writer.add_trace(trace_id(0), &batch[0].payload);
+        let (data, _) = writer.finish();
+        let index = open_bytes(&data).unwrap();
+        let view = PageView::decode(page_bytes(&data, &index.pages[0]).unwrap()).unwrap();
+        let service = varints(&view, page::RS_SERVICE);
+        let lens = view.column(page::DICT_LENS).unwrap();
+        let bytes = view.column(page::DICT_BYTES).unwrap();
+        let dict = page::Dict::decode(&lens, &bytes).unwrap();
+        dict.optional(service[0]).unwrap().map(|b| b.to_vec())
+    };
+    let name = |s: &str| kv("service.name", Value::StringValue(s.to_string()));
+    assert_eq!(resource(vec![name("a")]), Some(b"a".to_vec()));
+    assert_eq!(
+        resource(vec![kv("x", Value::IntValue(1)), name("a")]),
+        Some(b"a".to_vec())
+    );
+    assert_eq!(resource(vec![name("a"), name("b")]), None);
+    assert_eq!(resource(vec![kv("service.name", Value::IntValue(7))]), None);
+    assert_eq!(
+        resource(vec![kv("other", Value::StringValue("a".into()))]),
+        None
+    );
+}

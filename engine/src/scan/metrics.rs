@@ -148,6 +148,15 @@ impl MetricsScan {
         } else {
             None
         };
+        // `service.name` from `RS_SERVICE` where the page builder found it unambiguous.
+        let wants_service = reads(
+            &|f| matches!(f, ColField::Resource(k) | ColField::Unscoped(k) if k == SERVICE_NAME),
+        );
+        let rs_service = if wants_service {
+            Some(col(page::RS_SERVICE, &mut out)?)
+        } else {
+            None
+        };
         let rs_scopes = col(page::RS_SCOPES, &mut out)?;
         let ss_spans = col(page::SS_SPANS, &mut out)?;
         let span_start = col(page::SPAN_START, &mut out)?;
@@ -206,6 +215,9 @@ impl MetricsScan {
         let mut rs_resource = rs_resource
             .as_ref()
             .map(|c| Varints::new(c, page::RS_RESOURCE));
+        let mut rs_service = rs_service
+            .as_ref()
+            .map(|c| Varints::new(c, page::RS_SERVICE));
         let mut rs_scopes = Varints::new(&rs_scopes, page::RS_SCOPES);
         let mut ss_spans = Varints::new(&ss_spans, page::SS_SPANS);
         let mut span_start = Varints::new(&span_start, page::SPAN_START);
@@ -246,11 +258,19 @@ impl MetricsScan {
                     Some(r) => r.next()?,
                     None => 0,
                 };
+                let service = match &mut rs_service {
+                    Some(r) => r.next()?,
+                    None => 0,
+                };
                 // Resource-level grouping codes, once per resource row.
                 let mut codes = [None::<u64>; CODES_MAX];
                 for (field, code) in self.by.iter().zip(codes.iter_mut()) {
                     if let ColField::Resource(key) | ColField::Unscoped(key) = field {
-                        *code = values.resource_code(key, resource);
+                        *code = if service != 0 && key == SERVICE_NAME {
+                            Some(service | SERVICE_CODE)
+                        } else {
+                            values.resource_code(key, resource)
+                        };
                     }
                 }
                 rs_codes.push((resource, codes));
@@ -361,7 +381,10 @@ impl MetricsScan {
                 continue;
             }
             for (codes, observation) in counted.drain(..) {
-                let cached = last_group.filter(|(c, _)| *c == codes).map(|(_, g)| g);
+                // Element by element: `==` on the array calls memcmp.
+                let cached = last_group
+                    .filter(|(c, _)| c.iter().zip(&codes).all(|(a, b)| a == b))
+                    .map(|(_, g)| g);
                 let group = match cached.or_else(|| groups.get(&codes).copied()) {
                     Some(g) => g,
                     None => {
@@ -410,6 +433,9 @@ struct Values<'d> {
 /// Code spaces: an unscoped field's code says whether it came from the span or the
 /// resource (top bit set).
 const RESOURCE_CODE: u64 = 1 << 63;
+/// Codes of `service.name` values read from `RS_SERVICE` (a string's `d+1`).
+const SERVICE_CODE: u64 = 1 << 62;
+const SERVICE_NAME: &str = "service.name";
 
 impl<'d> Values<'d> {
     fn new(scan: &MetricsScan, dict: &'d Dict<'d>) -> Values<'d> {
@@ -579,6 +605,9 @@ impl<'d> Values<'d> {
             ColField::Resource(key) | ColField::Unscoped(key) => {
                 if code == 0 {
                     Some(Value::Nil)
+                } else if code & SERVICE_CODE != 0 {
+                    let bytes = self.dict.optional(code & !SERVICE_CODE).ok()??;
+                    Some(Value::Str(std::str::from_utf8(bytes).ok()?.to_string()))
                 } else if code & RESOURCE_CODE != 0 {
                     self.resource_value(key, code & !RESOURCE_CODE)
                 } else {
