@@ -385,10 +385,11 @@ pub fn fuzz_parity(data: &[u8]) {
             let value = a
                 .value
                 .map(|bytes| AnyValue::decode(bytes).expect("prost decoded it inside the trace"));
+            // Compared encoded: a NaN double is not equal to itself.
             assert_eq!(
-                value.as_ref(),
-                kv.value.as_ref(),
-                "{what}: value of {}",
+                value.as_ref().map(Message::encode_to_vec),
+                kv.value.as_ref().map(Message::encode_to_vec),
+                "{what}: value of {}: {value:?}",
                 kv.key
             );
         }

@@ -3,6 +3,9 @@
 //! types of known fields, UTF-8 of strings, nesting depth. Field numbers and types are those
 //! of opentelemetry-proto v1.x (`common.proto`, `resource.proto`, `trace.proto`) as compiled
 //! into the `opentelemetry-proto` 0.33 crate; unknown fields are skipped by wire type.
+//! The walker (`check_message`) serves `walk`, which names errors; `fast` reads the same
+//! tables for the fields it has no loop of its own for, and computes the keys its loops match
+//! from them ([`Schema::key`], [`Schema::child`]), so both follow one definition.
 //!
 //! Architecture Invariant: a message that passes `check_message` is accepted by prost's
 //! decoder for the same type: every rule prost enforces is checked here (wire types of known
@@ -55,6 +58,43 @@ impl Schema {
         let spec = self.fields.get(usize::from(index))?;
         Some((usize::from(index), spec))
     }
+
+    /// The kind of field `number`, if the schema knows it.
+    pub fn kind(&self, number: u32) -> Option<&Kind> {
+        self.field(number).map(|(_, spec)| &spec.kind)
+    }
+
+    /// The key (the tag varint, `number << 3 | wire type`) that field `number` has when its
+    /// wire type is that of its kind, for code that matches fields on their key. Meant for
+    /// constants: a field the schema does not know, or of another kind, fails the build.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "compile-time only: an index out of range fails the build, never a request"
+    )]
+    pub const fn key(&self, number: u32, kind: KindName) -> u64 {
+        let index = self.by_number[number as usize];
+        assert!(index != NOT_IN_SCHEMA, "field not in the schema");
+        let field_kind = &self.fields[index as usize].kind;
+        assert!(
+            field_kind.name() as u8 == kind as u8,
+            "field of another kind"
+        );
+        (number as u64) << 3 | field_kind.wire_type()
+    }
+
+    /// The schema of message field `number`. Meant for constants, like [`Schema::key`].
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "compile-time only: an index out of range fails the build, never a request"
+    )]
+    pub const fn child(&self, number: u32) -> &'static Schema {
+        let index = self.by_number[number as usize];
+        assert!(index != NOT_IN_SCHEMA, "field not in the schema");
+        match self.fields[index as usize].kind {
+            Kind::Message(schema) => schema,
+            _ => panic!("not a message field"),
+        }
+    }
 }
 
 pub struct FieldSpec {
@@ -73,6 +113,40 @@ pub enum Kind {
     Fixed64,
     Fixed32,
     Message(&'static Schema),
+}
+
+/// The kinds without their payload, for [`Schema::key`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum KindName {
+    String,
+    Bytes,
+    Varint,
+    Fixed64,
+    Fixed32,
+    Message,
+}
+
+impl Kind {
+    const fn name(&self) -> KindName {
+        match self {
+            Kind::String => KindName::String,
+            Kind::Bytes => KindName::Bytes,
+            Kind::Varint => KindName::Varint,
+            Kind::Fixed64 => KindName::Fixed64,
+            Kind::Fixed32 => KindName::Fixed32,
+            Kind::Message(_) => KindName::Message,
+        }
+    }
+
+    /// The wire type a field of this kind has, as its bits in a key.
+    const fn wire_type(&self) -> u64 {
+        match self {
+            Kind::Varint => 0,
+            Kind::Fixed64 => 1,
+            Kind::String | Kind::Bytes | Kind::Message(_) => 2,
+            Kind::Fixed32 => 5,
+        }
+    }
 }
 
 const fn one(number: u32, name: &'static str, kind: Kind) -> FieldSpec {

@@ -887,3 +887,229 @@ fn every_prefix_and_bit_flip_is_refused_or_decodes_with_prost() {
         mutated[index] ^= bit;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The fast path against the schema walk (`fuzz_split` asserts that both accept the same
+// requests and split them into equal batches).
+
+/// Both implementations on `request`: whether it was accepted.
+fn agree(request: &[u8]) -> bool {
+    fuzz_split(request);
+    let fast = fast::split(request).ok();
+    assert_eq!(fast, walk::split_export(request).ok());
+    fast.is_some()
+}
+
+/// Field values of every wire type, well and badly formed.
+fn probe_values(number: u32) -> Vec<Vec<u8>> {
+    let kv = [len(1, b"k"), len(2, &len(1, b"v"))].concat();
+    let mut values = vec![
+        varint(number, 0),
+        varint(number, u64::MAX),
+        [key(number, 0), vec![0xFF; 10], vec![0x02]].concat(),
+        [key(number, 0), vec![0x80]].concat(),
+        fixed64(number, 7),
+        [key(number, 1), vec![1, 2, 3]].concat(),
+        [key(number, 5), vec![1, 2, 3, 4]].concat(),
+        [key(number, 5), vec![1, 2]].concat(),
+        len(number, b""),
+        len(number, b"text"),
+        len(
+            number,
+            "caf\u{e9} \u{2713} and a string longer than thirty-two bytes".as_bytes(),
+        ),
+        len(number, b"ok\xFF"),
+        len(number, b"\xC0\x80"),
+        len(number, &[0xFF; 40]),
+        len(number, &kv),
+        len(number, &len(1, &kv)),
+        len(number, &len(2, &len(1, b"\xFF"))),
+        len(number, &[0xFF, 0xFF]),
+        len(number, &[0x0A, 9]),
+        len(number, &[0x0C]),
+        [key(number, 2), vec![9, 1]].concat(),
+        [key(number, 3), varint(1, 1), key(number, 4)].concat(),
+        [key(number, 3), key(number + 1, 4)].concat(),
+        [key(number, 3), varint(1, 1)].concat(),
+        key(number, 4),
+        key(number, 6),
+        key(number, 7),
+    ];
+    // The same key written with a redundant continuation byte.
+    let mut long_key = key(number, 2);
+    if let Some(last) = long_key.last_mut() {
+        *last |= 0x80;
+    }
+    long_key.push(0);
+    values.push([long_key, vec![2], b"ok".to_vec()].concat());
+    values
+}
+
+/// Builds a request with the given field inside one kind of message.
+type Context<'a> = dyn Fn(&[u8]) -> Vec<u8> + 'a;
+
+#[test]
+fn fast_path_agrees_with_the_walk_on_every_field_of_every_message() {
+    let good = minimal_span(1, 1);
+    let attribute = |value: &[u8]| len(9, &[len(1, b"k"), len(2, value)].concat());
+    let in_span = |extra: &[u8]| request_of(&[[good.clone(), extra.to_vec()].concat()]);
+    let scope_spans = |extra: &[u8]| len(1, &len(2, &[len(2, &good), extra.to_vec()].concat()));
+    let resource_spans = |extra: &[u8]| len(1, &[len(2, &len(2, &good)), extra.to_vec()].concat());
+    // Each context puts the probe field inside one kind of message.
+    let contexts: Vec<(&str, Box<Context<'_>>)> = vec![
+        (
+            "request",
+            Box::new(|probe| [resource_spans(b""), probe.to_vec()].concat()),
+        ),
+        ("ResourceSpans", Box::new(resource_spans)),
+        ("ScopeSpans", Box::new(scope_spans)),
+        ("Span", Box::new(in_span)),
+        ("KeyValue", Box::new(move |probe| in_span(&len(9, probe)))),
+        (
+            "AnyValue",
+            Box::new(move |probe| in_span(&attribute(probe))),
+        ),
+        (
+            "ArrayValue",
+            Box::new(move |probe| in_span(&attribute(&len(5, probe)))),
+        ),
+        (
+            "ArrayValue.values",
+            Box::new(move |probe| in_span(&attribute(&len(5, &len(1, probe))))),
+        ),
+        (
+            "KeyValueList",
+            Box::new(move |probe| in_span(&attribute(&len(6, probe)))),
+        ),
+        (
+            "KeyValueList.values",
+            Box::new(move |probe| in_span(&attribute(&len(6, &len(1, probe))))),
+        ),
+        ("Event", Box::new(move |probe| in_span(&len(11, probe)))),
+        (
+            "Event.attributes",
+            Box::new(move |probe| in_span(&len(11, &len(3, probe)))),
+        ),
+        ("Link", Box::new(move |probe| in_span(&len(13, probe)))),
+        ("Status", Box::new(move |probe| in_span(&len(15, probe)))),
+        (
+            "Resource",
+            Box::new(move |probe| resource_spans(&len(1, probe))),
+        ),
+        (
+            "Resource.attributes",
+            Box::new(move |probe| resource_spans(&len(1, &len(1, probe)))),
+        ),
+        (
+            "EntityRef",
+            Box::new(move |probe| resource_spans(&len(1, &len(3, probe)))),
+        ),
+        (
+            "InstrumentationScope",
+            Box::new(move |probe| scope_spans(&len(1, probe))),
+        ),
+        (
+            "InstrumentationScope.attributes",
+            Box::new(move |probe| scope_spans(&len(1, &len(3, probe)))),
+        ),
+    ];
+    for (name, context) in &contexts {
+        let (mut accepted, mut refused) = (0, 0);
+        for number in (1..=18).chain([1000, (1 << 29) - 1]) {
+            for value in probe_values(number) {
+                if agree(&context(&value)) {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            accepted > 0 && refused > 0,
+            "{name}: {accepted} accepted, {refused} refused"
+        );
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_the_walk_on_mutated_requests() {
+    // Many traces (past the linear scan), repeated resources and scopes, unknown fields.
+    let mut request = realistic_request();
+    for (index, rs) in request.resource_spans.iter_mut().enumerate() {
+        for ss in &mut rs.scope_spans {
+            for span in &mut ss.spans {
+                span.trace_id[0] = index as u8;
+                span.trace_id[1] = span.span_id[1];
+            }
+        }
+    }
+    let traces: Vec<u8> = (1..=40).collect();
+    request.resource_spans.push(ResourceSpans {
+        resource: resource("many"),
+        scope_spans: vec![scope_spans(
+            "s",
+            "url",
+            traces.iter().map(|&t| span(t, t % 3)).collect(),
+        )],
+        schema_url: "rs-url".into(),
+    });
+    let encoded = request.encode_to_vec();
+    let with_extras = [
+        encoded.clone(),
+        len(
+            1,
+            &[
+                len(1, &len(1, &[len(1, b"x"), len(2, b"")].concat())),
+                varint(9, 1),
+            ]
+            .concat(),
+        ),
+        encoded.clone(),
+    ]
+    .concat();
+    assert!(agree(&encoded));
+    assert!(agree(&with_extras));
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..3_000 {
+        let mut data = if next() % 2 == 0 {
+            encoded.clone()
+        } else {
+            with_extras.clone()
+        };
+        for _ in 0..1 + next() % 3 {
+            let at = next() % data.len();
+            match next() % 4 {
+                0 => data[at] ^= 1 << (next() % 8),
+                1 => data[at] = next() as u8,
+                2 => data.insert(at, next() as u8),
+                _ => {
+                    data.remove(at);
+                }
+            }
+        }
+        if agree(&data) {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[test]
+fn payloads_are_allocated_at_their_size() {
+    let batches = split_export(&realistic_request().encode_to_vec()).unwrap();
+    for batch in &batches {
+        assert_eq!(batch.payload.capacity(), batch.payload.len());
+    }
+}
