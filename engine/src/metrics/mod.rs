@@ -470,6 +470,8 @@ impl Partial {
             let labels = ctx.labels(&group.by);
             let key = prom_labels(&labels);
             let mut labels = Some(labels);
+            // The group's series, looked up (or made) at its first counted span.
+            let mut state: Option<&mut SeriesState> = None;
             for (o, x) in group.observations.iter().enumerate() {
                 if x.start_ns < request.start_ns || x.start_ns >= request.end_ns {
                     continue;
@@ -479,18 +481,18 @@ impl Partial {
                 else {
                     continue;
                 };
-                let state = match series.get_mut(&key) {
-                    Some(state) => state,
-                    None => {
-                        if !self.budget.admit() {
-                            break;
-                        }
-                        series.entry(key.clone()).or_insert_with(|| SeriesState {
-                            labels: labels.take().unwrap_or_default(),
-                            cells: ctx.op.cells(ctx.grid.intervals),
-                            exemplars: Vec::new(),
-                        })
+                if state.is_none() {
+                    if !series.contains_key(&key) && !self.budget.admit() {
+                        break;
                     }
+                    state = Some(series.entry(key.clone()).or_insert_with(|| SeriesState {
+                        labels: labels.take().unwrap_or_default(),
+                        cells: ctx.op.cells(ctx.grid.intervals),
+                        exemplars: Vec::new(),
+                    }));
+                }
+                let Some(state) = state.as_deref_mut() else {
+                    break;
                 };
                 if !state
                     .cells
