@@ -16,10 +16,11 @@ cargo build --release -p allegro-bench --bin results
 cargo run --release -q -p allegro-bench --bin results -- "$@"
 # Recorded parts that take minutes or a profiler to produce are appended, each marked as
 # such: sustained ingest across head cuts (bench/sustained.sh), the block store at ~10M spans (bench/blocks_e2e.sh), search at ~10M spans
-# (bench/search_e2e.sh, and FLUSH=0 for live traces) and the profile behind missed ingest targets (bench/PROFILE.md;
+# (bench/search_e2e.sh, and FLUSH=0 for live traces), TraceQL metrics at ~10M spans
+# (bench/metrics_e2e.sh) and the profile behind missed ingest targets (bench/PROFILE.md;
 # export latency at a fixed rate beside another build: bench/latency.sh).
 if ! printf '%s\n' "$@" | grep -q -- '--out'; then
-  for part in bench/SUSTAINED.md bench/SUSTAINED_2SHARDS.md bench/BLOCKS.md bench/SEARCH.md bench/SEARCH_LIVE.md bench/PROFILE.md; do
+  for part in bench/SUSTAINED.md bench/SUSTAINED_2SHARDS.md bench/BLOCKS.md bench/SEARCH.md bench/SEARCH_LIVE.md bench/METRICS.md bench/PROFILE.md; do
     [ -f "$part" ] && { printf '\n' >> bench/RESULTS.md; sed '1s/^# /## /' "$part" >> bench/RESULTS.md; }
   done
 fi

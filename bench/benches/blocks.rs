@@ -5,7 +5,11 @@
 //!   prost's decode of the same payloads (the first format filled its columns that way);
 //! - bloom filter probe of a block's trace IDs, present against absent;
 //! - trace lookup in a block held in memory (bloom, index, page CRC, decompress, rebuild one
-//!   trace), against the decompression of that page's bytes alone.
+//!   trace), against the decompression of that page's bytes alone;
+//! - TraceQL metrics from the page columns (`scan::MetricsScan` then `Partial::observe_groups`,
+//!   what a shard does per page of a metrics query), in spans per second, against the
+//!   decompression of every column of the same pages and prost's decode of the payloads
+//!   (what evaluating rebuilt traces would start with).
 //!
 //! The bytes per span of the built block are printed as a note (the store's size goal).
 
@@ -99,7 +103,7 @@ fn run(config: &Config, report: &mut Report) {
         suite: SUITE,
         title: "block build (payload MB/s per core)".to_string(),
         subject: writer,
-        baselines: vec![memcpy, prost],
+        baselines: vec![memcpy, prost.clone()],
     });
 
     let mut bloom = Bloom::with_capacity(traces.len() as u64);
@@ -137,6 +141,8 @@ fn run(config: &Config, report: &mut Report) {
         baselines: vec![miss],
     });
 
+    metrics_scans(config, report, &data, &index, spans, &prost);
+
     let sample: Vec<TraceId> = ids.iter().step_by(7).copied().collect();
     let lookups = sample.len() as u64;
     let lookup = Case::run(config, "find_in_bytes", 0, lookups, "lookup", |n| {
@@ -170,4 +176,79 @@ fn run(config: &Config, report: &mut Report) {
         subject: lookup,
         baselines: vec![crc],
     });
+}
+
+fn metrics_scans(
+    config: &Config,
+    report: &mut Report,
+    data: &[u8],
+    index: &block::BlockIndex,
+    spans: u64,
+    prost: &Case,
+) {
+    use allegro_engine::metrics::{MetricsRequest, Partial};
+    use allegro_engine::scan::MetricsScan;
+    let pages: Vec<&[u8]> = index
+        .pages
+        .iter()
+        .map(|entry| block::page_bytes(data, entry).expect("in file"))
+        .collect();
+    let decompress = Case::run(config, "decompress every column", 0, spans, "span", |n| {
+        for _ in 0..n {
+            for bytes in &pages {
+                let page = block::PageView::decode(bytes).expect("decodes");
+                for (id, _, _) in page.column_sizes() {
+                    black_box(page.column(id).expect("decompresses"));
+                }
+            }
+        }
+    });
+    // An hour in 60 steps, as Grafana asks, ending after the block's last span.
+    let end_ns = index
+        .pages
+        .iter()
+        .map(|p| p.max_end_unix_nanos)
+        .max()
+        .unwrap_or(0)
+        + 60_000_000_000;
+    for text in [
+        "{ } | count_over_time()",
+        "{ } | rate() by (resource.service.name)",
+        "{ } | quantile_over_time(duration, .99)",
+        "{ status = error } | rate() by (resource.service.name)",
+    ] {
+        let query = allegro_engine::traceql::compile(text).expect("compiles");
+        let scan = MetricsScan::new(&query).expect("answered from columns");
+        let request = MetricsRequest::new(
+            query,
+            end_ns - 3_600_000_000_000,
+            end_ns,
+            60_000_000_000,
+            100,
+        )
+        .expect("a valid request");
+        let mut counted = 0;
+        let case = Case::run(config, "MetricsScan + observe_groups", 0, spans, "span", |n| {
+            for _ in 0..n {
+                let mut partial = Partial::new(&request);
+                for bytes in &pages {
+                    let page = block::PageView::decode(bytes).expect("decodes");
+                    let ids = page.trace_ids().expect("ids");
+                    let found = scan
+                        .scan(&page, request.start_ns, request.end_ns, &|_| false)
+                        .expect("scans");
+                    partial.observe_groups(&request, &ids, &found.groups);
+                }
+                counted = partial.spans();
+                black_box(partial);
+            }
+        });
+        assert!(counted > 0, "{text}: no span counted");
+        report.line(Line {
+            suite: SUITE,
+            title: format!("metrics from page columns: {text}"),
+            subject: case,
+            baselines: vec![decompress.clone(), prost.clone()],
+        });
+    }
 }
