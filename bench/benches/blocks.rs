@@ -228,21 +228,28 @@ fn metrics_scans(
         )
         .expect("a valid request");
         let mut counted = 0;
-        let case = Case::run(config, "MetricsScan + observe_groups", 0, spans, "span", |n| {
-            for _ in 0..n {
-                let mut partial = Partial::new(&request);
-                for bytes in &pages {
-                    let page = block::PageView::decode(bytes).expect("decodes");
-                    let ids = page.trace_ids().expect("ids");
-                    let found = scan
-                        .scan(&page, request.start_ns, request.end_ns, &|_| false)
-                        .expect("scans");
-                    partial.observe_groups(&request, &ids, &found.groups);
+        let case = Case::run(
+            config,
+            "MetricsScan + observe_groups",
+            0,
+            spans,
+            "span",
+            |n| {
+                for _ in 0..n {
+                    let mut partial = Partial::new(&request);
+                    for bytes in &pages {
+                        let page = block::PageView::decode(bytes).expect("decodes");
+                        let ids = page.trace_ids().expect("ids");
+                        let found = scan
+                            .scan(&page, request.start_ns, request.end_ns, &|_| false)
+                            .expect("scans");
+                        partial.observe_groups(&request, &ids, &found.groups);
+                    }
+                    counted = partial.spans();
+                    black_box(partial);
                 }
-                counted = partial.spans();
-                black_box(partial);
-            }
-        });
+            },
+        );
         assert!(counted > 0, "{text}: no span counted");
         report.line(Line {
             suite: SUITE,
