@@ -572,63 +572,31 @@ impl Plan {
         let dict_bytes = col(page::DICT_BYTES, &mut scan)?;
         let dict = Dict::decode(&dict_lens, &dict_bytes)?;
         let reads = |f: &dyn Fn(&ColField) -> bool| self.atoms.iter().any(|a| f(&a.field));
-        let spans = view.span_count as usize;
         let wants_attrs = reads(&|f| matches!(f, ColField::Span(_) | ColField::Unscoped(_)));
         let wants_name = reads(&|f| matches!(f, ColField::Name | ColField::RootName));
         let wants_times = reads(&|f| matches!(f, ColField::Duration | ColField::TraceDuration))
             || self.min_duration_ns > 0
             || self.max_duration_ns > 0;
         let wants_root = reads(&|f| matches!(f, ColField::RootName | ColField::RootService));
-        let status = if reads(&|f| *f == ColField::Status) {
-            Some(col(page::SPAN_STATUS, &mut scan)?)
-        } else {
-            None
-        };
-        let kind = if reads(&|f| *f == ColField::Kind) {
-            Some(col(page::SPAN_KIND, &mut scan)?)
-        } else {
-            None
-        };
-        if status.as_ref().is_some_and(|c| c.len() != spans)
-            || kind.as_ref().is_some_and(|c| c.len() != spans)
-        {
-            return Err(BlockError::Malformed(
-                "span status or kind column does not match the span count".into(),
-            ));
-        }
-        let optional = |wanted: bool, id: u8, scan: &mut PageScan| -> Result<_, BlockError> {
-            if wanted {
-                Ok(Some(col(id, scan)?))
-            } else {
-                Ok(None)
-            }
-        };
-        let names = optional(wants_name, page::SPAN_NAME, &mut scan)?;
-        let starts = optional(wants_times, page::SPAN_START, &mut scan)?;
-        let durations = optional(wants_times, page::SPAN_DURATION, &mut scan)?;
-        let parents = optional(wants_root, page::SPAN_PARENT, &mut scan)?;
-        let span_attrs = optional(wants_attrs, page::SPAN_ATTRS, &mut scan)?;
-        let attr_keys = optional(wants_attrs, page::ATTR_KEY, &mut scan)?;
-        let attr_values = optional(wants_attrs, page::ATTR_VALUE, &mut scan)?;
-        let mut names = names.as_ref().map(|c| Varints::new(c, page::SPAN_NAME));
-        let mut starts = starts.as_ref().map(|c| Varints::new(c, page::SPAN_START));
-        let mut durations = durations
-            .as_ref()
-            .map(|c| Varints::new(c, page::SPAN_DURATION));
-        let mut parents = parents.as_ref().map(|c| Varints::new(c, page::SPAN_PARENT));
-        let mut span_attrs = span_attrs
-            .as_ref()
-            .map(|c| Varints::new(c, page::SPAN_ATTRS));
-        let mut attr_keys = attr_keys.as_ref().map(|c| Varints::new(c, page::ATTR_KEY));
-        let mut attr_values = attr_values
-            .as_ref()
-            .map(|c| Varints::new(c, page::ATTR_VALUE));
+        let columns = SpanColumns::read(
+            view,
+            SpanWants {
+                status: reads(&|f| *f == ColField::Status),
+                kind: reads(&|f| *f == ColField::Kind),
+                name: wants_name,
+                start: wants_times,
+                duration: wants_times,
+                parent: wants_root,
+                attrs: wants_attrs,
+            },
+            &mut scan.bytes,
+        )?;
+        let mut span_rows = columns.rows();
         let mut page_ctx = PageCtx::new(self, &dict);
         let mut trace_rs = Varints::new(&trace_rs, page::TRACE_RS);
         let mut rs_resource = Varints::new(&rs_resource, page::RS_RESOURCE);
         let mut rs_scopes = Varints::new(&rs_scopes, page::RS_SCOPES);
         let mut ss_spans = Varints::new(&ss_spans, page::SS_SPANS);
-        let mut row = 0usize;
         let mut rows: Vec<SpanRow> = Vec::new();
         let mut attrs: Vec<(u64, u64)> = Vec::new();
         let mut exists = vec![false; self.filters.len()];
@@ -652,38 +620,7 @@ impl Plan {
                 let resource = rs_resource.next()?;
                 for _ in 0..rs_scopes.next()? {
                     for _ in 0..ss_spans.next()? {
-                        let mut span = SpanRow {
-                            resource,
-                            status: status
-                                .as_ref()
-                                .and_then(|c| c.get(row).copied())
-                                .unwrap_or(page::STATUS_ABSENT),
-                            kind: kind.as_ref().and_then(|c| c.get(row).copied()).unwrap_or(0),
-                            ..SpanRow::default()
-                        };
-                        row += 1;
-                        if row > spans {
-                            return Err(BlockError::Malformed("more span rows than spans".into()));
-                        }
-                        if let Some(names) = &mut names {
-                            span.name = names.next()?;
-                        }
-                        if let (Some(starts), Some(durations)) = (&mut starts, &mut durations) {
-                            span.start = starts.next()?;
-                            span.duration = page::unzigzag(durations.next()?);
-                        }
-                        if let Some(parents) = &mut parents {
-                            span.is_root = parents.next()? == 0;
-                        }
-                        if let (Some(counts), Some(keys), Some(values)) =
-                            (&mut span_attrs, &mut attr_keys, &mut attr_values)
-                        {
-                            span.attrs_start = attrs.len();
-                            for _ in 0..counts.next()? {
-                                attrs.push((keys.next()?, values.next()?));
-                            }
-                            span.attrs_end = attrs.len();
-                        }
+                        let span = span_rows.next(resource, &mut attrs)?;
                         rows.push(span);
                     }
                 }
@@ -747,6 +684,145 @@ impl Plan {
                 self.judge(l, exists, counts, strong) || self.judge(r, exists, counts, strong)
             }
         }
+    }
+}
+
+/// Which span columns a scan reads.
+#[derive(Clone, Copy, Default)]
+struct SpanWants {
+    status: bool,
+    kind: bool,
+    name: bool,
+    start: bool,
+    duration: bool,
+    parent: bool,
+    attrs: bool,
+}
+
+/// The span columns a scan reads, decompressed ([`SpanWants`]; the others are `None`).
+struct SpanColumns<'a> {
+    spans: usize,
+    status: Option<std::borrow::Cow<'a, [u8]>>,
+    kind: Option<std::borrow::Cow<'a, [u8]>>,
+    name: Option<std::borrow::Cow<'a, [u8]>>,
+    start: Option<std::borrow::Cow<'a, [u8]>>,
+    duration: Option<std::borrow::Cow<'a, [u8]>>,
+    parent: Option<std::borrow::Cow<'a, [u8]>>,
+    attrs: Option<[std::borrow::Cow<'a, [u8]>; 3]>,
+}
+
+impl<'a> SpanColumns<'a> {
+    /// Decompresses the wanted columns, adding their bytes to `bytes`.
+    fn read(view: &PageView<'a>, wants: SpanWants, bytes: &mut u64) -> Result<Self, BlockError> {
+        let mut col = |wanted: bool, id: u8| -> Result<_, BlockError> {
+            if !wanted {
+                return Ok(None);
+            }
+            let c = view.column(id)?;
+            *bytes += c.len() as u64;
+            Ok(Some(c))
+        };
+        let spans = view.span_count as usize;
+        let status = col(wants.status, page::SPAN_STATUS)?;
+        let kind = col(wants.kind, page::SPAN_KIND)?;
+        if status.as_ref().is_some_and(|c| c.len() != spans)
+            || kind.as_ref().is_some_and(|c| c.len() != spans)
+        {
+            return Err(BlockError::Malformed(
+                "span status or kind column does not match the span count".into(),
+            ));
+        }
+        let attrs = match (
+            col(wants.attrs, page::SPAN_ATTRS)?,
+            col(wants.attrs, page::ATTR_KEY)?,
+            col(wants.attrs, page::ATTR_VALUE)?,
+        ) {
+            (Some(counts), Some(keys), Some(values)) => Some([counts, keys, values]),
+            _ => None,
+        };
+        Ok(SpanColumns {
+            spans,
+            status,
+            kind,
+            name: col(wants.name, page::SPAN_NAME)?,
+            start: col(wants.start, page::SPAN_START)?,
+            duration: col(wants.duration, page::SPAN_DURATION)?,
+            parent: col(wants.parent, page::SPAN_PARENT)?,
+            attrs,
+        })
+    }
+
+    fn rows(&self) -> SpanRows<'_> {
+        fn v<'c>(c: &'c Option<std::borrow::Cow<'_, [u8]>>, id: u8) -> Option<Varints<'c>> {
+            c.as_deref().map(|c| Varints::new(c, id))
+        }
+        SpanRows {
+            columns: self,
+            row: 0,
+            name: v(&self.name, page::SPAN_NAME),
+            start: v(&self.start, page::SPAN_START),
+            duration: v(&self.duration, page::SPAN_DURATION),
+            parent: v(&self.parent, page::SPAN_PARENT),
+            attrs: self.attrs.as_ref().map(|[counts, keys, values]| {
+                [
+                    Varints::new(counts, page::SPAN_ATTRS),
+                    Varints::new(keys, page::ATTR_KEY),
+                    Varints::new(values, page::ATTR_VALUE),
+                ]
+            }),
+        }
+    }
+}
+
+/// Span rows in page order, from [`SpanColumns`].
+struct SpanRows<'c> {
+    columns: &'c SpanColumns<'c>,
+    row: usize,
+    name: Option<Varints<'c>>,
+    start: Option<Varints<'c>>,
+    duration: Option<Varints<'c>>,
+    parent: Option<Varints<'c>>,
+    attrs: Option<[Varints<'c>; 3]>,
+}
+
+impl SpanRows<'_> {
+    /// The next span row, of resource `resource`; its attribute rows are appended to
+    /// `attrs`. `start` is relative to its trace's start. Fields whose columns were not read
+    /// keep their defaults.
+    fn next(&mut self, resource: u64, attrs: &mut Vec<(u64, u64)>) -> Result<SpanRow, BlockError> {
+        let row = self.row;
+        self.row += 1;
+        if self.row > self.columns.spans {
+            return Err(BlockError::Malformed("more span rows than spans".into()));
+        }
+        let byte =
+            |c: &Option<std::borrow::Cow<'_, [u8]>>| c.as_ref().and_then(|c| c.get(row).copied());
+        let mut span = SpanRow {
+            resource,
+            status: byte(&self.columns.status).unwrap_or(page::STATUS_ABSENT),
+            kind: byte(&self.columns.kind).unwrap_or(0),
+            ..SpanRow::default()
+        };
+        if let Some(names) = &mut self.name {
+            span.name = names.next()?;
+        }
+        if let Some(starts) = &mut self.start {
+            span.start = starts.next()?;
+        }
+        if let Some(durations) = &mut self.duration {
+            span.duration = page::unzigzag(durations.next()?);
+        }
+        if let Some(parents) = &mut self.parent {
+            span.is_root = parents.next()? == 0;
+        }
+        if let Some([counts, keys, values]) = &mut self.attrs {
+            span.attrs_start = attrs.len();
+            for _ in 0..counts.next()? {
+                attrs.push((keys.next()?, values.next()?));
+            }
+            span.attrs_end = attrs.len();
+        }
+        Ok(span)
     }
 }
 

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use super::{ColField, Cond, PageCtx, Plan, SpanRow, TraceInfo, Tri};
+use super::{ColField, Cond, PageCtx, Plan, SpanColumns, SpanRow, SpanWants, TraceInfo, Tri};
 use crate::block::page::{self, Dict, Varints};
 use crate::block::{BlockError, PageView};
 use crate::traceql::eval::{any_value, kind_from_code, Value};
@@ -134,7 +134,6 @@ impl MetricsScan {
                 || self.value.iter().any(f)
         };
         let traces = view.trace_count as usize;
-        let spans = view.span_count as usize;
         let form = col(page::TRACE_FORM, &mut out)?;
         let trace_start = col(page::TRACE_START, &mut out)?;
         let trace_rs = col(page::TRACE_RS, &mut out)?;
@@ -159,7 +158,6 @@ impl MetricsScan {
         };
         let rs_scopes = col(page::RS_SCOPES, &mut out)?;
         let ss_spans = col(page::SS_SPANS, &mut out)?;
-        let span_start = col(page::SPAN_START, &mut out)?;
         let (dict_lens, dict_bytes) = if wants_dict {
             (
                 col(page::DICT_LENS, &mut out)?,
@@ -169,47 +167,20 @@ impl MetricsScan {
             (Default::default(), Default::default())
         };
         let dict = Dict::decode(&dict_lens, &dict_bytes)?;
-        let optional = |wanted: bool, id: u8, out: &mut MetricsPage| -> Result<_, BlockError> {
-            if wanted {
-                Ok(Some(col(id, out)?))
-            } else {
-                Ok(None)
-            }
-        };
-        let status = optional(
-            reads(&|f| *f == ColField::Status),
-            page::SPAN_STATUS,
-            &mut out,
+        let columns = SpanColumns::read(
+            view,
+            SpanWants {
+                status: reads(&|f| *f == ColField::Status),
+                kind: reads(&|f| *f == ColField::Kind),
+                name: reads(&|f| *f == ColField::Name),
+                start: true,
+                duration: reads(&|f| *f == ColField::Duration),
+                parent: false,
+                attrs: reads(&|f| matches!(f, ColField::Span(_) | ColField::Unscoped(_))),
+            },
+            &mut out.bytes,
         )?;
-        let kind = optional(reads(&|f| *f == ColField::Kind), page::SPAN_KIND, &mut out)?;
-        if status.as_ref().is_some_and(|c| c.len() != spans)
-            || kind.as_ref().is_some_and(|c| c.len() != spans)
-        {
-            return Err(BlockError::Malformed(
-                "span status or kind column does not match the span count".into(),
-            ));
-        }
-        let wants_attrs = reads(&|f| matches!(f, ColField::Span(_) | ColField::Unscoped(_)));
-        let names = optional(reads(&|f| *f == ColField::Name), page::SPAN_NAME, &mut out)?;
-        let durations = optional(
-            reads(&|f| *f == ColField::Duration),
-            page::SPAN_DURATION,
-            &mut out,
-        )?;
-        let span_attrs = optional(wants_attrs, page::SPAN_ATTRS, &mut out)?;
-        let attr_keys = optional(wants_attrs, page::ATTR_KEY, &mut out)?;
-        let attr_values = optional(wants_attrs, page::ATTR_VALUE, &mut out)?;
-        let mut names = names.as_ref().map(|c| Varints::new(c, page::SPAN_NAME));
-        let mut durations = durations
-            .as_ref()
-            .map(|c| Varints::new(c, page::SPAN_DURATION));
-        let mut span_attrs = span_attrs
-            .as_ref()
-            .map(|c| Varints::new(c, page::SPAN_ATTRS));
-        let mut attr_keys = attr_keys.as_ref().map(|c| Varints::new(c, page::ATTR_KEY));
-        let mut attr_values = attr_values
-            .as_ref()
-            .map(|c| Varints::new(c, page::ATTR_VALUE));
+        let mut span_rows = columns.rows();
         let mut trace_start = Varints::new(&trace_start, page::TRACE_START);
         let mut trace_rs = Varints::new(&trace_rs, page::TRACE_RS);
         let mut rs_resource = rs_resource
@@ -220,7 +191,6 @@ impl MetricsScan {
             .map(|c| Varints::new(c, page::RS_SERVICE));
         let mut rs_scopes = Varints::new(&rs_scopes, page::RS_SCOPES);
         let mut ss_spans = Varints::new(&ss_spans, page::SS_SPANS);
-        let mut span_start = Varints::new(&span_start, page::SPAN_START);
 
         let mut ctx = PageCtx::new(&self.plan, &dict);
         let mut values = Values::new(self, &dict);
@@ -230,7 +200,6 @@ impl MetricsScan {
         let mut previous_start = 0u64;
         // This trace's resource rows and their resource-level grouping codes.
         let mut rs_codes: Vec<(u64, [Option<u64>; CODES_MAX])> = Vec::new();
-        let mut row = 0usize;
         let mut rows: Vec<SpanRow> = Vec::new();
         let mut attrs: Vec<(u64, u64)> = Vec::new();
         // This trace's counted spans, kept until the trace is judged whole.
@@ -276,35 +245,8 @@ impl MetricsScan {
                 rs_codes.push((resource, codes));
                 for _ in 0..rs_scopes.next()? {
                     for _ in 0..ss_spans.next()? {
-                        let mut span = SpanRow {
-                            resource,
-                            status: status
-                                .as_ref()
-                                .and_then(|c| c.get(row).copied())
-                                .unwrap_or(page::STATUS_ABSENT),
-                            kind: kind.as_ref().and_then(|c| c.get(row).copied()).unwrap_or(0),
-                            start: start.wrapping_add(span_start.next()?),
-                            ..SpanRow::default()
-                        };
-                        row += 1;
-                        if row > spans {
-                            return Err(BlockError::Malformed("more span rows than spans".into()));
-                        }
-                        if let Some(names) = &mut names {
-                            span.name = names.next()?;
-                        }
-                        if let Some(durations) = &mut durations {
-                            span.duration = page::unzigzag(durations.next()?);
-                        }
-                        if let (Some(counts), Some(keys), Some(values)) =
-                            (&mut span_attrs, &mut attr_keys, &mut attr_values)
-                        {
-                            span.attrs_start = attrs.len();
-                            for _ in 0..counts.next()? {
-                                attrs.push((keys.next()?, values.next()?));
-                            }
-                            span.attrs_end = attrs.len();
-                        }
+                        let mut span = span_rows.next(resource, &mut attrs)?;
+                        span.start = start.wrapping_add(span.start);
                         rows.push(span);
                     }
                 }
