@@ -17,6 +17,12 @@ use allegro_net::metrics::NetMetrics;
 use allegro_net::server::{self, ThreadListeners};
 use allegro_net::shared::{ReceiverSettings, Settings, Shared};
 
+/// mimalloc instead of glibc's malloc: the hot path allocates a payload per trace batch and
+/// frees it on another thread (the builder); glibc's `_int_malloc`/`_int_free` were ~13% of
+/// the server's CPU at full load (bench/PROFILE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match allegro_config::parse_args(std::env::args().skip(1)) {
         Ok(cli) => cli,
