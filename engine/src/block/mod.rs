@@ -512,14 +512,32 @@ impl BlockWriter {
     /// and de-duplicated by the caller). It is stored as columns and read back as prost
     /// would encode it (see `page`).
     pub fn add_trace(&mut self, trace_id: TraceId, payload: &[u8]) {
+        self.admit(trace_id, payload.len());
+        self.page.add(trace_id, payload);
+        self.close_page_when_full();
+    }
+
+    /// Adds a trace from its stored payloads in order of arrival, as
+    /// `add_trace(trace_id, &otlp::assemble_trace(payloads))` would (see
+    /// [`PageBuilder::add_payloads`]).
+    pub fn add_trace_payloads(&mut self, trace_id: TraceId, payloads: &[&[u8]]) {
+        self.admit(trace_id, 0);
+        let bytes = self.page.add_payloads(trace_id, payloads);
+        self.payload_bytes += bytes as u64;
+        self.close_page_when_full();
+    }
+
+    fn admit(&mut self, trace_id: TraceId, payload_bytes: usize) {
         assert!(
             self.last.is_none_or(|last| last < trace_id),
             "traces must be added in ascending ID order, once each"
         );
         self.last = Some(trace_id);
         self.trace_ids.push(trace_id);
-        self.payload_bytes += payload.len() as u64;
-        self.page.add(trace_id, payload);
+        self.payload_bytes += payload_bytes as u64;
+    }
+
+    fn close_page_when_full(&mut self) {
         if self.page.raw_bytes() >= PAGE_TARGET_BYTES {
             self.close_page();
         }

@@ -433,6 +433,52 @@ impl<'a> Parts<'a> {
     }
 }
 
+impl Parts<'_> {
+    /// Whether `otlp::assemble_trace` would leave the payload these parts came from as it
+    /// is (up to prost's canonical field order, which the page writes anyway): every group
+    /// holds a span, no two `ResourceSpans` share resource and schema URL, no two
+    /// `ScopeSpans` of one resource share scope and schema URL, and no span ID comes twice.
+    fn is_assembled(&self) -> bool {
+        let scopes_of = |rs: &ResourceParts<'_>| self.scopes.get(rs.scopes.clone());
+        let groups_hold_spans = self.resources.iter().all(|rs| {
+            scopes_of(rs).is_some_and(|scopes| {
+                !scopes.is_empty() && scopes.iter().all(|ss| !ss.spans.is_empty())
+            })
+        });
+        let resources_distinct = self.resources.iter().enumerate().all(|(i, a)| {
+            self.resources
+                .iter()
+                .skip(i + 1)
+                .all(|b| (a.resource, a.schema_url) != (b.resource, b.schema_url))
+        });
+        let scopes_distinct = self.resources.iter().all(|rs| {
+            let scopes = scopes_of(rs).unwrap_or_default();
+            scopes.iter().enumerate().all(|(i, a)| {
+                scopes
+                    .iter()
+                    .skip(i + 1)
+                    .all(|b| (a.scope, a.schema_url) != (b.scope, b.schema_url))
+            })
+        });
+        groups_hold_spans && resources_distinct && scopes_distinct && self.span_ids_distinct()
+    }
+
+    fn span_ids_distinct(&self) -> bool {
+        const PAIRWISE_MAX: usize = 16;
+        if self.spans.len() <= PAIRWISE_MAX {
+            return self.spans.iter().enumerate().all(|(i, a)| {
+                self.spans
+                    .iter()
+                    .skip(i + 1)
+                    .all(|b| a.span_id != b.span_id)
+            });
+        }
+        let mut ids: Vec<[u8; 8]> = self.spans.iter().map(|span| span.span_id).collect();
+        ids.sort_unstable();
+        ids.windows(2).all(|pair| pair.first() != pair.get(1))
+    }
+}
+
 fn attribute(kv: &[u8]) -> Attr<'_> {
     let mut key = None;
     let mut value = None;
@@ -700,6 +746,36 @@ impl PageBuilder {
     /// Adds a trace; IDs must ascend across calls. `payload` is a run of `tempopb.Trace`
     /// field 1 (see `otlp::TraceBatch`).
     pub fn add(&mut self, trace_id: TraceId, payload: &[u8]) {
+        self.begin(trace_id, payload);
+        let mut parts = Parts::default();
+        if parts.split(&trace_id, payload).is_some() {
+            self.add_columnar(&parts);
+        } else {
+            self.add_raw(payload);
+        }
+    }
+
+    /// Adds a trace from its stored payloads, in order of arrival: the same page as
+    /// `add(trace_id, &otlp::assemble_trace(payloads))`. A trace that arrived in one payload
+    /// which assembling would not change (no span ID twice, no two groups to merge, no empty
+    /// group: what `split_export` writes for a trace sent whole) is taken apart once, not
+    /// assembled into a new buffer and taken apart again. Returns the bytes of the trace as
+    /// assembled.
+    pub fn add_payloads(&mut self, trace_id: TraceId, payloads: &[&[u8]]) -> usize {
+        if let [payload] = payloads {
+            let mut parts = Parts::default();
+            if parts.split(&trace_id, payload).is_some() && parts.is_assembled() {
+                self.begin(trace_id, payload);
+                self.add_columnar(&parts);
+                return payload.len();
+            }
+        }
+        let assembled = crate::otlp::assemble_trace(payloads);
+        self.add(trace_id, &assembled);
+        assembled.len()
+    }
+
+    fn begin(&mut self, trace_id: TraceId, payload: &[u8]) {
         assert!(
             self.last.is_none_or(|last| last < trace_id),
             "traces must be added in ascending ID order"
@@ -712,18 +788,16 @@ impl PageBuilder {
         self.last = Some(trace_id);
         self.trace_count += 1;
         col(&mut self.columns, TRACE_IDS).extend_from_slice(trace_id.as_bytes());
-        let mut parts = Parts::default();
-        if parts.split(&trace_id, payload).is_some() {
-            self.add_columnar(&parts);
-        } else {
-            self.has_raw = true;
-            col(&mut self.columns, TRACE_FORM).push(TRACE_FORM_RAW);
-            put_varint(payload.len() as u64, col(&mut self.columns, RAW_LENS));
-            col(&mut self.columns, RAW_PAYLOADS).extend_from_slice(payload);
-            self.raw_span_count = self
-                .raw_span_count
-                .saturating_add(crate::otlp::count_spans(payload));
-        }
+    }
+
+    fn add_raw(&mut self, payload: &[u8]) {
+        self.has_raw = true;
+        col(&mut self.columns, TRACE_FORM).push(TRACE_FORM_RAW);
+        put_varint(payload.len() as u64, col(&mut self.columns, RAW_LENS));
+        col(&mut self.columns, RAW_PAYLOADS).extend_from_slice(payload);
+        self.raw_span_count = self
+            .raw_span_count
+            .saturating_add(crate::otlp::count_spans(payload));
     }
 
     fn add_columnar(&mut self, parts: &Parts<'_>) {

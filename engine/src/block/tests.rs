@@ -564,3 +564,75 @@ fn service_column_holds_unambiguous_names_only() {
         None
     );
 }
+
+/// `PageBuilder::add_payloads` writes the page `add` writes for the assembled trace, whether
+/// it takes the one-payload shortcut or has to assemble first.
+#[test]
+fn payloads_make_the_page_their_assembled_trace_makes() {
+    let id = trace_id(7);
+    let resource_spans = |request: &[u8]| -> Vec<ResourceSpans> {
+        TracesData::decode(request).unwrap().resource_spans
+    };
+    let encode = |groups: Vec<ResourceSpans>| {
+        TracesData {
+            resource_spans: groups,
+        }
+        .encode_to_vec()
+    };
+    let whole = payload(7, 10);
+    let large = payload(7, 40);
+    let groups = resource_spans(&whole);
+    let mut duplicate_span = groups.clone();
+    let first_span = duplicate_span[0].scope_spans[0].spans[0].clone();
+    duplicate_span[0].scope_spans[0].spans.push(first_span);
+    let mut large_duplicate = resource_spans(&large);
+    let span = large_duplicate[0].scope_spans[0].spans[3].clone();
+    large_duplicate[0].scope_spans[0].spans.push(span);
+    let mut twin_resources = groups.clone();
+    twin_resources.push(groups[0].clone());
+    for span in &mut twin_resources[1].scope_spans[0].spans {
+        span.span_id[0] ^= 0xff;
+    }
+    let mut twin_scopes = groups.clone();
+    let mut second_scope = groups[0].scope_spans[0].clone();
+    for span in &mut second_scope.spans {
+        span.span_id[0] ^= 0xff;
+    }
+    twin_scopes[0].scope_spans.push(second_scope);
+    let mut empty_scope = groups.clone();
+    empty_scope[0].scope_spans.insert(0, ScopeSpans::default());
+    let mut empty_resource = groups.clone();
+    empty_resource.push(ResourceSpans::default());
+    let mut other_resource = twin_resources.clone();
+    other_resource[1].resource = None;
+    let cases: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
+        ("whole trace", vec![whole.clone()], true),
+        ("large trace", vec![large.clone()], true),
+        ("two resources", vec![encode(other_resource)], true),
+        ("a span twice", vec![encode(duplicate_span)], false),
+        ("a span twice, large", vec![encode(large_duplicate)], false),
+        ("twin resources", vec![encode(twin_resources)], false),
+        ("twin scopes", vec![encode(twin_scopes)], false),
+        ("empty scope", vec![encode(empty_scope)], false),
+        ("empty resource", vec![encode(empty_resource)], false),
+        ("retried export", vec![whole.clone(), whole.clone()], false),
+        ("two requests", vec![payload(7, 3), whole.clone()], false),
+    ];
+    for (name, payloads, shortcut) in cases {
+        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let assembled = otlp::assemble_trace(&slices);
+        if let [only] = slices.as_slice() {
+            assert_eq!(*only == assembled.as_slice(), shortcut, "{name}");
+        }
+        let mut expected = PageBuilder::new();
+        expected.add(id, &assembled);
+        let mut expected_page = Vec::new();
+        let expected_summary = expected.finish(&mut expected_page);
+        let mut actual = PageBuilder::new();
+        assert_eq!(actual.add_payloads(id, &slices), assembled.len(), "{name}");
+        let mut actual_page = Vec::new();
+        let actual_summary = actual.finish(&mut actual_page);
+        assert_eq!(actual_page, expected_page, "{name}");
+        assert_eq!(actual_summary, expected_summary, "{name}");
+    }
+}

@@ -157,7 +157,7 @@ pub(super) fn build(mut records: Vec<HeadRecord>, check: &mut dyn FnMut()) -> Bu
         let Some(first) = run.first() else { continue };
         parts.clear();
         parts.extend(run.iter().map(|record| record.payload.as_slice()));
-        writer.add_trace(first.trace_id, &otlp::assemble_trace(&parts));
+        writer.add_trace_payloads(first.trace_id, &parts);
         if n % URGENCY_CHECK_TRACES == URGENCY_CHECK_TRACES - 1 {
             check();
         }
