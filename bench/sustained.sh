@@ -48,10 +48,18 @@ ticks_per_s=$(getconf CLK_TCK)
 spans0=$(metric allegro_spans_received_total); wal0=$(metric allegro_wal_bytes_total)
 cuts0=$(metric allegro_blocks_cut_total); compactions0=$(metric allegro_blocks_compacted_total)
 cpu0=$(cpu_ticks "$server")
+# CPU ticks per thread kind (shard, block builder, compaction, io_uring workers, ...).
+thread_ticks() {
+  for task in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(sed 's/-[0-9]*$//' "$task/comm")" "$(awk '{print $14 + $15}' "$task/stat")"
+  done | awk '{t[$1] += $2} END {for (k in t) print k, t[k]}' | sort
+}
+threads0=$(thread_ticks "$server")
 ( while kill -0 "$server" 2>/dev/null; do rss_kb "$server"; sleep 0.25; done ) > "$dir/rss.txt" &
 sampler=$!
 loadgen --duration "$duration" > "$dir/load.out" 2> "$dir/load.err"
 cpu1=$(cpu_ticks "$server")
+threads1=$(thread_ticks "$server")
 kill "$sampler"
 spans1=$(metric allegro_spans_received_total); wal1=$(metric allegro_wal_bytes_total)
 cuts1=$(metric allegro_blocks_cut_total); compactions1=$(metric allegro_blocks_compacted_total)
@@ -86,6 +94,9 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')
   printf '| RSS median / max during the run, peak (VmHWM) | %s MB / %s MB, %s MB |\n' "$((rss_median / 1024))" "$((rss_max / 1024))" "$((hwm / 1024))"
   printf '| WAL bytes written per span | %.0f B |\n' "$(echo "($wal1 - $wal0) / ($spans1 - $spans0)" | bc -l)"
   printf '| head blocks cut / compactions during the run | %s / %s |\n' "$((cuts1 - cuts0))" "$((compactions1 - compactions0))"
+  by_thread=$(join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$threads0") <(printf '%s\n' "$threads1") |
+    awk -v hz="$ticks_per_s" '$1 != "" {d = ($3 - $2) / hz; if (d > 0) printf "%s%s %.2f", sep, $1, d; sep = ", "}')
+  printf '| server CPU-s by thread (threads that exited not counted) | %s |\n' "$by_thread"
   echo
   echo "Acknowledged spans per second:"
   echo

@@ -106,6 +106,54 @@ fn run(config: &Config, report: &mut Report) {
         baselines: vec![memcpy, prost.clone()],
     });
 
+    // Compaction's rewrite of a block: every page's traces into a new block.
+    let copy = Case::run(
+        config,
+        "PageCursor rows copied",
+        payload_bytes,
+        spans,
+        "span",
+        |n| {
+            for _ in 0..n {
+                let mut writer = BlockWriter::new();
+                for entry in &index.pages {
+                    let bytes = block::page_bytes(&data, entry).expect("in file");
+                    let mut page = block::PageCursor::load(bytes).expect("loads");
+                    while page.peek().is_some() {
+                        writer.copy_trace(&mut page).expect("copies");
+                    }
+                }
+                black_box(writer.finish());
+            }
+        },
+    );
+    let rebuild = Case::run(
+        config,
+        "rebuilt and taken apart",
+        payload_bytes,
+        spans,
+        "span",
+        |n| {
+            for _ in 0..n {
+                let mut writer = BlockWriter::new();
+                for entry in &index.pages {
+                    let bytes = block::page_bytes(&data, entry).expect("in file");
+                    let page = block::PageView::decode(bytes).expect("decodes");
+                    for (id, payload) in page.traces().expect("rebuilds") {
+                        writer.add_trace(id, &payload);
+                    }
+                }
+                black_box(writer.finish());
+            }
+        },
+    );
+    report.line(Line {
+        suite: SUITE,
+        title: "block rewrite, as compaction does (payload MB/s per core)".to_string(),
+        subject: copy,
+        baselines: vec![rebuild],
+    });
+
     let mut bloom = Bloom::with_capacity(traces.len() as u64);
     for (id, _) in &traces {
         bloom.insert(id);

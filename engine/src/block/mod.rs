@@ -66,7 +66,7 @@ use std::fmt;
 
 pub use bloom::Bloom;
 pub use meta::BlockMeta;
-pub use page::{PageBuilder, PageSummary, PageView};
+pub use page::{PageBuilder, PageCursor, PageSummary, PageView};
 
 use crate::ids::TraceId;
 
@@ -525,6 +525,26 @@ impl BlockWriter {
         let bytes = self.page.add_payloads(trace_id, payloads);
         self.payload_bytes += bytes as u64;
         self.close_page_when_full();
+    }
+
+    /// Copies the next trace of `cursor` (a columnar one) row by row: the data file is byte
+    /// for byte the one `add_trace` of its rebuilt payload writes, but the trace's payload
+    /// bytes are not known here: the caller accounts for them with
+    /// [`BlockWriter::add_copied_payload_bytes`].
+    pub fn copy_trace(&mut self, cursor: &mut PageCursor) -> Result<(), BlockError> {
+        let trace_id = cursor
+            .peek()
+            .ok_or_else(|| BlockError::Malformed("copy past a page's last trace".to_string()))?;
+        self.admit(trace_id, 0);
+        cursor.copy_into(&mut self.page)?;
+        self.close_page_when_full();
+        Ok(())
+    }
+
+    /// Counts payload bytes of traces added with [`BlockWriter::copy_trace`] (a merge knows
+    /// them from its sources' `meta.json`).
+    pub fn add_copied_payload_bytes(&mut self, bytes: u64) {
+        self.payload_bytes += bytes;
     }
 
     fn admit(&mut self, trace_id: TraceId, payload_bytes: usize) {

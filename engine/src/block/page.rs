@@ -83,6 +83,9 @@ use std::collections::HashMap;
 use super::{BlockError, Cursor};
 use crate::ids::TraceId;
 
+mod copy;
+pub use copy::PageCursor;
+
 pub const PAGE_VERSION: u8 = 2;
 pub const PAGE_FRAME_BYTES: usize = 8;
 const DIRECTORY_ENTRY_BYTES: usize = 10;
@@ -623,6 +626,25 @@ impl Dictionary {
     }
 }
 
+/// `d+1` of the service name of the Resource at `d+1` `resource` (its bytes `bytes`),
+/// computed once per Resource entry of a page.
+fn service_of(
+    services: &mut HashMap<u32, u64>,
+    dict: &mut Dictionary,
+    resource: u64,
+    bytes: Option<&[u8]>,
+) -> u64 {
+    let Some(index) = resource.checked_sub(1) else {
+        return 0;
+    };
+    if let Some(&service) = services.get(&(index as u32)) {
+        return service;
+    }
+    let service = dict.optional(bytes.and_then(service_name));
+    services.insert(index as u32, service);
+    service
+}
+
 /// Collects traces (in ascending ID order) and encodes them as one page.
 pub struct PageBuilder {
     dict: Dictionary,
@@ -642,6 +664,9 @@ pub struct PageBuilder {
     facts: std::collections::HashSet<u64, FactHasher>,
     /// A trace is stored raw: the page gets no filter.
     has_raw: bool,
+    /// Pages finished by this builder before the one being built: dictionary indices
+    /// handed out under another generation mean nothing now (see `copy::PageCursor`).
+    generation: u64,
 }
 
 /// Rows of [`PageBuilder::facts`]: a tag in the top 6 bits and up to two 29-bit `d+1`
@@ -731,6 +756,7 @@ impl PageBuilder {
             max_end: 0,
             facts: std::collections::HashSet::with_hasher(FactHasher(0)),
             has_raw: false,
+            generation: 0,
         }
     }
 
@@ -777,12 +803,17 @@ impl PageBuilder {
 
     fn begin(&mut self, trace_id: TraceId, payload: &[u8]) {
         assert!(
-            self.last.is_none_or(|last| last < trace_id),
-            "traces must be added in ascending ID order"
-        );
-        assert!(
             payload.len() <= PAGE_COLUMN_BYTES_MAX / 2,
             "trace payload too large"
+        );
+        self.begin_trace(trace_id);
+    }
+
+    /// Takes the next trace's ID (the rows follow).
+    fn begin_trace(&mut self, trace_id: TraceId) {
+        assert!(
+            self.last.is_none_or(|last| last < trace_id),
+            "traces must be added in ascending ID order"
         );
         self.first.get_or_insert(trace_id);
         self.last = Some(trace_id);
@@ -819,17 +850,7 @@ impl PageBuilder {
             put_varint(resource, col(columns, RS_RESOURCE));
             let schema = dict.nonempty(rs.schema_url);
             put_varint(schema, col(columns, RS_SCHEMA));
-            let service = match resource.checked_sub(1) {
-                None => 0,
-                Some(index) => match self.services.get(&(index as u32)) {
-                    Some(&service) => service,
-                    None => {
-                        let service = dict.optional(rs.resource.and_then(service_name));
-                        self.services.insert(index as u32, service);
-                        service
-                    }
-                },
-            };
+            let service = service_of(&mut self.services, dict, resource, rs.resource);
             put_varint(service, col(columns, RS_SERVICE));
             put_varint(rs.scopes.len() as u64, col(columns, RS_SCOPES));
             for ss in parts.scopes.get(rs.scopes.clone()).unwrap_or_default() {
@@ -921,6 +942,7 @@ impl PageBuilder {
     pub fn finish(&mut self, out: &mut Vec<u8>) -> PageSummary {
         assert!(!self.is_empty(), "an empty page");
         let mut builder = std::mem::take(self);
+        self.generation = builder.generation + 1;
         let filter = if builder.has_raw {
             Vec::new()
         } else {
@@ -1315,15 +1337,19 @@ fn malformed(what: &str) -> BlockError {
 }
 
 impl<'c> Walk<'c> {
-    fn new(all: &'c AllColumns<'_>, view: &PageView<'_>) -> Result<Walk<'c>, BlockError> {
+    fn new(
+        all: &'c AllColumns<'_>,
+        trace_count: u32,
+        span_count: u32,
+    ) -> Result<Walk<'c>, BlockError> {
         let v = |id| Varints::new(all.get(id), id);
         let b = |id| Bytes {
             bytes: all.get(id),
             at: 0,
             id,
         };
-        let traces = view.trace_count as usize;
-        let spans = view.span_count as usize;
+        let traces = trace_count as usize;
+        let spans = span_count as usize;
         let ids = all.get(TRACE_IDS);
         let form = all.get(TRACE_FORM);
         if ids.len() != traces.saturating_mul(16)
@@ -1747,7 +1773,7 @@ impl<'a> PageView<'a> {
             return Ok(None);
         };
         let all = self.all_columns()?;
-        let mut walk = Walk::new(&all, self)?;
+        let mut walk = Walk::new(&all, self.trace_count, self.span_count)?;
         for index in 0..wanted {
             walk.trace(index, None)?;
         }
@@ -1776,7 +1802,7 @@ impl<'a> PageView<'a> {
             return Ok(Vec::new());
         }
         let all = self.all_columns()?;
-        let mut walk = Walk::new(&all, self)?;
+        let mut walk = Walk::new(&all, self.trace_count, self.span_count)?;
         let mut out = Vec::with_capacity(indices.len());
         let mut next = 0usize;
         for &wanted in indices {
@@ -1798,7 +1824,7 @@ impl<'a> PageView<'a> {
     /// Every trace of the page with its payload (rebuilt), in ID order.
     pub fn traces(&self) -> Result<Vec<(TraceId, Vec<u8>)>, BlockError> {
         let all = self.all_columns()?;
-        let mut walk = Walk::new(&all, self)?;
+        let mut walk = Walk::new(&all, self.trace_count, self.span_count)?;
         let mut traces = Vec::with_capacity(self.trace_count as usize);
         for index in 0..self.trace_count as usize {
             let mut payload = Vec::new();

@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::HeadRecord;
-use crate::block::{BlockStats, BlockWriter, PageView};
-use crate::ids::TraceId;
+use crate::block::{BlockStats, BlockWriter, PageCursor};
 use crate::otlp;
 
 /// A finished data file, and the records it was built from sorted by trace ID (oldest first
@@ -43,6 +42,8 @@ pub(super) struct MergeSource {
     pub data_path: std::path::PathBuf,
     /// `(offset, length)` of each page, in order.
     pub pages: Vec<(u64, u32)>,
+    /// `payload_bytes` of its `meta.json`: the traces' assembled payloads, summed.
+    pub payload_bytes: u64,
 }
 
 /// Why a merge failed; `damaged` is the index of the source whose page did not decode.
@@ -171,17 +172,19 @@ pub(super) fn build(mut records: Vec<HeadRecord>, check: &mut dyn FnMut()) -> Bu
     }
 }
 
-/// A k-way merge by trace ID of the blocks `sources` (one page of each in memory at a time),
-/// the spans of a trace found in several de-duplicated by `assemble_trace`. Reads the data
-/// files with `pread` (this thread may block). `check` runs before each page is read (the
-/// compaction thread adjusts its priority there).
+/// A k-way merge by trace ID of the blocks `sources` (one page of each in memory at a time).
+/// A trace held by one source is copied row by row (`BlockWriter::copy_trace`: no OTLP bytes
+/// rebuilt or taken apart); the spans of a trace found in several are rebuilt and
+/// de-duplicated by `assemble_trace`, as are raw traces. Reads the data files with `pread`
+/// (this thread may block). `check` runs before each page is read (the compaction thread
+/// adjusts its priority there).
 pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged {
     use std::os::unix::fs::FileExt;
-    struct Cursor<'a> {
+    struct Source<'a> {
         source: &'a MergeSource,
         file: std::fs::File,
         next_page: usize,
-        traces: std::iter::Peekable<std::vec::IntoIter<(TraceId, Vec<u8>)>>,
+        page: Option<PageCursor>,
     }
     let mut cursors = Vec::with_capacity(sources.len());
     for source in sources {
@@ -189,17 +192,26 @@ pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged 
             message: format!("block {}: {err}", source.block_id),
             damaged: None,
         })?;
-        cursors.push(Cursor {
+        cursors.push(Source {
             source,
             file,
             next_page: 0,
-            traces: Vec::new().into_iter().peekable(),
+            page: None,
         });
     }
+    let damaged = |index: usize, source: &MergeSource, what: String| MergeFailure {
+        message: format!("block {}: {what}", source.block_id),
+        damaged: Some(index),
+    };
     let mut writer = BlockWriter::new();
+    // Payload bytes of the traces rebuilt (not copied): what the sources' totals overcount.
+    let mut rebuilt_bytes = 0u64;
+    let mut holders: Vec<usize> = Vec::with_capacity(cursors.len());
     loop {
         for (index, cursor) in cursors.iter_mut().enumerate() {
-            while cursor.traces.peek().is_none() && cursor.next_page < cursor.source.pages.len() {
+            while cursor.page.as_ref().and_then(PageCursor::peek).is_none()
+                && cursor.next_page < cursor.source.pages.len()
+            {
                 check();
                 let number = cursor.next_page;
                 let (offset, length) = cursor.source.pages[number];
@@ -211,38 +223,69 @@ pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged 
                         message: format!("block {} page {number}: {err}", cursor.source.block_id),
                         damaged: None,
                     })?;
-                let traces = PageView::decode(&bytes)
-                    .and_then(|page| page.traces())
-                    .map_err(|err| MergeFailure {
-                        message: format!("block {} page {number}: {err}", cursor.source.block_id),
-                        damaged: Some(index),
-                    })?;
+                let page = PageCursor::load(&bytes).map_err(|err| {
+                    damaged(index, cursor.source, format!("page {number}: {err}"))
+                })?;
                 cursor.next_page += 1;
-                cursor.traces = traces.into_iter().peekable();
+                cursor.page = Some(page);
             }
         }
         let Some(trace_id) = cursors
-            .iter_mut()
-            .filter_map(|cursor| cursor.traces.peek().map(|(id, _)| *id))
+            .iter()
+            .filter_map(|cursor| cursor.page.as_ref().and_then(PageCursor::peek))
             .min()
         else {
             break;
         };
-        let payloads: Vec<Vec<u8>> = cursors
-            .iter_mut()
-            .filter_map(|cursor| cursor.traces.next_if(|(id, _)| *id == trace_id))
-            .map(|(_, payload)| payload)
-            .collect();
-        if let [only] = payloads.as_slice() {
-            // A trace of one source is already assembled (blocks store `assemble_trace`'s
-            // output and pages rebuild it byte for byte): merging it again would be a no-op.
-            debug_assert_eq!(&otlp::assemble_trace(&[only]), only);
-            writer.add_trace(trace_id, only);
-        } else {
-            let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+        holders.clear();
+        holders.extend(
+            cursors
+                .iter()
+                .enumerate()
+                .filter(|(_, cursor)| {
+                    cursor.page.as_ref().and_then(PageCursor::peek) == Some(trace_id)
+                })
+                .map(|(index, _)| index),
+        );
+        let mut payloads = Vec::new();
+        let alone = holders.len() == 1;
+        for &index in &holders {
+            let Some(Source {
+                source,
+                page: Some(page),
+                ..
+            }) = cursors.get_mut(index)
+            else {
+                continue;
+            };
+            if alone && page.next_is_columnar() {
+                writer
+                    .copy_trace(page)
+                    .map_err(|err| damaged(index, source, err.to_string()))?;
+            } else {
+                let (_, payload) = page
+                    .take_payload()
+                    .map_err(|err| damaged(index, source, err.to_string()))?;
+                rebuilt_bytes += payload.len() as u64;
+                payloads.push(payload);
+            }
+        }
+        match payloads.as_slice() {
+            [] => {}
+            [only] => {
+                // A trace of one source is already assembled (blocks store
+                // `assemble_trace`'s output and pages rebuild it byte for byte).
+                debug_assert_eq!(&otlp::assemble_trace(&[only]), only);
+                writer.add_trace(trace_id, only);
+            }
+            _ => {
+                let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
+            }
         }
     }
+    let source_bytes: u64 = sources.iter().map(|source| source.payload_bytes).sum();
+    writer.add_copied_payload_bytes(source_bytes.saturating_sub(rebuilt_bytes));
     Ok(writer.finish())
 }
 
@@ -293,6 +336,8 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::{open_bytes, BlockWriter};
+    use crate::ids::TraceId;
 
     fn record(id: u8, payload: Vec<u8>) -> HeadRecord {
         HeadRecord {
@@ -343,5 +388,111 @@ mod tests {
         let (data, stats) = expected.finish();
         assert_eq!(built.stats, stats);
         assert_eq!(built.data, data);
+    }
+
+    /// A payload with `spans` spans (IDs from `first_span`) and a few attributes, so that
+    /// pages fill and dictionaries differ between sources.
+    fn rich_payload(trace: &TraceId, first_span: u64, spans: u64) -> Vec<u8> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message;
+        let kv = |key: &str, value: String| KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value)),
+            }),
+            ..Default::default()
+        };
+        let n = u64::from(trace.0[0]);
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", format!("svc-{}", n % 5))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: (first_span..first_span + spans)
+                        .map(|s| Span {
+                            trace_id: trace.0.to_vec(),
+                            span_id: (s + 1).to_be_bytes().to_vec(),
+                            parent_span_id: if s > first_span {
+                                s.to_be_bytes().to_vec()
+                            } else {
+                                vec![9; 8]
+                            },
+                            name: format!("op-{}", (n + s) % 7),
+                            start_time_unix_nano: 1_700_000_000_000_000_000 + n * 1000 + s,
+                            end_time_unix_nano: 1_700_000_000_000_000_000 + n * 1000 + 5 * s,
+                            attributes: vec![kv("k", format!("v-{}", (n * s) % 11))],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batches = otlp::split_export(&request.encode_to_vec()).unwrap();
+        batches.into_iter().next().unwrap().payload
+    }
+
+    #[test]
+    fn a_merge_writes_the_block_of_the_assembled_traces_copied_or_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = |n: u16| {
+            let mut id = [0u8; 16];
+            id[..2].copy_from_slice(&n.to_be_bytes());
+            id[15] = 1;
+            TraceId(id)
+        };
+        // Three sources with interleaved IDs (so the output takes rows from every source's
+        // page in turn, across many output pages); trace 60000 is in two of them (rebuilt and
+        // assembled), trace 60001 is stored raw (its span's trace_id is another).
+        let mut traces: Vec<Vec<(TraceId, Vec<u8>)>> = vec![Vec::new(); 3];
+        for n in 0..12000u16 {
+            let trace = id(n);
+            traces[usize::from(n % 3)].push((trace, rich_payload(&trace, 0, 1 + u64::from(n % 9))));
+        }
+        let shared = id(60000);
+        traces[0].push((shared, rich_payload(&shared, 0, 3)));
+        traces[2].push((shared, rich_payload(&shared, 2, 3)));
+        let raw = id(60001);
+        traces[1].push((raw, rich_payload(&id(7), 0, 2)));
+        let mut sources = Vec::new();
+        let mut expected: Vec<(TraceId, Vec<Vec<u8>>)> = Vec::new();
+        for (number, source) in traces.iter().enumerate() {
+            let mut writer = BlockWriter::new();
+            for (trace, payload) in source {
+                writer.add_trace(*trace, payload);
+                match expected.iter_mut().find(|(id, _)| id == trace) {
+                    Some((_, payloads)) => payloads.push(payload.clone()),
+                    None => expected.push((*trace, vec![payload.clone()])),
+                }
+            }
+            let (data, stats) = writer.finish();
+            let index = open_bytes(&data).unwrap();
+            let path = dir.path().join(format!("{number}.data"));
+            std::fs::write(&path, &data).unwrap();
+            sources.push(MergeSource {
+                block_id: number.to_string(),
+                data_path: path,
+                pages: index.pages.iter().map(|p| (p.offset, p.length)).collect(),
+                payload_bytes: stats.payload_bytes,
+            });
+        }
+        assert!(sources.iter().all(|source| source.pages.len() > 3));
+        let (data, stats) =
+            merge(&sources, &mut || {}).unwrap_or_else(|err| panic!("{}", err.message));
+        expected.sort_by_key(|(id, _)| *id);
+        let mut writer = BlockWriter::new();
+        for (trace, payloads) in &expected {
+            let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            writer.add_trace(*trace, &otlp::assemble_trace(&parts));
+        }
+        let (expected_data, expected_stats) = writer.finish();
+        assert_eq!(stats, expected_stats);
+        assert!(data == expected_data, "the merged data file differs");
     }
 }

@@ -156,6 +156,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
         .map(|block| builder::MergeSource {
             block_id: block.meta.block_id.clone(),
             data_path: block.dir.join(store::DATA_FILE),
+            payload_bytes: block.meta.payload_bytes,
             pages: block
                 .index
                 .pages
