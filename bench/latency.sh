@@ -26,9 +26,12 @@ server=$!
 trap 'kill $server 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do grep -q listening "$dir/server.log" && break; sleep 0.1; done
 cpu0=$(awk '{print $14 + $15}' "/proc/$server/stat")
-taskset -c 1 target/release/loadgen --endpoint "127.0.0.1:$otlp_port" --threads 1 \
-  --rate "$rate" --duration "$duration" --max-error-ratio 1 > "$dir/load.out" 2> "$dir/load.err" || true
+( while kill -0 "$server" 2>/dev/null; do awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$server/status"; sleep 0.5; done ) > "$dir/rss.txt" 2>/dev/null &
+sampler=$!
+taskset -c 1 /usr/bin/time -o "$dir/loadgen.time" -f '%U %S' target/release/loadgen --endpoint "127.0.0.1:$otlp_port" --threads 1 \
+  --rate "$rate" --duration "$duration" --max-error-ratio 1 ${LOADGEN_ARGS:-} > "$dir/load.out" 2> "$dir/load.err" || true
 cpu1=$(awk '{print $14 + $15}' "/proc/$server/stat")
+kill "$sampler" 2>/dev/null || true
 metrics=$(curl -s "http://127.0.0.1:$http_port/metrics" || true)
 wal_bytes=$(echo "$metrics" | awk '/^allegro_wal_bytes_total/ {s += $2} END {print s + 0}')
 spans=$(echo "$metrics" | awk '/^allegro_spans_received_total/ {s += $2} END {print s + 0}')
@@ -38,3 +41,6 @@ if [ "$spans" != 0 ]; then
   echo "WAL bytes per span: $(echo "$wal_bytes / $spans" | bc -l | cut -c1-6) (span payload bytes per span: $(echo "$received / $spans" | bc -l | cut -c1-6))"
 fi
 echo "server CPU: $(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l | cut -c1-6) s ($bin)"
+rss_median=$(sort -n "$dir/rss.txt" | awk '{a[NR] = $1} END {print a[int(NR / 2) + 1]}')
+echo "server RSS: median $rss_median MB, max $(sort -n "$dir/rss.txt" | tail -1) MB (every 0.5 s)"
+echo "loadgen CPU: $(awk '{printf "%.3f", $1 + $2}' "$dir/loadgen.time") s (its core is the client's limit: near the run's duration, the client queues)"

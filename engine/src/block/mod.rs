@@ -479,6 +479,9 @@ pub struct BlockWriter {
     trace_ids: Vec<TraceId>,
     payload_bytes: u64,
     last: Option<TraceId>,
+    /// Bytes of the data file handed out by [`BlockWriter::take_written`] (`out` holds what
+    /// follows them).
+    taken: u64,
 }
 
 impl Default for BlockWriter {
@@ -505,6 +508,7 @@ impl BlockWriter {
             trace_ids: Vec::new(),
             payload_bytes: 0,
             last: None,
+            taken: 0,
         }
     }
 
@@ -569,24 +573,39 @@ impl BlockWriter {
 
     /// Bytes written so far (compressed pages) plus what is buffered for the open page.
     pub fn approximate_bytes(&self) -> usize {
-        self.out.len() + self.page.raw_bytes() / 4
+        self.taken as usize + self.out.len() + self.page.raw_bytes() / 4
+    }
+
+    /// The data file's next bytes (whole pages, the header first), once at least
+    /// `min_bytes` are ready: a writer that streams the file to disk takes them as it goes,
+    /// and [`BlockWriter::finish`] then returns only the rest. `None` while fewer are ready.
+    pub fn take_written(&mut self, min_bytes: usize) -> Option<Vec<u8>> {
+        if self.out.is_empty() || self.out.len() < min_bytes {
+            return None;
+        }
+        let written = std::mem::replace(&mut self.out, Vec::with_capacity(min_bytes * 2));
+        self.taken += written.len() as u64;
+        Some(written)
     }
 
     fn close_page(&mut self) {
         if self.page.is_empty() {
             return;
         }
-        let offset = self.out.len() as u64;
+        let start = self.out.len();
         let summary = self.page.finish(&mut self.out);
-        let length = u32::try_from(self.out.len() as u64 - offset).expect("page under 4 GiB");
+        let length = u32::try_from(self.out.len() - start).expect("page under 4 GiB");
+        let offset = self.taken + start as u64;
         self.pages.push((summary, offset, length));
     }
 
-    /// The whole data file and what it holds.
+    /// The data file (what [`BlockWriter::take_written`] has not taken: all of it when
+    /// nothing was taken) and what it holds.
     pub fn finish(mut self) -> (Vec<u8>, BlockStats) {
         self.close_page();
         assert!(self.pages.len() as u64 <= PAGES_PER_BLOCK_MAX);
-        let index_offset = self.out.len() as u64;
+        let index_start = self.out.len();
+        let index_offset = self.taken + index_start as u64;
         let mut stats = BlockStats {
             trace_count: self.trace_ids.len() as u64,
             page_count: self.pages.len() as u64,
@@ -631,8 +650,7 @@ impl BlockWriter {
                 self.out.extend_from_slice(&word.to_le_bytes());
             }
         }
-        let index_crc32 =
-            crc32fast::hash(self.out.get(index_offset as usize..).unwrap_or_default());
+        let index_crc32 = crc32fast::hash(self.out.get(index_start..).unwrap_or_default());
         let footer_start = self.out.len();
         let footer = Footer {
             index_offset,
@@ -647,10 +665,11 @@ impl BlockWriter {
         };
         footer.encode(&mut self.out);
         let footer_bytes = self.out.get(footer_start..).unwrap_or_default();
-        stats.footer_crc32 = Footer::decode(footer_bytes, self.out.len() as u64)
+        let file_bytes = self.taken + self.out.len() as u64;
+        stats.footer_crc32 = Footer::decode(footer_bytes, file_bytes)
             .expect("the footer just written decodes")
             .footer_crc32;
-        stats.data_bytes = self.out.len() as u64;
+        stats.data_bytes = file_bytes;
         (self.out, stats)
     }
 }

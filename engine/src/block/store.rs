@@ -78,17 +78,37 @@ pub async fn publish(
     data: Vec<u8>,
 ) -> std::io::Result<PathBuf> {
     assert_eq!(meta.data_bytes, data.len() as u64, "meta matches the data");
+    let tmp = prepare_tmp(tenant_dir, shard_dir, &meta.block_id)?;
+    write_file(&tmp.join(DATA_FILE), data).await?;
+    publish_written(tenant_dir, &tmp, meta).await
+}
+
+/// Creates the empty temporary directory of block `block_id` under `tenant_dir` (removing
+/// what an earlier attempt left there) and returns it: a writer that streams the data file
+/// (compaction) writes it there, then calls [`publish_written`].
+pub fn prepare_tmp(tenant_dir: &Path, shard_dir: &str, block_id: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(tenant_dir)?;
-    let tmp = tenant_dir.join(tmp_dir_name(shard_dir, &meta.block_id));
+    let tmp = tenant_dir.join(tmp_dir_name(shard_dir, block_id));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir(&tmp)?;
-    write_file(&tmp.join(DATA_FILE), data).await?;
+    Ok(tmp)
+}
+
+/// Publishes the block in `tmp` (from [`prepare_tmp`]), whose data file is written and
+/// fsynced: writes `meta.json`, fsyncs the directory and renames it to its block ID.
+pub async fn publish_written(
+    tenant_dir: &Path,
+    tmp: &Path,
+    meta: &BlockMeta,
+) -> std::io::Result<PathBuf> {
+    let written = std::fs::metadata(tmp.join(DATA_FILE))?.len();
+    assert_eq!(meta.data_bytes, written, "meta matches the data file");
     write_file(&tmp.join(META_FILE), meta.to_json().into_bytes()).await?;
-    sync_dir(&tmp)?;
+    sync_dir(tmp)?;
     let dir = tenant_dir.join(&meta.block_id);
-    std::fs::rename(&tmp, &dir)?;
+    std::fs::rename(tmp, &dir)?;
     sync_dir(tenant_dir)?;
     Ok(dir)
 }

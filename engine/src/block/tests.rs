@@ -636,3 +636,24 @@ fn payloads_make_the_page_their_assembled_trace_makes() {
         assert_eq!(actual_summary, expected_summary, "{name}");
     }
 }
+
+/// A writer whose data file is taken in pieces as it goes writes the same file as one that
+/// keeps it whole.
+#[test]
+fn a_data_file_taken_in_pieces_is_the_whole_file() {
+    let (whole, whole_stats) = build(3000, 6);
+    let mut writer = BlockWriter::new();
+    let mut pieces = Vec::new();
+    for i in 0..3000 {
+        writer.add_trace(trace_id(i), &payload(i, 6));
+        if let Some(piece) = writer.take_written(8 << 10) {
+            assert!(piece.len() >= 8 << 10);
+            pieces.push(piece);
+        }
+    }
+    assert!(pieces.len() > 2, "the file is taken in pieces");
+    let (tail, stats) = writer.finish();
+    pieces.push(tail);
+    assert_eq!(pieces.concat(), whole);
+    assert_eq!(stats, whole_stats);
+}

@@ -425,6 +425,7 @@ async fn write_cut_block(
         stats,
         records,
     } = built;
+    let data = BlockData::InMemory(data);
     match publish_data(state, tenant, data, stats, Vec::new(), 0, wal_segments).await {
         Ok(block) => Ok((Some(block), records)),
         Err(err) => Err((err, records)),
@@ -432,19 +433,50 @@ async fn write_cut_block(
 }
 
 /// Publishes a finished data file as a block and opens it.
+/// The data file of a block to publish: in memory (a head cut), or already written and
+/// fsynced in the block's temporary directory (a merge, see `store::prepare_tmp`).
+pub(super) enum BlockData {
+    InMemory(Vec<u8>),
+    Written { block_id: String, tmp: PathBuf },
+}
+
+/// A new block ID of this shard.
+pub(super) fn reserve_block_id(state: &Rc<RefCell<ShardState>>) -> String {
+    let mut s = state.borrow_mut();
+    s.blocks_created += 1;
+    block::new_block_id(s.id, s.blocks_created, unix_nanos_now())
+}
+
+/// The temporary directory a merge writes block `block_id` into (created empty).
+pub(super) fn prepare_block_dir(
+    state: &Rc<RefCell<ShardState>>,
+    tenant: &Tenant,
+    block_id: &str,
+) -> std::io::Result<PathBuf> {
+    let s = state.borrow();
+    let tenant_dir = s.config.block_dir.join(tenant.as_str());
+    store::prepare_tmp(
+        &tenant_dir,
+        &shard_dir_name(s.id, s.config.shards),
+        block_id,
+    )
+}
+
 pub(super) async fn publish_data(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,
-    data: Vec<u8>,
+    data: BlockData,
     stats: block::BlockStats,
     compacted_from: Vec<String>,
     compaction_level: u32,
     wal_segments: Vec<u64>,
 ) -> Result<OpenBlock, String> {
+    let block_id = match &data {
+        BlockData::InMemory(_) => reserve_block_id(state),
+        BlockData::Written { block_id, .. } => block_id.clone(),
+    };
     let (tenant_dir, shard_dir, meta) = {
-        let mut s = state.borrow_mut();
-        s.blocks_created += 1;
-        let block_id = block::new_block_id(s.id, s.blocks_created, unix_nanos_now());
+        let s = state.borrow();
         let meta = BlockMeta {
             format_version: block::BLOCK_FORMAT_VERSION,
             block_id,
@@ -469,9 +501,11 @@ pub(super) async fn publish_data(
             meta,
         )
     };
-    let dir = store::publish(&tenant_dir, &shard_dir, &meta, data)
-        .await
-        .map_err(|err| format!("writing block {}: {err}", meta.block_id))?;
+    let published = match data {
+        BlockData::InMemory(data) => store::publish(&tenant_dir, &shard_dir, &meta, data).await,
+        BlockData::Written { tmp, .. } => store::publish_written(&tenant_dir, &tmp, &meta).await,
+    };
+    let dir = published.map_err(|err| format!("writing block {}: {err}", meta.block_id))?;
     log::debug!(
         "blocks: published {} ({} traces, {} spans, {} bytes)",
         dir.display(),

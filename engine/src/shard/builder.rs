@@ -21,6 +21,7 @@
 //! its own thread: a cut never waits behind a compaction), so the job channel never holds
 //! more than one head.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -52,7 +53,8 @@ pub(super) struct MergeFailure {
     pub damaged: Option<usize>,
 }
 
-pub(super) type Merged = Result<(Vec<u8>, BlockStats), MergeFailure>;
+/// What a merge wrote to its data file (`Merge::data_path`, fsynced).
+pub(super) type Merged = Result<BlockStats, MergeFailure>;
 
 enum Job {
     Build {
@@ -61,6 +63,7 @@ enum Job {
     },
     Merge {
         sources: Vec<MergeSource>,
+        data_path: std::path::PathBuf,
         reply: flume::Sender<Merged>,
     },
 }
@@ -71,6 +74,12 @@ pub(super) struct Builder {
     jobs: flume::Sender<Job>,
     urgent: Arc<AtomicBool>,
 }
+
+/// A merge writes its data file in pieces of this size, starting each one's writeback
+/// (`sync_file_range`, no device cache flush) and fsyncing once at the end. Fsyncing each
+/// piece instead made WAL fsyncs queue behind them (this thread writes while the shard
+/// appends): at 200k spans/s export p90 22-33 ms against 7 ms with `sync_file_range`.
+pub(super) const MERGE_WRITE_CHUNK_BYTES: usize = 128 << 10;
 
 /// How many traces the builder adds between two looks at the urgency flag.
 const URGENCY_CHECK_TRACES: usize = 256;
@@ -92,11 +101,15 @@ impl Builder {
                             let check = &mut || priority.set_idle(!flag.load(Ordering::Relaxed));
                             let _ = reply.send(build(records, check));
                         }
-                        Job::Merge { sources, reply } => {
+                        Job::Merge {
+                            sources,
+                            data_path,
+                            reply,
+                        } => {
                             // At idle priority unless the shard finds its blocks piling up
                             // (`COMPACTION_BACKLOG_BLOCKS`), re-checked before each page.
                             let check = &mut || priority.set_idle(!flag.load(Ordering::Relaxed));
-                            let _ = reply.send(merge(&sources, check));
+                            let _ = reply.send(merge(&sources, &data_path, check));
                         }
                     }
                 }
@@ -129,11 +142,20 @@ impl Builder {
             .expect("the block builder answers every job"))
     }
 
-    /// Merges the blocks of a compaction on the builder thread; `None` if it is gone.
-    pub(super) async fn merge(&self, sources: Vec<MergeSource>) -> Option<Merged> {
+    /// Merges the blocks of a compaction on the builder thread into a new data file at
+    /// `data_path`; `None` if the thread is gone.
+    pub(super) async fn merge(
+        &self,
+        sources: Vec<MergeSource>,
+        data_path: std::path::PathBuf,
+    ) -> Option<Merged> {
         let (reply, answer) = flume::bounded(1);
         self.jobs
-            .send_async(Job::Merge { sources, reply })
+            .send_async(Job::Merge {
+                sources,
+                data_path,
+                reply,
+            })
             .await
             .ok()?;
         answer.recv_async().await.ok()
@@ -176,10 +198,22 @@ pub(super) fn build(mut records: Vec<HeadRecord>, check: &mut dyn FnMut()) -> Bu
 /// A trace held by one source is copied row by row (`BlockWriter::copy_trace`: no OTLP bytes
 /// rebuilt or taken apart); the spans of a trace found in several are rebuilt and
 /// de-duplicated by `assemble_trace`, as are raw traces. Reads the data files with `pread`
-/// (this thread may block). `check` runs before each page is read (the compaction thread
-/// adjusts its priority there).
-pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged {
+/// and writes the new one to `data_path` as it goes, in pieces of
+/// [`MERGE_WRITE_CHUNK_BYTES`], fsynced at the end (this thread may block; memory holds one
+/// page per source and one piece of output, not the merged file). `check` runs before each page
+/// is read (the compaction thread adjusts its priority there).
+pub(super) fn merge(sources: &[MergeSource], data_path: &Path, check: &mut dyn FnMut()) -> Merged {
+    use std::io::Write;
     use std::os::unix::fs::FileExt;
+    let io_failure = |err: std::io::Error| MergeFailure {
+        message: format!("writing {}: {err}", data_path.display()),
+        damaged: None,
+    };
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(data_path)
+        .map_err(io_failure)?;
     struct Source<'a> {
         source: &'a MergeSource,
         file: std::fs::File,
@@ -204,6 +238,7 @@ pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged 
         damaged: Some(index),
     };
     let mut writer = BlockWriter::new();
+    let mut written = 0u64;
     // Payload bytes of the traces rebuilt (not copied): what the sources' totals overcount.
     let mut rebuilt_bytes = 0u64;
     let mut holders: Vec<usize> = Vec::with_capacity(cursors.len());
@@ -283,10 +318,40 @@ pub(super) fn merge(sources: &[MergeSource], check: &mut dyn FnMut()) -> Merged 
                 writer.add_trace(trace_id, &otlp::assemble_trace(&parts));
             }
         }
+        if let Some(piece) = writer.take_written(MERGE_WRITE_CHUNK_BYTES) {
+            out.write_all(&piece).map_err(io_failure)?;
+            start_writeback(&out, written, piece.len());
+            written += piece.len() as u64;
+        }
     }
     let source_bytes: u64 = sources.iter().map(|source| source.payload_bytes).sum();
     writer.add_copied_payload_bytes(source_bytes.saturating_sub(rebuilt_bytes));
-    Ok(writer.finish())
+    let (tail, stats) = writer.finish();
+    out.write_all(&tail).map_err(io_failure)?;
+    out.sync_all().map_err(io_failure)?;
+    Ok(stats)
+}
+
+/// Starts the writeback of `len` bytes at `offset` of `file` without waiting for it (and
+/// without a device cache flush, which a WAL fsync would then queue behind): the final
+/// fsync finds little left to write.
+fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call reads no memory of ours.
+    let result = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if result != 0 {
+        log::debug!(
+            "compaction: sync_file_range: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The builder thread's scheduling class: `SCHED_IDLE` (it runs only when nothing else on
@@ -483,8 +548,10 @@ mod tests {
             });
         }
         assert!(sources.iter().all(|source| source.pages.len() > 3));
-        let (data, stats) =
-            merge(&sources, &mut || {}).unwrap_or_else(|err| panic!("{}", err.message));
+        let merged = dir.path().join("merged.data");
+        let stats =
+            merge(&sources, &merged, &mut || {}).unwrap_or_else(|err| panic!("{}", err.message));
+        let data = std::fs::read(&merged).unwrap();
         expected.sort_by_key(|(id, _)| *id);
         let mut writer = BlockWriter::new();
         for (trace, payloads) in &expected {

@@ -165,20 +165,37 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
                 .collect(),
         })
         .collect();
+    // The merged data file is written by the merge itself, straight into the new block's
+    // temporary directory (a crash leaves debris that startup removes).
+    let block_id = reserve_block_id(state);
+    let tmp = prepare_block_dir(state, &tenant, &block_id)
+        .map_err(|err| format!("block {block_id}: {err}"))?;
+    let data_path = tmp.join(store::DATA_FILE);
     let compactor = state.borrow().compactor.clone();
     let merged = match compactor {
         Some(compactor) => compactor
-            .merge(merge_sources)
+            .merge(merge_sources, data_path)
             .await
-            .ok_or_else(|| "the compaction thread is gone".to_string())?,
-        None => builder::merge(&merge_sources, &mut || {}),
+            .ok_or_else(|| "the compaction thread is gone".to_string()),
+        None => Ok(builder::merge(&merge_sources, &data_path, &mut || {})),
     };
-    let (data, stats) = merged.map_err(|failure| {
-        if let Some(source) = failure.damaged.and_then(|index| sources.get(index)) {
-            source.damaged.set(true);
+    let merged = merged.and_then(|merged| {
+        merged.map_err(|failure| {
+            if let Some(source) = failure.damaged.and_then(|index| sources.get(index)) {
+                source.damaged.set(true);
+            }
+            failure.message
+        })
+    });
+    let stats = match merged {
+        Ok(stats) => stats,
+        Err(message) => {
+            if let Err(err) = std::fs::remove_dir_all(&tmp) {
+                log::warn!("blocks: cannot remove {}: {err}", tmp.display());
+            }
+            return Err(message);
         }
-        failure.message
-    })?;
+    };
     let compacted_from: Vec<String> = sources.iter().map(|b| b.meta.block_id.clone()).collect();
     let mut wal_segments: Vec<u64> = sources
         .iter()
@@ -195,7 +212,7 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
     let block = publish_data(
         state,
         &tenant,
-        data,
+        BlockData::Written { block_id, tmp },
         stats,
         compacted_from.clone(),
         level,
