@@ -39,10 +39,33 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
-/// A data file is written and flushed in pieces of this size: a WAL write or fsync queued
-/// behind a block's writeback then waits for one piece, not for the whole file (measured:
-/// 30 MB written at once held WAL appends for 40-55 ms).
+/// A data file is written in pieces of this size, the writeback of each started at once
+/// (`sync_file_range`, no device cache flush), then fsynced whole: a WAL write or fsync
+/// queued behind a block's writeback then waits for one piece, not for the whole file
+/// (measured: 30 MB written at once held WAL appends for 40-55 ms; an fsync per piece made
+/// WAL fsyncs wait for each piece's cache flush).
 pub const BLOCK_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Starts the writeback of `len` bytes at `offset` of `file` without waiting for it (and
+/// without a device cache flush, which a WAL fsync would then queue behind): the final
+/// fsync finds little left to write.
+pub fn start_writeback(file: &impl std::os::fd::AsRawFd, offset: u64, len: usize) {
+    // SAFETY: a valid open descriptor; the call reads no memory of ours.
+    let result = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if result != 0 {
+        log::debug!(
+            "blocks: sync_file_range: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
 
 async fn write_file(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
     use monoio::buf::IoBuf;
@@ -61,10 +84,8 @@ async fn write_file(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
             .await;
         result?;
         bytes = slice.into_inner();
+        start_writeback(&file, offset as u64, end - offset);
         offset = end;
-        if offset < length {
-            file.sync_data().await?;
-        }
     }
     file.sync_all().await?;
     file.close().await

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::HeadRecord;
-use crate::block::{BlockStats, BlockWriter, PageCursor};
+use crate::block::{store, BlockStats, BlockWriter, PageCursor};
 use crate::otlp;
 
 /// A finished data file, and the records it was built from sorted by trace ID (oldest first
@@ -320,7 +320,7 @@ pub(super) fn merge(sources: &[MergeSource], data_path: &Path, check: &mut dyn F
         }
         if let Some(piece) = writer.take_written(MERGE_WRITE_CHUNK_BYTES) {
             out.write_all(&piece).map_err(io_failure)?;
-            start_writeback(&out, written, piece.len());
+            store::start_writeback(&out, written, piece.len());
             written += piece.len() as u64;
         }
     }
@@ -330,28 +330,6 @@ pub(super) fn merge(sources: &[MergeSource], data_path: &Path, check: &mut dyn F
     out.write_all(&tail).map_err(io_failure)?;
     out.sync_all().map_err(io_failure)?;
     Ok(stats)
-}
-
-/// Starts the writeback of `len` bytes at `offset` of `file` without waiting for it (and
-/// without a device cache flush, which a WAL fsync would then queue behind): the final
-/// fsync finds little left to write.
-fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid open descriptor; the call reads no memory of ours.
-    let result = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
-    if result != 0 {
-        log::debug!(
-            "compaction: sync_file_range: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// The builder thread's scheduling class: `SCHED_IDLE` (it runs only when nothing else on
