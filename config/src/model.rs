@@ -99,8 +99,10 @@ pub mod defaults {
     pub const WAL_SEGMENT_BYTES_MAX: u64 = 64 * MIB;
     /// Lower bound of `allegro.wal_segment_bytes_max`.
     pub const WAL_SEGMENT_BYTES_MAX_MIN: u64 = MIB;
-    /// `allegro.live_traces_bytes_max` (per shard).
-    pub const LIVE_TRACES_BYTES_MAX: u64 = 256 * MIB;
+    /// `allegro.live_traces_bytes_max` (per shard). 128 MiB: at 200k spans/s on one shard
+    /// the server's RSS median is 185 MB against 294 MB with 256 MiB, at the same CPU and
+    /// the same maximum throughput (`bench/latency.sh`, 2026-12-04).
+    pub const LIVE_TRACES_BYTES_MAX: u64 = 128 * MIB;
     /// `allegro.grpc_max_recv_msg_bytes` (Tempo's gRPC server default).
     pub const GRPC_MAX_RECV_MSG_BYTES: u64 = 16 * MIB;
     /// `allegro.shutdown_timeout`.
@@ -359,7 +361,7 @@ pub struct AllegroConfig {
     /// at least 1 MiB.
     pub wal_segment_bytes_max: u64,
     /// `allegro.live_traces_bytes_max`: memory bound for live trace data, per shard.
-    /// Default 256 MiB.
+    /// Default 128 MiB.
     pub live_traces_bytes_max: u64,
     /// `allegro.grpc_max_recv_msg_bytes`: largest gRPC message accepted. Default 16 MiB.
     pub grpc_max_recv_msg_bytes: u64,

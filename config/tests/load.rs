@@ -132,7 +132,7 @@ fn absent_keys_take_tempo_defaults() {
         assert_eq!(c.allegro.wal_fsync, WalFsync::Always);
         assert_eq!(c.allegro.wal_fsync_interval, Duration::from_millis(100));
         assert_eq!(c.allegro.wal_segment_bytes_max, 64 << 20);
-        assert_eq!(c.allegro.live_traces_bytes_max, 256 << 20);
+        assert_eq!(c.allegro.live_traces_bytes_max, 128 << 20);
         assert_eq!(c.allegro.grpc_max_recv_msg_bytes, 16 << 20);
         assert_eq!(c.allegro.shutdown_timeout, Duration::from_secs(30));
     }

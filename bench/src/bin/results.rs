@@ -608,10 +608,11 @@ fn headline(
             let steady = run.rss_steady_bytes().unwrap_or(0);
             let _ = writeln!(
                 w,
-                "| RSS at steady state, {} spans/s | {} (max {} during the run) | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default 256 MiB) | {} |",
+                "| RSS at steady state, {} spans/s | {} (max {} during the run) | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default {} MiB) | {} |",
                 format_count(run.number("spans_per_sec").unwrap_or(0.0)),
                 mb(steady),
                 mb(run.rss_max_bytes().unwrap_or(0)),
+                allegro_config::defaults::LIVE_TRACES_BYTES_MAX >> 20,
                 verdict(
                     steady < TARGET_RSS_BYTES,
                     format!("{:.0}% of target", steady as f64 / TARGET_RSS_BYTES as f64 * 100.0)
@@ -622,10 +623,11 @@ fn headline(
             let steady = lat.rss_steady_bytes().unwrap_or(0);
             let _ = writeln!(
                 w,
-                "| RSS at steady state | {} at {} spans/s (the 50% run; max {} during it); 200k spans/s is above this server's max here | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default 256 MiB) | **not measured at the target rate** ({}) |",
+                "| RSS at steady state | {} at {} spans/s (the 50% run; max {} during it); 200k spans/s is above this server's max here | < 200 MB at 200k spans/s | {TEMPO_RSS} | live-trace cap `allegro.live_traces_bytes_max` (default {} MiB) | **not measured at the target rate** ({}) |",
                 mb(steady),
                 format_count(lat.number("spans_per_sec").unwrap_or(0.0)),
                 mb(lat.rss_max_bytes().unwrap_or(0)),
+                allegro_config::defaults::LIVE_TRACES_BYTES_MAX >> 20,
                 match (steady < TARGET_RSS_BYTES, lat.rss_max_bytes().unwrap_or(0) < TARGET_RSS_BYTES) {
                     (true, true) => "below 200 MB at the lower rate",
                     (true, false) => "steady state below 200 MB at the lower rate, peaks above",
