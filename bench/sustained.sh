@@ -95,7 +95,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')
   printf '| WAL bytes written per span | %.0f B |\n' "$(echo "($wal1 - $wal0) / ($spans1 - $spans0)" | bc -l)"
   printf '| head blocks cut / compactions during the run | %s / %s |\n' "$((cuts1 - cuts0))" "$((compactions1 - compactions0))"
   by_thread=$(join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$threads0") <(printf '%s\n' "$threads1") |
-    awk -v hz="$ticks_per_s" '$1 != "" {d = ($3 - $2) / hz; if (d > 0) printf "%s%s %.2f", sep, $1, d; sep = ", "}')
+    awk -v hz="$ticks_per_s" '$1 != "" {d = ($3 - $2) / hz; if (d > 0) {printf "%s%s %.2f", sep, $1, d; sep = ", "}}')
   printf '| server CPU-s by thread (threads that exited not counted) | %s |\n' "$by_thread"
   echo
   echo "Acknowledged spans per second:"
