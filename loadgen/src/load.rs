@@ -403,6 +403,9 @@ async fn worker(
         let record_latency = |h: &mut Histogram<u64>, since: Instant| {
             h.saturating_record(done.saturating_duration_since(since).as_micros().max(1) as u64);
         };
+        if done.saturating_duration_since(start).as_micros() > u128::from(stats::SLOW_REQUEST_US) {
+            Counters::add(&counters.requests_slow, 1);
+        }
         match outcome {
             Outcome::Ok => {
                 Counters::add(&counters.requests_ok, 1);

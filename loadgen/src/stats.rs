@@ -86,6 +86,9 @@ pub struct Counters {
     pub in_flight: AtomicI64,
     /// Requests that started more than 1 ms after their open-loop schedule slot.
     pub requests_late: AtomicU64,
+    /// Requests answered after more than [`SLOW_REQUEST_US`] (the progress lines show in
+    /// which seconds a latency tail happens).
+    pub requests_slow: AtomicU64,
     errors: [AtomicU64; ERROR_KINDS],
     first_messages: Mutex<Vec<Option<String>>>,
 }
@@ -155,6 +158,7 @@ impl Counters {
             traces_unrecorded: load(&self.traces_unrecorded),
             connect_failures: load(&self.connect_failures),
             requests_late: load(&self.requests_late),
+            requests_slow: load(&self.requests_slow),
             in_flight: self.in_flight.load(Ordering::Relaxed).max(0) as u64,
             errors,
         }
@@ -188,6 +192,7 @@ pub struct Snapshot {
     pub traces_unrecorded: u64,
     pub connect_failures: u64,
     pub requests_late: u64,
+    pub requests_slow: u64,
     pub in_flight: u64,
     pub errors: [u64; ERROR_KINDS],
 }
@@ -221,6 +226,7 @@ impl Snapshot {
                 .connect_failures
                 .saturating_sub(earlier.connect_failures),
             requests_late: self.requests_late.saturating_sub(earlier.requests_late),
+            requests_slow: self.requests_slow.saturating_sub(earlier.requests_slow),
             in_flight: self.in_flight,
             errors,
         }
@@ -299,16 +305,20 @@ pub fn progress_line(
 ) -> String {
     let d = now.minus(before);
     format!(
-        "[{:>4}s] sent {:>11} spans/s  acked {:>11} spans/s  {:>7.1} MB/s (wire {:>7.1} MB/s)  in-flight {:>4}  errors: {}",
+        "[{:>4}s] sent {:>11} spans/s  acked {:>11} spans/s  {:>7.1} MB/s (wire {:>7.1} MB/s)  in-flight {:>4}  over 10 ms {:>5}  errors: {}",
         since_start.as_secs(),
         thousands(per_sec(d.spans_sent, interval) as u64),
         thousands(per_sec(d.spans_acked, interval) as u64),
         per_sec(d.raw_bytes_sent, interval) / MB,
         per_sec(d.wire_bytes_sent, interval) / MB,
         now.in_flight,
+        d.requests_slow,
         d.error_list()
     )
 }
+
+/// A request answered later than this counts in [`Counters::requests_slow`].
+pub const SLOW_REQUEST_US: u64 = 10_000;
 
 pub fn new_latency_histogram() -> Histogram<u64> {
     Histogram::new_with_max(limits::LATENCY_US_MAX, 3).expect("valid histogram bounds")
@@ -522,6 +532,7 @@ mod tests {
         Counters::add(&counters.spans_sent, 2_000_000);
         Counters::add(&counters.spans_acked, 1_000_000);
         Counters::add(&counters.raw_bytes_sent, 430_000_000);
+        Counters::add(&counters.requests_slow, 7);
         counters.error(ErrorKind::Grpc(14), "server shutting down");
         counters.error(ErrorKind::Grpc(14), "second message is not kept");
         let now = counters.snapshot();
@@ -534,6 +545,7 @@ mod tests {
         assert!(line.contains("sent   1,000,000 spans/s"), "{line}");
         assert!(line.contains("215.0 MB/s"), "{line}");
         assert!(line.contains("UNAVAILABLE=2"), "{line}");
+        assert!(line.contains("over 10 ms     7"), "{line}");
 
         let mut histogram = new_latency_histogram();
         histogram.record(1_500).expect("in range");
