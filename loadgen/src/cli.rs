@@ -73,11 +73,11 @@ OUTPUT:
     -V, --version              version
 
 REPORT:
-    Once a second on stderr: spans/s sent and acknowledged, MB/s, in-flight, requests answered
-    after more than 10 ms, errors by gRPC status. At the end: totals, spans/s, MB/s
-    uncompressed and on the wire (gRPC frames, without HTTP/2 overhead), export latency
-    p50/p90/p99/p99.9/max of acknowledged requests (from send to trailers), errors by
-    status name, and one JSON line on stdout:
+    Once a second on stderr: spans/s sent and acknowledged, MB/s, in-flight, requests
+    answered after more than 10 ms, errors by gRPC status. At the end: totals, spans/s,
+    MB/s uncompressed and on the wire (gRPC frames, without HTTP/2 overhead), export
+    latency p50/p90/p99/p99.9/max of acknowledged requests (from send to trailers),
+    errors by status name, and one JSON line on stdout:
         RESULT {\"mode\":\"load\",\"spans_per_sec\":...,\"p99_us\":...,\"errors\":{...}}
     spans_per_sec counts acknowledged spans. With --rate, sched_p*_us also measure from
     each request's scheduled start (includes waiting for a free stream, so coordinated

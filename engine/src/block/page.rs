@@ -626,6 +626,31 @@ impl Dictionary {
     }
 }
 
+/// The facts of a span row: its status, kind and name, alone and with its resource
+/// (`d+1` indices; `status` is the Status code, `None` without a Status).
+fn span_facts(facts: &mut FactSet, resource: u64, status: Option<u8>, kind: u8, name: u64) {
+    let status = u64::from(super::filter::status_fact(status));
+    facts.insert(fact_row(FactRow::Status, status, 0));
+    facts.insert(fact_row(FactRow::ServiceStatus, resource, status));
+    let kind = u64::from(super::filter::kind_fact(kind));
+    facts.insert(fact_row(FactRow::Kind, kind, 0));
+    if name != 0 {
+        facts.insert(fact_row(FactRow::Name, name, 0));
+        facts.insert(fact_row(FactRow::ServiceName, resource, name));
+    }
+}
+
+/// One attribute row (`key` 0: `value` holds the whole KeyValue) and its fact.
+fn put_attr_row(columns: &mut [Vec<u8>; COLUMN_COUNT], facts: &mut FactSet, key: u64, value: u64) {
+    if key == 0 {
+        facts.insert(fact_row(FactRow::WholeAttr, 0, value));
+    } else {
+        facts.insert(fact_row(FactRow::Attr, key, value));
+    }
+    put_varint(key, col(columns, ATTR_KEY));
+    put_varint(value, col(columns, ATTR_VALUE));
+}
+
 /// `d+1` of the service name of the Resource at `d+1` `resource` (its bytes `bytes`),
 /// computed once per Resource entry of a page.
 fn service_of(
@@ -661,7 +686,7 @@ pub struct PageBuilder {
     min_start: u64,
     max_end: u64,
     /// What the page filter will say, as dictionary indices (see [`FactRow`]).
-    facts: std::collections::HashSet<u64, FactHasher>,
+    facts: FactSet,
     /// A trace is stored raw: the page gets no filter.
     has_raw: bool,
     /// Pages finished by this builder before the one being built: dictionary indices
@@ -698,6 +723,9 @@ fn fact_row(tag: FactRow, a: u64, b: u64) -> u64 {
     debug_assert!(a < 1 << 29 && b < 1 << 29);
     ((tag as u64) << 58) | (a << 29) | b
 }
+
+/// The distinct fact rows of the page being built.
+type FactSet = std::collections::HashSet<u64, FactHasher>;
 
 /// A multiplicative hasher for the builder's `u64` fact rows (SipHash costs more than the
 /// rest of a span's columns).
@@ -904,15 +932,7 @@ impl PageBuilder {
                 put_varint(message, col(columns, SPAN_STATUS_MSG));
                 let name = dict.nonempty(span.name);
                 put_varint(name, col(columns, SPAN_NAME));
-                let status = u64::from(super::filter::status_fact(span.status.map(|s| s.0)));
-                facts.insert(fact_row(FactRow::Status, status, 0));
-                facts.insert(fact_row(FactRow::ServiceStatus, resource, status));
-                let kind = u64::from(super::filter::kind_fact(span.kind));
-                facts.insert(fact_row(FactRow::Kind, kind, 0));
-                if name != 0 {
-                    facts.insert(fact_row(FactRow::Name, name, 0));
-                    facts.insert(fact_row(FactRow::ServiceName, resource, name));
-                }
+                span_facts(facts, resource, span.status.map(|s| s.0), span.kind, name);
                 let attrs = parts.attrs.get(span.attrs.clone()).unwrap_or_default();
                 put_varint(attrs.len() as u64, col(columns, SPAN_ATTRS));
                 for attr in attrs {
@@ -923,13 +943,7 @@ impl PageBuilder {
                         }
                         Attr::Whole(kv) => (0, dict.optional(Some(kv))),
                     };
-                    if key == 0 {
-                        facts.insert(fact_row(FactRow::WholeAttr, 0, value));
-                    } else {
-                        facts.insert(fact_row(FactRow::Attr, key, value));
-                    }
-                    put_varint(key, col(columns, ATTR_KEY));
-                    put_varint(value, col(columns, ATTR_VALUE));
+                    put_attr_row(columns, facts, key, value);
                 }
                 let rest = parts.rest.get(span.rest.clone()).unwrap_or_default();
                 put_varint(rest.len() as u64, col(columns, SPAN_REST_LENS));

@@ -14,7 +14,7 @@ use super::{
     SPAN_STATUS_MSG, STATUS_ABSENT, TRACE_FORM, TRACE_FORM_COLUMNAR, TRACE_RS, TRACE_START,
 };
 use super::{
-    ATTR_KEY, ATTR_VALUE, PARENT_RAW, RS_RESOURCE, RS_SCHEMA, RS_SCOPES, RS_SERVICE, SS_SCHEMA,
+    put_attr_row, span_facts, PARENT_RAW, RS_RESOURCE, RS_SCHEMA, RS_SCOPES, RS_SERVICE, SS_SCHEMA,
     SS_SCOPE, SS_SPANS,
 };
 use crate::ids::TraceId;
@@ -226,29 +226,15 @@ fn copy_trace(
             put_varint(message, col(columns, SPAN_STATUS_MSG));
             let name = translate(remap, &walk.dict, dict, walk.span_name.next()?)?;
             put_varint(name, col(columns, SPAN_NAME));
-            let status_code = (code != STATUS_ABSENT).then_some(code);
-            let status = u64::from(crate::block::filter::status_fact(status_code));
-            facts.insert(fact_row(FactRow::Status, status, 0));
-            facts.insert(fact_row(FactRow::ServiceStatus, resource, status));
-            let kind = u64::from(crate::block::filter::kind_fact(kind));
-            facts.insert(fact_row(FactRow::Kind, kind, 0));
-            if name != 0 {
-                facts.insert(fact_row(FactRow::Name, name, 0));
-                facts.insert(fact_row(FactRow::ServiceName, resource, name));
-            }
+            let status = (code != STATUS_ABSENT).then_some(code);
+            span_facts(facts, resource, status, kind, name);
             let attrs = walk.span_attrs.next()?;
             put_varint(attrs, col(columns, SPAN_ATTRS));
             for _ in 0..attrs {
                 builder.attr_count += 1;
                 let key = translate(remap, &walk.dict, dict, walk.attr_key.next()?)?;
                 let value = translate(remap, &walk.dict, dict, walk.attr_value.next()?)?;
-                if key == 0 {
-                    facts.insert(fact_row(FactRow::WholeAttr, 0, value));
-                } else {
-                    facts.insert(fact_row(FactRow::Attr, key, value));
-                }
-                put_varint(key, col(columns, ATTR_KEY));
-                put_varint(value, col(columns, ATTR_VALUE));
+                put_attr_row(columns, facts, key, value);
             }
             let rest_len = walk.rest_lens.next()?;
             let rest = walk
