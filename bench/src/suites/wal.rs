@@ -58,6 +58,8 @@ pub const POLICIES: [Policy; 3] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Std,
+    /// `pwrite` with `O_DIRECT` from a 4 KiB-aligned buffer: no copy into the page cache.
+    StdDirect,
     Monoio,
     TokioUring,
 }
@@ -66,6 +68,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Std => "std::fs pwrite + fdatasync",
+            Backend::StdDirect => "std::fs O_DIRECT pwrite + fdatasync",
             Backend::Monoio => "monoio (io_uring) write_all_at + sync_data",
             Backend::TokioUring => "tokio-uring write_all_at + sync_data",
         }
@@ -115,6 +118,15 @@ pub fn run(config: &Config, report: &mut Report) {
                 subject: std_case.clone(),
                 baselines: Vec::new(),
             });
+            match append_case(&config, &dir, Backend::StdDirect, size, policy) {
+                Ok(case) => report.line(Line {
+                    suite: SUITE,
+                    title: append_title(size, policy),
+                    subject: case,
+                    baselines: vec![std_case.clone()],
+                }),
+                Err(err) => report.note(format!("{}: {err}", Backend::StdDirect.name())),
+            }
             if uring.is_err() {
                 continue;
             }
@@ -131,8 +143,46 @@ pub fn run(config: &Config, report: &mut Report) {
             }
         }
     }
+    // The cost that matters beside the disk's: the CPU of the writing thread.
+    for backend in [Backend::Std, Backend::StdDirect] {
+        match thread_cpu_per_append(&dir, backend, 64 << 10, CPU_APPENDS) {
+            Ok(cpu) => report.note(format!(
+                "{}: {:.1} us of the writing thread's CPU per 64 KiB append, fsync=always \
+                 (getrusage over {CPU_APPENDS} appends)",
+                backend.name(),
+                cpu.as_secs_f64() * 1e6
+            )),
+            Err(err) => report.note(format!("{}: {err}", backend.name())),
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     codec(config, report);
+}
+
+/// Appends timed for their CPU by [`thread_cpu_per_append`].
+const CPU_APPENDS: u64 = 200;
+
+/// The calling thread's user + system CPU per append of `size` bytes (fsync=always).
+fn thread_cpu_per_append(
+    dir: &Path,
+    backend: Backend,
+    size: usize,
+    appends: u64,
+) -> io::Result<Duration> {
+    fn thread_cpu() -> Duration {
+        // SAFETY: `usage` is a valid out-pointer for getrusage.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    }
+    let mut wal = StdWal::create(Segments::new(dir, backend, size, Policy::Always))?;
+    wal.append_n(10)?;
+    let before = thread_cpu();
+    let result = wal.append_n(appends);
+    let cpu = thread_cpu().saturating_sub(before);
+    wal.finish();
+    result.map(|()| cpu / appends as u32)
 }
 
 /// A fresh directory under the scratch dir for this process.
@@ -163,7 +213,7 @@ pub fn append_case(
         Case::run(config, backend.name(), size as u64, 1, "append", batch)
     };
     match backend {
-        Backend::Std => {
+        Backend::Std | Backend::StdDirect => {
             let mut wal = StdWal::create(segments)?;
             let mut failure = None;
             let case = case(&mut |n| {
@@ -211,6 +261,8 @@ struct Segments {
     size: usize,
     policy: Policy,
     last_sync: Instant,
+    /// Files opened with `O_DIRECT`.
+    direct: bool,
 }
 
 /// What to do before and after the next write.
@@ -230,6 +282,7 @@ impl Segments {
             size,
             policy,
             last_sync: Instant::now(),
+            direct: backend == Backend::StdDirect,
         }
     }
 
@@ -242,10 +295,13 @@ impl Segments {
     fn create_next(&mut self) -> io::Result<File> {
         self.sequence += 1;
         self.offset = 0;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = if self.direct { libc::O_DIRECT } else { 0 };
         OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .custom_flags(flags)
             .open(self.path(self.sequence))
     }
 
@@ -281,17 +337,24 @@ impl Segments {
 struct StdWal {
     segments: Segments,
     file: File,
+    /// `segments.size` bytes from `start`, which is 4 KiB-aligned (as `O_DIRECT` needs).
     buffer: Vec<u8>,
+    start: usize,
 }
+
+/// The alignment `O_DIRECT` writes need here (the filesystem's block size).
+const DIRECT_ALIGN: usize = 4096;
 
 impl StdWal {
     fn create(mut segments: Segments) -> io::Result<StdWal> {
         let file = segments.create_next()?;
-        let buffer = vec![0xa5; segments.size];
+        let buffer = vec![0xa5; segments.size + DIRECT_ALIGN];
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
         Ok(StdWal {
             segments,
             file,
             buffer,
+            start,
         })
     }
 
@@ -302,7 +365,11 @@ impl StdWal {
                 self.file = self.segments.create_next()?;
                 self.segments.remove_previous()?;
             }
-            self.file.write_all_at(&self.buffer, step.offset)?;
+            let bytes = self
+                .buffer
+                .get(self.start..self.start + self.segments.size)
+                .ok_or_else(|| io::Error::other("buffer shorter than an append"))?;
+            self.file.write_all_at(bytes, step.offset)?;
             if step.sync {
                 self.file.sync_data()?;
             }
