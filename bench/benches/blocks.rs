@@ -107,6 +107,16 @@ fn run(config: &Config, report: &mut Report) {
     });
 
     // Compaction's rewrite of a block: every page's traces into a new block.
+    let rewrite = |add_page: &dyn Fn(&mut BlockWriter, &[u8])| {
+        let mut writer = BlockWriter::new();
+        for entry in &index.pages {
+            add_page(
+                &mut writer,
+                block::page_bytes(&data, entry).expect("in file"),
+            );
+        }
+        black_box(writer.finish());
+    };
     let copy = Case::run(
         config,
         "PageCursor rows copied",
@@ -115,15 +125,12 @@ fn run(config: &Config, report: &mut Report) {
         "span",
         |n| {
             for _ in 0..n {
-                let mut writer = BlockWriter::new();
-                for entry in &index.pages {
-                    let bytes = block::page_bytes(&data, entry).expect("in file");
+                rewrite(&|writer, bytes| {
                     let mut page = block::PageCursor::load(bytes).expect("loads");
                     while page.peek().is_some() {
                         writer.copy_trace(&mut page).expect("copies");
                     }
-                }
-                black_box(writer.finish());
+                });
             }
         },
     );
@@ -135,15 +142,12 @@ fn run(config: &Config, report: &mut Report) {
         "span",
         |n| {
             for _ in 0..n {
-                let mut writer = BlockWriter::new();
-                for entry in &index.pages {
-                    let bytes = block::page_bytes(&data, entry).expect("in file");
+                rewrite(&|writer, bytes| {
                     let page = block::PageView::decode(bytes).expect("decodes");
                     for (id, payload) in page.traces().expect("rebuilds") {
                         writer.add_trace(id, &payload);
                     }
-                }
-                black_box(writer.finish());
+                });
             }
         },
     );

@@ -432,7 +432,6 @@ async fn write_cut_block(
     }
 }
 
-/// Publishes a finished data file as a block and opens it.
 /// The data file of a block to publish: in memory (a head cut), or already written and
 /// fsynced in the block's temporary directory (a merge, see `store::prepare_tmp`).
 pub(super) enum BlockData {
@@ -462,6 +461,7 @@ pub(super) fn prepare_block_dir(
     )
 }
 
+/// Publishes a finished data file as a block and opens it.
 pub(super) async fn publish_data(
     state: &Rc<RefCell<ShardState>>,
     tenant: &Tenant,

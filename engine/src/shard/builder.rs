@@ -79,7 +79,7 @@ pub(super) struct Builder {
 /// (`sync_file_range`, no device cache flush) and fsyncing once at the end. Fsyncing each
 /// piece instead made WAL fsyncs queue behind them (this thread writes while the shard
 /// appends): at 200k spans/s export p90 22-33 ms against 7 ms with `sync_file_range`.
-pub(super) const MERGE_WRITE_CHUNK_BYTES: usize = 128 << 10;
+const MERGE_WRITE_CHUNK_BYTES: usize = 128 << 10;
 
 /// How many traces the builder adds between two looks at the urgency flag.
 const URGENCY_CHECK_TRACES: usize = 256;
