@@ -6,8 +6,9 @@
 #
 #   bench/latency.sh RATE DURATION        e.g. bench/latency.sh 60k 15s; RATE 0 = max
 #
-# Env: BIN (target/release/allegro), LIVE (allegro.live_traces_bytes_max), BLOCK
-# (ingester.max_block_bytes), KEEP=1 keeps the run's directory.
+# Env: BIN (target/release/allegro), FSYNC (allegro.wal_fsync: always), LIVE
+# (allegro.live_traces_bytes_max), BLOCK (ingester.max_block_bytes), KEEP=1 keeps the run's
+# directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -18,8 +19,8 @@ mkdir -p target/allegro-bench
 dir=$(mktemp -d "$PWD/target/allegro-bench/latency-XXXX")
 http_port=$(free_port); otlp_port=$(free_port); grpc_port=$(free_port)
 write_config "$dir" "$http_port" "$otlp_port" "$grpc_port"
-sed -i "s/^  shards: 2$/  shards: 1\n  wal_fsync: always/" "$dir/tempo.yaml"
-[ -n "${LIVE:-}" ] && sed -i "s/^  wal_fsync: always$/  wal_fsync: always\n  live_traces_bytes_max: $LIVE/" "$dir/tempo.yaml"
+sed -i "s/^  shards: 2$/  shards: 1\n  wal_fsync: ${FSYNC:-always}/" "$dir/tempo.yaml"
+[ -n "${LIVE:-}" ] && sed -i "s/^  wal_fsync: .*$/&\n  live_traces_bytes_max: $LIVE/" "$dir/tempo.yaml"
 [ -n "${BLOCK:-}" ] && printf 'ingester:\n  max_block_bytes: %s\n' "$BLOCK" >> "$dir/tempo.yaml"
 taskset -c 0 "$bin" -config.file="$dir/tempo.yaml" > "$dir/server.log" 2>&1 &
 server=$!
@@ -33,9 +34,9 @@ taskset -c 1 /usr/bin/time -o "$dir/loadgen.time" -f '%U %S' target/release/load
 cpu1=$(awk '{print $14 + $15}' "/proc/$server/stat")
 kill "$sampler" 2>/dev/null || true
 metrics=$(curl -s "http://127.0.0.1:$http_port/metrics" || true)
-wal_bytes=$(echo "$metrics" | awk '/^allegro_wal_bytes_total/ {s += $2} END {print s + 0}')
-spans=$(echo "$metrics" | awk '/^allegro_spans_received_total/ {s += $2} END {print s + 0}')
-received=$(echo "$metrics" | awk '/^allegro_bytes_received_total/ {s += $2} END {print s + 0}')
+wal_bytes=$(echo "$metrics" | awk '/^allegro_wal_bytes_total/ {s += $2} END {printf "%.0f", s}')
+spans=$(echo "$metrics" | awk '/^allegro_spans_received_total/ {s += $2} END {printf "%.0f", s}')
+received=$(echo "$metrics" | awk '/^allegro_bytes_received_total/ {s += $2} END {printf "%.0f", s}')
 grep -E '^(throughput|export latency|errors)' "$dir/load.err" || true
 if [ "$spans" != 0 ]; then
   echo "WAL bytes per span: $(echo "$wal_bytes / $spans" | bc -l | cut -c1-6) (span payload bytes per span: $(echo "$received / $spans" | bc -l | cut -c1-6))"
