@@ -235,3 +235,109 @@ pub(super) async fn compact_once(state: &Rc<RefCell<ShardState>>) -> Result<bool
     }
     Ok(true)
 }
+
+/// When the compaction thread shares the core (normal priority) instead of taking only its
+/// idle time. A merge at normal priority runs in slices of milliseconds between
+/// acknowledgements, so it does so only while it is needed: blocks pile up past
+/// [`COMPACTION_BACKLOG_BLOCKS`] and the running merge has read no page for
+/// [`COMPACTION_STARVED_AFTER`] (the core has no idle time), or past
+/// [`COMPACTION_BACKLOG_BLOCKS_MAX`] whatever it reads (the idle time is not enough). Once
+/// urgent it stays so until the backlog is merged; never while memory is filling (the cut's
+/// builder comes first).
+pub(super) struct CompactionUrgency {
+    urgent: bool,
+    /// The compaction thread's progress count when last seen to change, and when.
+    progress: u64,
+    since: Instant,
+}
+
+impl CompactionUrgency {
+    pub(super) fn new(now: Instant) -> CompactionUrgency {
+        CompactionUrgency {
+            urgent: false,
+            progress: 0,
+            since: now,
+        }
+    }
+
+    /// The priority to ask for, given the shard's `blocks`, whether the thread is `busy` and
+    /// its `progress` count, and whether memory is `filling`.
+    pub(super) fn update(
+        &mut self,
+        now: Instant,
+        blocks: usize,
+        busy: bool,
+        progress: u64,
+        filling: bool,
+    ) -> bool {
+        let starved = busy
+            && progress == self.progress
+            && now.duration_since(self.since) >= COMPACTION_STARVED_AFTER;
+        if progress != self.progress || !busy {
+            self.progress = progress;
+            self.since = now;
+        }
+        self.urgent = if blocks <= COMPACTION_BACKLOG_BLOCKS {
+            false
+        } else {
+            self.urgent || starved || blocks > COMPACTION_BACKLOG_BLOCKS_MAX
+        };
+        self.urgent && !filling
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACKLOG: usize = COMPACTION_BACKLOG_BLOCKS + 1;
+
+    #[test]
+    fn a_merge_that_progresses_in_the_idle_time_stays_there() {
+        let start = Instant::now();
+        let mut urgency = CompactionUrgency::new(start);
+        for second in 0..10u64 {
+            let now = start + Duration::from_secs(second);
+            assert!(!urgency.update(now, BACKLOG, true, second, false));
+        }
+    }
+
+    #[test]
+    fn a_starved_merge_shares_the_core_until_the_backlog_is_merged() {
+        let start = Instant::now();
+        let mut urgency = CompactionUrgency::new(start);
+        assert!(!urgency.update(start, BACKLOG, true, 7, false));
+        let starved = start + COMPACTION_STARVED_AFTER;
+        assert!(!urgency.update(starved - Duration::from_millis(1), BACKLOG, true, 7, false));
+        assert!(urgency.update(starved, BACKLOG, true, 7, false));
+        // Progress at normal priority does not drop it back to the idle time...
+        assert!(urgency.update(starved, BACKLOG, true, 8, false));
+        // ...except while memory fills (the cut first), and then it resumes.
+        assert!(!urgency.update(starved, BACKLOG, true, 9, true));
+        assert!(urgency.update(starved, BACKLOG, true, 10, false));
+        // The backlog merged: back to the idle time, and a new starvation is timed afresh.
+        assert!(!urgency.update(starved, COMPACTION_BACKLOG_BLOCKS, true, 11, false));
+        assert!(!urgency.update(starved, BACKLOG, true, 11, false));
+    }
+
+    #[test]
+    fn an_idle_thread_without_a_merge_is_not_starving() {
+        let start = Instant::now();
+        let mut urgency = CompactionUrgency::new(start);
+        let later = start + 10 * COMPACTION_STARVED_AFTER;
+        assert!(!urgency.update(later, BACKLOG, false, 0, false));
+        // The merge starts: it has its full allowance before it counts as starved.
+        assert!(!urgency.update(later, BACKLOG, true, 0, false));
+        assert!(urgency.update(later + COMPACTION_STARVED_AFTER, BACKLOG, true, 0, false));
+    }
+
+    #[test]
+    fn a_backlog_past_the_maximum_shares_the_core_whatever_the_merge_reads() {
+        let start = Instant::now();
+        let mut urgency = CompactionUrgency::new(start);
+        let blocks = COMPACTION_BACKLOG_BLOCKS_MAX;
+        assert!(!urgency.update(start, blocks, true, 1, false));
+        assert!(urgency.update(start, blocks + 1, true, 2, false));
+        assert!(!urgency.update(start, blocks + 1, true, 3, true));
+    }
+}

@@ -93,11 +93,18 @@ pub const COMPACTION_INPUT_BLOCKS_MAX: usize = 8;
 /// Blocks of one compaction level merged at least, in the compaction window being written.
 pub const COMPACTION_INPUT_BLOCKS_MIN_ACTIVE: usize = 2;
 /// Blocks a shard holds past which its compaction thread runs at normal priority (sharing
-/// the core with the shard thread) instead of only in the core's idle time.
+/// the core with the shard thread) instead of only in the core's idle time, once its merge
+/// starves there ([`COMPACTION_STARVED_AFTER`]).
 pub const COMPACTION_BACKLOG_BLOCKS: usize = 16;
+/// Blocks a shard holds past which its compaction thread runs at normal priority even while
+/// its merges progress in the idle time (they do not keep up).
+pub const COMPACTION_BACKLOG_BLOCKS_MAX: usize = 4 * COMPACTION_BACKLOG_BLOCKS;
+/// A merge that read no page for this long, with a backlog, starves in the idle time.
+pub const COMPACTION_STARVED_AFTER: Duration = Duration::from_secs(1);
 /// Payload bytes of one compaction's inputs at most (they are held in memory).
 pub const COMPACTION_INPUT_BYTES_MAX: u64 = 1 << 30;
 const _: () = assert!(COMPACTION_INPUT_BLOCKS_MIN_ACTIVE <= COMPACTION_INPUT_BLOCKS_MAX);
+const _: () = assert!(COMPACTION_BACKLOG_BLOCKS < COMPACTION_BACKLOG_BLOCKS_MAX);
 
 /// The shard that owns a trace. Pure, so every thread agrees without talking.
 pub fn shard_for(trace_id: &TraceId, shards: usize) -> usize {
@@ -580,6 +587,7 @@ struct ShardState {
     /// The thread that merges this shard's blocks in compactions (`None`: the shard merges
     /// them itself). Not the builder: a cut must never wait behind a compaction.
     compactor: Option<builder::Builder>,
+    compaction_urgency: maintenance::CompactionUrgency,
 }
 
 impl ShardTask {
@@ -603,6 +611,7 @@ impl ShardTask {
             blocks_created: 0,
             builder: start_helper(self.id, "build"),
             compactor: start_helper(self.id, "compact"),
+            compaction_urgency: maintenance::CompactionUrgency::new(Instant::now()),
         }));
         load_blocks(&state).await;
         // Nothing waits on this thread during replay and `/flush`: their cuts are urgent (an
@@ -648,12 +657,21 @@ impl ShardTask {
                 if let Some(builder) = &s.builder {
                     builder.set_urgent(s.cutting && full);
                 }
-                // Blocks piling up (a saturated core has no idle time for compaction): the
-                // compaction thread shares the core until they are merged, unless memory is
-                // filling (then the cut's builder needs it first).
-                if let Some(compactor) = &s.compactor {
-                    let backlog = maintenance::own_blocks(&s) > COMPACTION_BACKLOG_BLOCKS;
-                    compactor.set_urgent(backlog && !full);
+                // Blocks piling up while the merge starves (a saturated core has no idle
+                // time for compaction): the compaction thread shares the core until they are
+                // merged, unless memory is filling (then the cut's builder needs it first).
+                if let Some(compactor) = s.compactor.clone() {
+                    let blocks = maintenance::own_blocks(&s);
+                    let (busy, progress) = compactor.progress();
+                    drop(s);
+                    let urgent = state.borrow_mut().compaction_urgency.update(
+                        Instant::now(),
+                        blocks,
+                        busy,
+                        progress,
+                        full,
+                    );
+                    compactor.set_urgent(urgent);
                 }
             }
             let mut stop = None;
